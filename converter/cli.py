@@ -1,0 +1,15 @@
+"""Entry point of the ``cnp-convert`` command."""
+
+from __future__ import annotations
+
+# Importing the command modules registers their commands on the shared app.
+from converter import cli_checkpoint  # noqa: F401
+from converter.cli_app import app
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+# cnp-convert tasks. `just setup` once, then `just test`.
+venv := ".venv"
+py := venv / "bin/python"
+
+# Create the virtual environment and install the project with its dev tools.
+setup:
+    python3 -m venv {{venv}}
+    # torch first: on machines that carry a local CPU build, this takes it instead of a CUDA build.
+    {{py}} -m pip install -q "torch==2.13.0" || true
+    {{py}} -m pip install -q -e ".[dev]"
+
+# The whole pipeline on a fabricated ConvNeXtPose_L.tar and a synthetic Human3.6M set.
+demo *ARGS:
+    {{venv}}/bin/cnp-convert demo {{ARGS}}
+
+# The test suite (the README's test command runs this).
+test *ARGS:
+    {{py}} -m pytest -q {{ARGS}}
+
+lint:
+    {{venv}}/bin/ruff check converter tests golden
+    {{venv}}/bin/ruff format --check converter tests golden
+
+# Regenerate the golden reference files (review the diff before committing).
+golden:
+    {{py}} golden/make_golden.py
+
+# Speed and accuracy figures on this machine.
+bench *ARGS:
+    {{py}} benchmarks/bench.py {{ARGS}}
