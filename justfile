@@ -23,6 +23,7 @@ lint:
 
 # Regenerate the golden reference files (review the diff before committing).
 golden:
+    {{py}} golden/make_manifests.py
     {{py}} golden/make_golden.py
 
 # Speed and accuracy figures on this machine.

@@ -13,6 +13,10 @@ class ConverterError(Exception):
     exit_code = 2
 
 
+class UsageError(ConverterError):
+    """An option value that makes no sense (the CLI's own checks)."""
+
+
 class CheckpointError(ConverterError):
     """A checkpoint file or directory cannot be read, or is not a ConvNeXtPose checkpoint."""
 

@@ -13,6 +13,7 @@ activations stay in a realistic range and the heatmaps are peaked rather than fl
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import zipfile
@@ -60,6 +61,12 @@ def normalize_images(images_rgb255: np.ndarray, spec: VariantSpec) -> np.ndarray
 
 def seeded_state_dict(spec: VariantSpec, seed: int = 0) -> dict[str, torch.Tensor]:
     """A canonical float32 state dict (ConvNeXtPose names) with seeded, calibrated weights."""
+    # Calibration costs seconds for M/L and tests ask often; hand out copies of one build.
+    return {k: v.clone() for k, v in _seeded_state_dict(spec, seed).items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _seeded_state_dict(spec: VariantSpec, seed: int) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(seed)
     template = ConvNeXtPose(spec).state_dict()
     values: dict[str, np.ndarray] = {}
