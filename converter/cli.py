@@ -5,6 +5,8 @@ from __future__ import annotations
 # Importing the command modules registers their commands on the shared app.
 from converter import (
     cli_checkpoint,  # noqa: F401
+    cli_demo,  # noqa: F401
+    cli_eval,  # noqa: F401
     cli_export,  # noqa: F401
 )
 from converter.cli_app import app
