@@ -2,12 +2,9 @@
 venv := ".venv"
 py := venv / "bin/python"
 
-# Create the virtual environment and install the project with its dev tools.
+# Create .venv and install the project with its dev tools (same as .ci/setup).
 setup:
-    python3 -m venv {{venv}}
-    # torch first: on machines that carry a local CPU build, this takes it instead of a CUDA build.
-    {{py}} -m pip install -q "torch==2.13.0" || true
-    {{py}} -m pip install -q -e ".[dev]"
+    bash .ci/setup
 
 # The whole pipeline on a fabricated ConvNeXtPose_L.tar and a synthetic Human3.6M set.
 demo *ARGS:
