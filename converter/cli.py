@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Importing the command modules registers their commands on the shared app.
 from converter import (
+    cli_bench,  # noqa: F401
     cli_checkpoint,  # noqa: F401
     cli_demo,  # noqa: F401
     cli_eval,  # noqa: F401

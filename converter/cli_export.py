@@ -12,6 +12,13 @@ from converter.cli_app import app, emit_json, handle_errors, warn
 from converter.errors import UsageError
 from converter.export import DEFAULT_OPSET, EXPORTERS, export_onnx, parse_batch
 from converter.onnx_metadata import read_onnx_metadata
+from converter.precision import (
+    DEFAULT_CALIBRATION_COUNT,
+    PRECISION_ATOL,
+    PRECISIONS,
+    calibration_set,
+    check_precision,
+)
 from converter.variants import get_variant
 from converter.verify import (
     DEFAULT_SAMPLES,
@@ -22,7 +29,7 @@ from converter.verify import (
 )
 
 
-def _checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
+def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
     if checkpoint is not None:
         return load_checkpoint(checkpoint, variant)
     if variant is None:
@@ -69,15 +76,41 @@ def onnx_command(
         "dynamo", "--exporter", help=f"{' or '.join(EXPORTERS)} (the fallback)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help=f"{', '.join(PRECISIONS)}: fp16/int8 keep the soft-argmax and the I/O in fp32.",
+    ),
+    calibration: Path | None = typer.Option(
+        None,
+        "--calibration",
+        help="int8: calibrate on a Human3.6M root or an images directory (default: synthetic).",
+    ),
+    calibration_count: int | None = typer.Option(
+        None,
+        "--calibration-count",
+        help=f"int8: calibration images (default {DEFAULT_CALIBRATION_COUNT}).",
+    ),
+    ort_format: bool = typer.Option(
+        False, "--ort-format", help="Also write the onnxruntime .ort file next to the graph."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
     parsed_batch = parse_batch(batch)  # bad options fail before any loading
     if exporter not in EXPORTERS:
         raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
-    ckpt = _checkpoint_or_random(checkpoint, variant)
+    precision = check_precision(precision)
+    if precision != "int8" and (calibration is not None or calibration_count is not None):
+        raise UsageError("--calibration and --calibration-count are for --precision int8 only")
+    ckpt = checkpoint_or_random(checkpoint, variant)
     suffix = "_random" if ckpt.metadata.weights == "random" else ""
+    suffix += f"_{precision}" if precision != "fp32" else ""
     out = output if output is not None else Path(f"ConvNeXtPose_{ckpt.spec.name}{suffix}.onnx")
+    images = None
+    if precision == "int8":
+        count = calibration_count if calibration_count is not None else DEFAULT_CALIBRATION_COUNT
+        images = calibration_set(ckpt.spec, calibration, count)
     try:
         report = export_onnx(
             ckpt,
@@ -88,6 +121,9 @@ def onnx_command(
             simplify=not no_simplify,
             exporter=exporter,
             force=force,
+            precision=precision,
+            calibration=images,
+            ort_format=ort_format,
         )
     except ParityFailedError as exc:
         _print(exc.report, as_json)  # the evidence first, then the error and exit 1
@@ -97,7 +133,7 @@ def onnx_command(
     _print(report, as_json)
 
 
-def _parse_batches(text: str | None) -> tuple[int, ...] | None:
+def parse_batch_list(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
@@ -124,15 +160,24 @@ def verify_command(
     ),
     samples: int = typer.Option(DEFAULT_SAMPLES, "--samples", help="Seeded images per batch size."),
     atol: float | None = typer.Option(
-        None, "--atol", help="Tolerance on coords in heatmap units (default 2e-3)."
+        None,
+        "--atol",
+        help="Max abs error on coords in heatmap units (default by the graph's precision: "
+        + ", ".join(f"{p} {PRECISION_ATOL[p]['coords']:g}" for p in PRECISIONS)
+        + "; fp16/int8 doubled for the 64-bin M and L).",
+    ),
+    mean_atol: float | None = typer.Option(
+        None,
+        "--mean-atol",
+        help="Limit on the mean abs error of coords (default: int8 only, see the README).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Run PyTorch and onnxruntime on the same images; exit 1 when they disagree."""
-    batches = _parse_batches(batch)
+    batches = parse_batch_list(batch)
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
     check_variant_option(model, read_onnx_metadata(model), variant)
-    ckpt = _checkpoint_or_random(checkpoint, variant)
+    ckpt = checkpoint_or_random(checkpoint, variant)
     try:
         report = verify_onnx(
             model,
@@ -142,6 +187,7 @@ def verify_command(
             samples=samples,
             atol=atol,
             variant=variant,
+            mean_atol=mean_atol,
         )
     except ParityFailedError as exc:
         failed: VerifyReport = exc.report  # type: ignore[assignment]

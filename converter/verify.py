@@ -16,7 +16,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ from converter.fabricate import normalize_images, seeded_images
 from converter.model import ConvNeXtPose
 from converter.onnx_graph import format_shape, graph_facts, variant_disagreements
 from converter.onnx_metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
-from converter.parity import DEFAULT_ATOL, ParityReport, compare_outputs, coords_mm_per_unit
+from converter.parity import ParityReport, compare_outputs, coords_mm_per_unit
+from converter.precision import PRECISIONS, precision_tolerances
 from converter.runtime import OnnxSession, open_onnx_session, resolve_torch_device
 from converter.variants import VariantSpec, get_variant
 
@@ -68,6 +69,8 @@ class VerifyReport:
     results: tuple[ParityReport, ...]
     warnings: tuple[str, ...]
     seconds: float
+    precision: str = "fp32"  # the graph's, from its metadata; it picks the default tolerances
+    mean_atol: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -87,7 +90,9 @@ class VerifyReport:
             "device_note": self.device_note,
             "samples": self.samples,
             "batches": list(self.batches),
+            "precision": self.precision,
             "atol": self.atol,
+            "mean_atol": self.mean_atol,
             "results": [r.to_dict() for r in self.results],
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 3),
@@ -99,7 +104,8 @@ class VerifyReport:
             f"verify {self.onnx_path} against {self.checkpoint}: ConvNeXtPose-{self.variant}, "
             f"weights {self.weights}, sha256 {self.weights_sha256[:12]}",
             f"  onnxruntime on {self.onnx_device} ({', '.join(self.providers)}), "
-            f"PyTorch on {self.torch_device}; {self.samples} seeded images per batch size",
+            f"PyTorch on {self.torch_device}; {self.samples} seeded images per batch size; "
+            f"graph precision {self.precision}",
         ]
         if self.device_note:
             out.append(f"  note: {self.device_note}")
@@ -142,11 +148,13 @@ def run_parity(
     torch_device: torch.device,
     spec: VariantSpec,
     output_map: Mapping[str, str] | None = None,
+    mean_atol: Mapping[str, float] | None = None,
 ) -> tuple[ParityReport, ...]:
     """Both backends over all images at each batch size; one ParityReport per batch size.
 
     Images are taken cyclically so every run is a full batch (fixed-batch graphs need that).
     output_map: our output name -> the graph's (defaults to the same names).
+    mean_atol: outputs also judged on their mean abs error (int8: see converter.precision).
     """
     output_map = dict(output_map or {name: name for name in atol})
     heatmaps = "heatmaps" in output_map
@@ -171,6 +179,7 @@ def run_parity(
                 {name: atol[name] for name in output_map},
                 coords_mm=coords_mm_per_unit(spec),
                 batch=batch,
+                mean_atol=mean_atol,
             )
         )
     return tuple(reports)
@@ -264,6 +273,21 @@ def _checkpoint_label(ckpt: CanonicalCheckpoint) -> str:
     return given if Path(given).name == source else f"{given} (from {source})"
 
 
+def _tolerances(
+    given: float | Mapping[str, float] | None,
+    defaults: Mapping[str, float],
+    outputs: Mapping[str, str],
+) -> dict[str, float]:
+    """Per-output limits: a float overrides coords, a mapping any output, else the defaults."""
+    if isinstance(given, Mapping):
+        merged = {**defaults, **{k: float(v) for k, v in given.items()}}
+    else:
+        merged = dict(defaults)
+        if given is not None:
+            merged["coords"] = float(given)
+    return {name: merged[name] for name in outputs if name in merged}
+
+
 def verify_onnx(
     onnx_path: str | Path,
     ckpt: CanonicalCheckpoint,
@@ -273,11 +297,15 @@ def verify_onnx(
     samples: int = DEFAULT_SAMPLES,
     atol: float | Mapping[str, float] | None = None,
     variant: str | None = None,
+    mean_atol: float | Mapping[str, float] | None = None,
 ) -> VerifyReport:
     """Check metadata, then compare onnxruntime with PyTorch; raises on any failure.
 
     batches: None means (1, 4) for a dynamic-batch graph, its own size for a fixed one.
     atol: a float sets the coords tolerance (heatmap units); a mapping sets any output's.
+    Defaults depend on the graph's precision (metadata; fp32 without it) and variant:
+    converter.precision.precision_tolerances.
+    mean_atol: the same for the mean abs error, judged where set (int8 by default).
     variant: required when the graph has no cnp-convert metadata.
     """
     started = time.perf_counter()
@@ -338,12 +366,12 @@ def verify_onnx(
     fixed = facts.input_shape[0] if isinstance(facts.input_shape[0], int) else None
     batch_sizes = _parse_batches(batches, fixed)
 
-    if isinstance(atol, Mapping):
-        tolerances = {name: float(atol.get(name, DEFAULT_ATOL[name])) for name in output_map}
-    else:
-        tolerances = {name: DEFAULT_ATOL[name] for name in output_map}
-        if atol is not None:
-            tolerances["coords"] = float(atol)
+    precision = meta.precision if meta is not None else "fp32"
+    if precision not in PRECISIONS:
+        raise OnnxModelError(f"{path}: metadata names an unknown precision {precision!r}")
+    default_atol, default_mean_atol = precision_tolerances(precision, spec)
+    tolerances = _tolerances(atol, default_atol, output_map)
+    mean_tolerances = _tolerances(mean_atol, default_mean_atol, output_map)
 
     session, torch_device, note = _choose_devices(path, device)
     model = build_loaded_model(ckpt)
@@ -357,6 +385,7 @@ def verify_onnx(
         torch_device=torch_device,
         spec=spec,
         output_map=output_map,
+        mean_atol=mean_tolerances,
     )
     report = VerifyReport(
         onnx_path=str(path),
@@ -375,6 +404,8 @@ def verify_onnx(
         results=results,
         warnings=tuple(warnings),
         seconds=time.perf_counter() - started,
+        precision=precision,
+        mean_atol=mean_tolerances,
     )
     if not report.passed:
         failed = next(e for r in results for e in r.outputs if not e.passed)
