@@ -15,8 +15,17 @@ from converter.errors import (
     VariantMismatchError,
 )
 from converter.evaluate import format_report
+from converter.precision import EVAL_MAX_DELTA_MM
 
 BACKENDS = ("torch", "onnx")
+
+
+def _onnx_precision(onnx_path: Path | None) -> str:
+    """The graph's precision from its metadata; fp32 when it has none or there is no graph."""
+    from converter.onnx_metadata import read_onnx_metadata
+
+    metadata = read_onnx_metadata(onnx_path) if onnx_path is not None else None
+    return metadata.precision if metadata is not None else "fp32"
 
 
 def _parse_backends(text: str) -> tuple[str, ...]:
@@ -81,8 +90,11 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime intra-op threads."),
     no_flip: bool = typer.Option(False, "--no-flip", help="Turn the flip test off."),
-    max_delta_mm: float = typer.Option(
-        0.1, "--max-delta-mm", help="Largest metric difference between backends that passes."
+    max_delta_mm: float | None = typer.Option(
+        None,
+        "--max-delta-mm",
+        help="Largest metric difference between backends that passes "
+        "(default by the ONNX graph's precision: fp32 0.1, fp16 0.5, int8 10 mm).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
     predictions: Path | None = typer.Option(
@@ -107,6 +119,9 @@ def eval_command(
         raise UsageError("the onnx backend needs --onnx")
     ckpt = load_checkpoint(checkpoint, variant) if checkpoint is not None else None
     spec = _resolve_spec(ckpt, onnx if "onnx" in names else None, variant)
+    precision = _onnx_precision(onnx if "onnx" in names else None)
+    if max_delta_mm is None:
+        max_delta_mm = EVAL_MAX_DELTA_MM[precision]
     dataset = load_dataset(
         data, protocol, images=images, bbox_root=bbox_root, input_hw=spec.input_hw, limit=limit
     )
@@ -140,6 +155,7 @@ def eval_command(
         emit_json(
             {
                 **report.to_dict(),
+                "onnx_precision": precision,
                 "max_delta_mm": max_delta_mm,
                 "agree": agree,
                 "predictions": [str(p) for p in written],
@@ -148,6 +164,14 @@ def eval_command(
         )
     else:
         typer.echo(format_report(report, max_delta_mm))
+        if precision != "fp32" and report.comparison is not None and "torch" in names:
+            change = (
+                report.backend("onnx").summary.total_mm - report.backend("torch").summary.total_mm
+            )
+            typer.echo(
+                f"the {precision} graph's {report.metric} change against fp32 PyTorch: "
+                f"{change:+.4f} mm"
+            )
         for path in written:
             typer.echo(f"predictions: {path}")
         if pictures:

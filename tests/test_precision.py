@@ -298,3 +298,27 @@ def test_cli_verify_reports_the_precision(fp16_export) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["precision"] == "fp16" and report["atol"]["coords"] == 0.5
+
+
+def test_eval_reports_the_int8_change_with_its_default_limit(
+    int8_export, ckpt, tmp_path: Path
+) -> None:
+    from converter.canonical_writer import write_canonical
+    from converter.synthetic import make_synthetic_h36m
+
+    make_synthetic_h36m(tmp_path / "h36m")
+    weights = tmp_path / "xs.safetensors"
+    write_canonical(ckpt, weights)
+    args = ["eval", "--data", tmp_path / "h36m", "--checkpoint", weights]
+    result = invoke(*args, "--onnx", int8_export[0], "--limit", "8", "--no-progress", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["onnx_precision"] == "int8"
+    assert report["max_delta_mm"] == 10.0
+    text = invoke(*args, "--onnx", int8_export[0], "--limit", "8", "--no-progress")
+    assert "the int8 graph's MPJPE change against fp32 PyTorch: " in text.stdout
+    strict = invoke(
+        *args, "--onnx", int8_export[0], "--limit", "8", "--no-progress", "--max-delta-mm", "1e-6"
+    )
+    assert strict.exit_code == 1
+    assert "differ by" in strict.stderr
