@@ -22,7 +22,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from converter.canonical import CanonicalCheckpoint, build_loaded_model
 from converter.errors import UsageError, VariantMismatchError
 from converter.fabricate import normalize_images, seeded_images
 from converter.onnx_metadata import read_onnx_metadata
-from converter.runtime import OnnxSession, open_onnx_session, resolve_torch_device
+from converter.runtime import OnnxSession, open_onnx_session, resolve_torch_device, strict_fp32
 
 BENCH_DEVICES = ("cpu", "cuda")
 DEFAULT_BATCHES = (1, 8)
@@ -155,21 +155,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-@contextlib.contextmanager
-def _strict_fp32(device: torch.device) -> Iterator[None]:
-    if device.type != "cuda":
-        yield
-        return
-    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        yield
-
-
 def _torch_runner(model: torch.nn.Module, image: np.ndarray, device: torch.device) -> Callable:
     tensor = torch.from_numpy(image).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def run() -> None:
-        with torch.inference_mode(), _strict_fp32(device):
+        with torch.inference_mode(), strict_fp32(device):
             model(tensor)
         sync()
 

@@ -60,10 +60,10 @@ class TorchBackend:
         self.providers = (f"torch {torch.__version__} ({device})",)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        from converter.runtime import strict_fp32
+
         torch = self._torch
-        # Strict fp32 convolutions on CUDA (cuDNN allows TF32 by default), as onnxruntime is
-        # asked for; scoped, so nothing process-wide changes.
-        with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        with torch.inference_mode(), strict_fp32(self._device):
             coords = self._model(torch.from_numpy(images).to(self._device))
         return coords.float().cpu().numpy()
 

@@ -8,8 +8,9 @@ error, ``auto`` falls back to CPU and says why. TensorRT is never requested unle
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,14 @@ def save_ort_format(onnx_path: str | Path, ort_path: str | Path) -> None:
         raise OnnxModelError(
             f"{ort_path}: cannot write the onnxruntime format ({message})"
         ) from None
+
+
+@contextlib.contextmanager
+def strict_fp32(device: torch.device) -> Iterator[None]:
+    """PyTorch in strict fp32 on CUDA: TF32 convolutions (cuDNN's default) would otherwise be
+    measured as export error, since onnxruntime's CUDA provider runs with use_tf32=0."""
+    if device.type != "cuda":
+        yield
+        return
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        yield

@@ -12,10 +12,9 @@ so a CLI can print the evidence before it fails.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from converter.onnx_graph import format_shape, graph_facts, variant_disagreement
 from converter.onnx_metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
 from converter.parity import ParityReport, compare_outputs, coords_mm_per_unit
 from converter.precision import PRECISIONS, precision_tolerances
-from converter.runtime import OnnxSession, open_onnx_session, resolve_torch_device
+from converter.runtime import OnnxSession, open_onnx_session, resolve_torch_device, strict_fp32
 from converter.variants import VariantSpec, get_variant
 
 VERIFY_SEED = 20231004  # the release date of the checkpoints; any fixed seed would do
@@ -116,20 +115,10 @@ class VerifyReport:
         return out
 
 
-@contextlib.contextmanager
-def _strict_fp32(device: torch.device) -> Iterator[None]:
-    """TF32 convolutions (cuDNN's default) would be measured as export error; turn them off."""
-    if device.type != "cuda":
-        yield
-        return
-    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        yield
-
-
 def _torch_outputs(
     model: ConvNeXtPose, images: np.ndarray, device: torch.device, heatmaps: bool
 ) -> dict[str, np.ndarray]:
-    with torch.inference_mode(), _strict_fp32(device):
+    with torch.inference_mode(), strict_fp32(device):
         x = torch.from_numpy(images).to(device)
         coords, maps = model.forward_heatmaps(x)
         out = {"coords": coords.float().cpu().numpy()}
