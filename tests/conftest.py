@@ -1,4 +1,5 @@
-"""Shared, session-scoped fixtures: fabricated release files are built once per test run."""
+"""Shared, session-scoped fixtures: fabricated releases, checkpoints and ONNX exports are built
+once per test run. Tests treat what they get as read-only (copy a file before editing it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from converter.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
+from converter.export import ExportReport, export_onnx
 from converter.fabricate import fabricate_release
+from converter.variants import get_variant
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +26,49 @@ def release_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
         return cache[variant]
 
     return get
+
+
+class ExportCache:
+    """Checkpoints and exports several test modules need; an export costs seconds on 2 cores."""
+
+    def __init__(
+        self, tmp_path_factory: pytest.TempPathFactory, release_file: Callable[[str], Path]
+    ) -> None:
+        self._tmp = tmp_path_factory
+        self._release_file = release_file
+        self._checkpoints: dict[tuple[str, str, int], CanonicalCheckpoint] = {}
+        self._exports: dict[tuple, tuple[Path, ExportReport]] = {}
+
+    def release_checkpoint(self, variant: str) -> CanonicalCheckpoint:
+        """The canonicalized fabricated release (its weights are seeded_state_dict(spec, 0))."""
+        key = ("release", variant, 0)
+        if key not in self._checkpoints:
+            self._checkpoints[key] = load_checkpoint(self._release_file(variant))
+        return self._checkpoints[key]
+
+    def seeded_checkpoint(self, variant: str, seed: int) -> CanonicalCheckpoint:
+        key = ("random", variant, seed)
+        if key not in self._checkpoints:
+            self._checkpoints[key] = random_checkpoint(get_variant(variant), seed)
+        return self._checkpoints[key]
+
+    def exported(self, ckpt: CanonicalCheckpoint, **options: object) -> tuple[Path, ExportReport]:
+        """export_onnx(ckpt, <fresh dir>/model.onnx, **options), once per (weights, options)."""
+        meta = ckpt.metadata  # seeded XS weights equal the fabricated release's: key on provenance
+        key = (
+            meta.weights_sha256,
+            meta.weights,
+            meta.source_sha256,
+            tuple(sorted(options.items())),
+        )
+        if key not in self._exports:
+            out = self._tmp.mktemp(f"onnx_{ckpt.spec.name}") / f"{ckpt.spec.name}.onnx"
+            self._exports[key] = (out, export_onnx(ckpt, out, **options))  # type: ignore[arg-type]
+        return self._exports[key]
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(
+    tmp_path_factory: pytest.TempPathFactory, release_file: Callable[[str], Path]
+) -> ExportCache:
+    return ExportCache(tmp_path_factory, release_file)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from export_cache import exported, seeded_checkpoint
 from typer.testing import CliRunner
 
 from converter.bench import benchmark, interleaved
@@ -23,8 +22,8 @@ def invoke(*args: object):
 
 
 @pytest.fixture(scope="module")
-def xs_onnx(tmp_path_factory) -> Path:
-    return exported(tmp_path_factory, seeded_checkpoint("XS", 0))[0]
+def xs_onnx(onnx_cache) -> Path:
+    return onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0))[0]
 
 
 def _check_report(report: dict, batches: list[int]) -> None:
@@ -88,12 +87,12 @@ def test_bench_cuda_without_cuda_exit_2(xs_onnx: Path) -> None:
     assert result.exit_code == 2 and "--device cuda" in result.stderr
 
 
-def test_benchmark_checks_variant_and_fixed_batch(tmp_path_factory, xs_onnx: Path) -> None:
+def test_benchmark_checks_variant_and_fixed_batch(onnx_cache, xs_onnx: Path) -> None:
     with pytest.raises(VariantMismatchError, match="ConvNeXtPose-XS"):
-        benchmark(xs_onnx, seeded_checkpoint("S", 0), runs=1)
-    fixed, _ = exported(tmp_path_factory, seeded_checkpoint("XS", 0), batch=1)
+        benchmark(xs_onnx, onnx_cache.seeded_checkpoint("S", 0), runs=1)
+    fixed, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0), batch=1)
     with pytest.raises(UsageError, match="fixed batch of 1"):
-        benchmark(fixed, seeded_checkpoint("XS", 0), batches=(1, 8), runs=1)
+        benchmark(fixed, onnx_cache.seeded_checkpoint("XS", 0), batches=(1, 8), runs=1)
 
 
 def test_interleaved_alternates_and_settles() -> None:
@@ -117,13 +116,13 @@ def test_bench_cuda_uses_io_binding(xs_onnx: Path) -> None:
 
 
 @pytest.mark.cuda
-def test_fp16_export_verifies_on_cuda(tmp_path_factory) -> None:
+def test_fp16_export_verifies_on_cuda(onnx_cache) -> None:
     from converter.verify import verify_onnx
 
     if not torch.cuda.is_available():
         pytest.skip("needs torch CUDA")
-    ckpt = seeded_checkpoint("XS", 0)
-    path, _ = exported(tmp_path_factory, ckpt, precision="fp16", ort_format=True)
+    ckpt = onnx_cache.seeded_checkpoint("XS", 0)
+    path, _ = onnx_cache.exported(ckpt, precision="fp16", ort_format=True)
     if open_onnx_session(path, "auto").device != "cuda":
         pytest.skip("needs torch CUDA and a working onnxruntime CUDAExecutionProvider")
     report = verify_onnx(path, ckpt, device="cuda")

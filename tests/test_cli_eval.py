@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from export_cache import exported, release_checkpoint
 from typer.testing import CliRunner
 
 from converter.cli import app
@@ -30,8 +29,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(release_file, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    onnx_path, _ = exported(tmp_path_factory, release_checkpoint(release_file, "XS"))
+def models(onnx_cache, release_file) -> tuple[Path, Path]:
+    onnx_path, _ = onnx_cache.exported(onnx_cache.release_checkpoint("XS"))
     return release_file("XS"), onnx_path
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-from export_cache import exported, seeded_checkpoint
 from typer.testing import CliRunner
 
 from converter.cli import app
@@ -126,8 +125,8 @@ def test_onnx_usage_errors(tmp_path: Path, args: tuple, message: str) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_verify_other_weights_exit_2(tmp_path_factory, release_file) -> None:
-    other, _ = exported(tmp_path_factory, seeded_checkpoint("XS", 1), exporter="torchscript")
+def test_verify_other_weights_exit_2(onnx_cache, release_file) -> None:
+    other, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 1), exporter="torchscript")
     result = invoke("verify", other, "--checkpoint", release_file("XS"))
     assert result.exit_code == 2
     assert "exported from other weights" in result.stderr

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from export_cache import exported, release_checkpoint
 
 from converter.canonical import build_loaded_model
 from converter.evaluate import (
@@ -44,14 +42,14 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def xs_torch(release_file: Callable[[str], Path]) -> TorchBackend:
-    ckpt = release_checkpoint(release_file, "XS")
+def xs_torch(onnx_cache) -> TorchBackend:
+    ckpt = onnx_cache.release_checkpoint("XS")
     return TorchBackend(build_loaded_model(ckpt), torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
-def xs_onnx(release_file, tmp_path_factory: pytest.TempPathFactory) -> OnnxBackend:
-    path, _ = exported(tmp_path_factory, release_checkpoint(release_file, "XS"))
+def xs_onnx(onnx_cache) -> OnnxBackend:
+    path, _ = onnx_cache.exported(onnx_cache.release_checkpoint("XS"))
     return onnx_backend(path, device="cpu")
 
 
@@ -133,9 +131,9 @@ def test_batching_and_workers_do_not_change_results(layouts, xs_torch) -> None:
     np.testing.assert_allclose(a["torch"], b["torch"], atol=1e-4)
 
 
-def test_fixed_batch_onnx_model_is_fed_in_chunks(release_file, tmp_path_factory, layouts) -> None:
-    ckpt = release_checkpoint(release_file, "XS")
-    path, _ = exported(tmp_path_factory, ckpt, batch=2, simplify=False)
+def test_fixed_batch_onnx_model_is_fed_in_chunks(onnx_cache, layouts) -> None:
+    ckpt = onnx_cache.release_checkpoint("XS")
+    path, _ = onnx_cache.exported(ckpt, batch=2, simplify=False)
     fixed = OnnxBackend(open_onnx_session(path, device="cpu"))
     images = _patches(layouts["reference"], 5)
     expected = TorchBackend(build_loaded_model(ckpt), torch.device("cpu"))(images)

@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_cache import exported, release_checkpoint
 
 from converter import export as export_module
 from converter.canonical import build_loaded_model
@@ -21,14 +20,14 @@ from converter.runtime import open_onnx_session
 
 
 @pytest.fixture(scope="module")
-def xs(tmp_path_factory, release_file) -> tuple[Path, ExportReport]:
-    return exported(tmp_path_factory, release_checkpoint(release_file, "XS"))
+def xs(onnx_cache) -> tuple[Path, ExportReport]:
+    return onnx_cache.exported(onnx_cache.release_checkpoint("XS"))
 
 
 @pytest.fixture(scope="module")
-def xs_torchscript(tmp_path_factory, release_file) -> tuple[Path, ExportReport]:
-    ckpt = release_checkpoint(release_file, "XS")
-    return exported(tmp_path_factory, ckpt, exporter="torchscript", heatmaps=True, batch=2)
+def xs_torchscript(onnx_cache) -> tuple[Path, ExportReport]:
+    ckpt = onnx_cache.release_checkpoint("XS")
+    return onnx_cache.exported(ckpt, exporter="torchscript", heatmaps=True, batch=2)
 
 
 def _inferred(path: Path) -> onnx.ModelProto:
@@ -86,9 +85,9 @@ def test_xs_graph_contract(xs) -> None:
     assert report.simplified and report.simplify_error is None
 
 
-def test_xs_metadata_round_trip(xs, release_file) -> None:
+def test_xs_metadata_round_trip(onnx_cache, xs) -> None:
     path, report = xs
-    ckpt = release_checkpoint(release_file, "XS")
+    ckpt = onnx_cache.release_checkpoint("XS")
     meta = read_onnx_metadata(path)
     assert isinstance(meta, OnnxMetadata)
     assert meta == report.metadata
@@ -131,9 +130,9 @@ def test_xs_parity_in_report(xs) -> None:
     assert report.lines()[0].startswith(f"wrote {report.path}")
 
 
-def test_dynamic_batch_runs_at_other_sizes(xs, release_file) -> None:
+def test_dynamic_batch_runs_at_other_sizes(onnx_cache, xs) -> None:
     path, _ = xs
-    spec = release_checkpoint(release_file, "XS").spec
+    spec = onnx_cache.release_checkpoint("XS").spec
     session = open_onnx_session(path, "cpu")
     for batch in (3, 5):
         out = session.run(normalize_images(seeded_images(batch, 3), spec))
@@ -154,13 +153,13 @@ def test_torchscript_fixed_batch_with_heatmaps(xs_torchscript) -> None:
 
 
 @pytest.mark.slow
-def test_l_graph_fits_and_matches(tmp_path_factory, release_file) -> None:
-    path, report = exported(tmp_path_factory, release_checkpoint(release_file, "L"))
+def test_l_graph_fits_and_matches(onnx_cache) -> None:
+    path, report = onnx_cache.exported(onnx_cache.release_checkpoint("L"))
     _assert_fits(path, "L", upsampling=3, depth_dim=64, hw=64)
     assert report.passed
     assert read_onnx_metadata(path).heatmap_hw == (64, 64)
     # Independent of the report: ORT against the strictly loaded PyTorch model.
-    ckpt = release_checkpoint(release_file, "L")
+    ckpt = onnx_cache.release_checkpoint("L")
     x = normalize_images(seeded_images(2, 99), ckpt.spec)
     with torch.inference_mode():
         ref = build_loaded_model(ckpt)(torch.from_numpy(x)).numpy()
@@ -168,8 +167,8 @@ def test_l_graph_fits_and_matches(tmp_path_factory, release_file) -> None:
     assert np.abs(got - ref).max() < 2e-3
 
 
-def test_parity_failure_leaves_no_file(tmp_path: Path, release_file) -> None:
-    ckpt = release_checkpoint(release_file, "XS")
+def test_parity_failure_leaves_no_file(onnx_cache, tmp_path: Path) -> None:
+    ckpt = onnx_cache.release_checkpoint("XS")
     out = tmp_path / "strict.onnx"
     with pytest.raises(CheckFailedError, match="parity check failed") as info:
         export_onnx(ckpt, out, exporter="torchscript", atol={"coords": 1e-12})
@@ -179,7 +178,7 @@ def test_parity_failure_leaves_no_file(tmp_path: Path, release_file) -> None:
     assert list(tmp_path.iterdir()) == []  # no output, no temp file
 
 
-def test_failed_simplification_keeps_the_graph(tmp_path: Path, release_file, monkeypatch) -> None:
+def test_failed_simplification_keeps_the_graph(onnx_cache, tmp_path: Path, monkeypatch) -> None:
     import onnxsim
 
     def broken(model):
@@ -187,17 +186,17 @@ def test_failed_simplification_keeps_the_graph(tmp_path: Path, release_file, mon
 
     monkeypatch.setattr(onnxsim, "simplify", broken)
     out = tmp_path / "unsimplified.onnx"
-    report = export_onnx(release_checkpoint(release_file, "XS"), out, exporter="torchscript")
+    report = export_onnx(onnx_cache.release_checkpoint("XS"), out, exporter="torchscript")
     assert out.exists() and report.passed
     assert not report.simplified
     assert report.simplify_error == "onnxsim failed (RuntimeError: simulated onnxsim crash)"
     assert read_onnx_metadata(out).simplified is False
 
 
-def test_existing_output_needs_force(tmp_path: Path, release_file) -> None:
+def test_existing_output_needs_force(onnx_cache, tmp_path: Path) -> None:
     out = tmp_path / "exists.onnx"
     out.write_bytes(b"keep me")
-    ckpt = release_checkpoint(release_file, "XS")
+    ckpt = onnx_cache.release_checkpoint("XS")
     with pytest.raises(OutputExistsError, match="--force"):
         export_onnx(ckpt, out, exporter="torchscript")
     assert out.read_bytes() == b"keep me"
@@ -206,8 +205,8 @@ def test_existing_output_needs_force(tmp_path: Path, release_file) -> None:
     assert read_onnx_metadata(out).exporter == "torchscript"
 
 
-def test_never_overwrites_the_checkpoint(release_file) -> None:
-    ckpt = release_checkpoint(release_file, "XS")
+def test_never_overwrites_the_checkpoint(onnx_cache, release_file) -> None:
+    ckpt = onnx_cache.release_checkpoint("XS")
     source = release_file("XS")
     before = source.stat().st_size
     with pytest.raises(OutputExistsError, match="input"):
@@ -224,18 +223,18 @@ def test_never_overwrites_the_checkpoint(release_file) -> None:
         ({"opset": 9}, "opset"),
     ],
 )
-def test_bad_options(tmp_path: Path, release_file, options: dict, message: str) -> None:
+def test_bad_options(onnx_cache, tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        export_onnx(release_checkpoint(release_file, "XS"), tmp_path / "x.onnx", **options)
+        export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx", **options)
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_exporter_failure_is_one_line(tmp_path: Path, release_file, monkeypatch) -> None:
+def test_exporter_failure_is_one_line(onnx_cache, tmp_path: Path, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise RuntimeError("unsupported operator\ntraceback noise")
 
     monkeypatch.setattr(export_module, "_export_proto", boom)
     with pytest.raises(Exception, match="exporter failed") as info:
-        export_onnx(release_checkpoint(release_file, "XS"), tmp_path / "x.onnx")
+        export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "x.onnx").exists()

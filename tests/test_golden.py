@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_cache import exported, release_checkpoint, seeded_checkpoint
 
 from converter.canonical import build_loaded_model
 from converter.fabricate import normalize_images
@@ -30,11 +29,11 @@ def load_golden(name: str, directory: Path = GOLDEN) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def _checkpoint(release_file, variant: str):
+def _checkpoint(onnx_cache, variant: str):
     # XS and L releases are fabricated by other tests anyway; S and M come straight from seeds.
     if variant in ("XS", "L"):
-        return release_checkpoint(release_file, variant)
-    return seeded_checkpoint(variant, 0)
+        return onnx_cache.release_checkpoint(variant)
+    return onnx_cache.seeded_checkpoint(variant, 0)
 
 
 def _golden_input(variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -57,9 +56,9 @@ def test_golden_input_is_plain_uint8() -> None:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_pytorch_matches_golden(release_file, variant: str) -> None:
+def test_pytorch_matches_golden(onnx_cache, variant: str) -> None:
     x, expected = _golden_input(variant)
-    model = build_loaded_model(_checkpoint(release_file, variant))
+    model = build_loaded_model(_checkpoint(onnx_cache, variant))
     with torch.inference_mode():
         coords = model(torch.from_numpy(x)).numpy()
     assert coords.shape == expected["coords"].shape == (1, 18, 3)
@@ -68,9 +67,9 @@ def test_pytorch_matches_golden(release_file, variant: str) -> None:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_onnxruntime_matches_golden(tmp_path_factory, release_file, variant: str) -> None:
+def test_onnxruntime_matches_golden(onnx_cache, variant: str) -> None:
     x, expected = _golden_input(variant)
-    path, _ = exported(tmp_path_factory, _checkpoint(release_file, variant))
+    path, _ = onnx_cache.exported(_checkpoint(onnx_cache, variant))
     coords = open_onnx_session(path, "cpu").run(x)["coords"]
     worst = float(np.abs(coords - expected["coords"]).max())
     assert worst <= float(expected["atol_onnx"]), f"{variant}: {worst:.3g}"

@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_cache import exported, seeded_checkpoint
 from typer.testing import CliRunner
 
 from converter.canonical import build_loaded_model
@@ -42,23 +41,23 @@ def invoke(*args: object):
 
 
 @pytest.fixture(scope="module")
-def ckpt():
-    return seeded_checkpoint("XS", 0)
+def ckpt(onnx_cache):
+    return onnx_cache.seeded_checkpoint("XS", 0)
 
 
 @pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory, ckpt) -> Path:
-    return exported(tmp_path_factory, ckpt)[0]
+def fp32_onnx(onnx_cache, ckpt) -> Path:
+    return onnx_cache.exported(ckpt)[0]
 
 
 @pytest.fixture(scope="module")
-def fp16_export(tmp_path_factory, ckpt):
-    return exported(tmp_path_factory, ckpt, precision="fp16", ort_format=True)
+def fp16_export(onnx_cache, ckpt):
+    return onnx_cache.exported(ckpt, precision="fp16", ort_format=True)
 
 
 @pytest.fixture(scope="module")
-def int8_export(tmp_path_factory, ckpt):
-    return exported(tmp_path_factory, ckpt, precision="int8")
+def int8_export(onnx_cache, ckpt):
+    return onnx_cache.exported(ckpt, precision="int8")
 
 
 # ---------------------------------------------------------------------------------------------

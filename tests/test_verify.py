@@ -8,7 +8,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-from export_cache import exported, release_checkpoint, seeded_checkpoint
 
 from converter.errors import CheckFailedError, OnnxModelError, UsageError, VariantMismatchError
 from converter.onnx_metadata import read_onnx_metadata
@@ -18,19 +17,19 @@ FAST = {"samples": 4}  # 4 images: batch 1 runs 4 times, batch 4 once
 
 
 @pytest.fixture(scope="module")
-def xs_ckpt(release_file):
-    return release_checkpoint(release_file, "XS")
+def xs_ckpt(onnx_cache):
+    return onnx_cache.release_checkpoint("XS")
 
 
 @pytest.fixture(scope="module")
-def xs_onnx(tmp_path_factory, xs_ckpt) -> Path:
-    return exported(tmp_path_factory, xs_ckpt)[0]
+def xs_onnx(onnx_cache, xs_ckpt) -> Path:
+    return onnx_cache.exported(xs_ckpt)[0]
 
 
 @pytest.fixture(scope="module")
-def other_weights_onnx(tmp_path_factory) -> Path:
+def other_weights_onnx(onnx_cache) -> Path:
     """XS with another seed: same architecture, other weights."""
-    return exported(tmp_path_factory, seeded_checkpoint("XS", 1), exporter="torchscript")[0]
+    return onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 1), exporter="torchscript")[0]
 
 
 def _strip_metadata(src: Path, dst: Path) -> Path:
@@ -89,16 +88,16 @@ def test_other_weights_without_metadata_fail_the_numbers(
     assert report.warnings  # no metadata: said so
 
 
-def test_same_weights_from_another_source_pass_with_notes(tmp_path_factory, xs_ckpt) -> None:
+def test_same_weights_from_another_source_pass_with_notes(onnx_cache, xs_ckpt) -> None:
     # Seed-0 random weights are the fabricated release's weights: same digest, other provenance.
-    path, _ = exported(tmp_path_factory, seeded_checkpoint("XS", 0), exporter="torchscript")
+    path, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0), exporter="torchscript")
     report = verify_onnx(path, xs_ckpt, device="cpu", batches=[1], samples=1)
     assert report.passed
     assert any("records weights=random, the checkpoint trained" in w for w in report.warnings)
 
 
-def test_another_variant_fails(xs_onnx: Path) -> None:
-    s_ckpt = seeded_checkpoint("S", 0)
+def test_another_variant_fails(onnx_cache, xs_onnx: Path) -> None:
+    s_ckpt = onnx_cache.seeded_checkpoint("S", 0)
     with pytest.raises(VariantMismatchError, match="variant is XS but the checkpoint"):
         verify_onnx(xs_onnx, s_ckpt, device="cpu", **FAST)
 
@@ -113,10 +112,12 @@ def test_without_metadata_needs_variant(xs_onnx: Path, xs_ckpt, tmp_path: Path) 
     assert "no cnp-convert metadata" in report.warnings[0]
 
 
-def test_without_metadata_the_graph_still_tells_the_variant(xs_onnx: Path, tmp_path: Path) -> None:
+def test_without_metadata_the_graph_still_tells_the_variant(
+    onnx_cache, xs_onnx: Path, tmp_path: Path
+) -> None:
     bare = _strip_metadata(xs_onnx, tmp_path / "bare.onnx")
     with pytest.raises(VariantMismatchError, match="stem conv has 40 channels, S has 48"):
-        verify_onnx(bare, seeded_checkpoint("S", 0), device="cpu", variant="S", **FAST)
+        verify_onnx(bare, onnx_cache.seeded_checkpoint("S", 0), device="cpu", variant="S", **FAST)
 
 
 def test_variant_option_must_match_checkpoint(xs_onnx: Path, xs_ckpt) -> None:
@@ -157,8 +158,8 @@ def test_tight_tolerance_fails_with_the_report(xs_onnx: Path, xs_ckpt) -> None:
     assert report.lines()[-1].startswith("FAIL")
 
 
-def test_fixed_batch_graph(tmp_path_factory, xs_ckpt) -> None:
-    path, _ = exported(tmp_path_factory, xs_ckpt, exporter="torchscript", heatmaps=True, batch=2)
+def test_fixed_batch_graph(onnx_cache, xs_ckpt) -> None:
+    path, _ = onnx_cache.exported(xs_ckpt, exporter="torchscript", heatmaps=True, batch=2)
     report = verify_onnx(path, xs_ckpt, device="cpu", samples=3)
     assert report.batches == (2,)  # its own size, not the (1, 4) default
     assert report.results[0].samples == 4  # 3 images cycled into two full batches
