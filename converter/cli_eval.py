@@ -20,14 +20,6 @@ from converter.precision import EVAL_MAX_DELTA_MM
 BACKENDS = ("torch", "onnx")
 
 
-def _onnx_precision(onnx_path: Path | None) -> str:
-    """The graph's precision from its metadata; fp32 when it has none or there is no graph."""
-    from converter.onnx_metadata import read_onnx_metadata
-
-    metadata = read_onnx_metadata(onnx_path) if onnx_path is not None else None
-    return metadata.precision if metadata is not None else "fp32"
-
-
 def _parse_backends(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
     unknown = [n for n in names if n not in BACKENDS]
@@ -36,25 +28,21 @@ def _parse_backends(text: str) -> tuple[str, ...]:
     return names
 
 
-def _resolve_spec(checkpoint, onnx_path: Path | None, variant: str | None):
+def _resolve_spec(checkpoint, onnx_path: Path | None, metadata, variant: str | None):
     """The variant from the checkpoint and/or the ONNX metadata; they must agree."""
-    from converter.onnx_metadata import read_onnx_metadata
     from converter.variants import get_variant
 
     spec = checkpoint.spec if checkpoint is not None else None
-    if onnx_path is not None:
-        metadata = read_onnx_metadata(onnx_path)
-        if metadata is not None:
-            if spec is not None and metadata.variant != spec.name:
-                raise VariantMismatchError(
-                    f"{onnx_path}: exported from {metadata.variant}, but the checkpoint is "
-                    f"{spec.name}"
-                )
-            if checkpoint is not None and metadata.weights_sha256 != (
-                checkpoint.metadata.weights_sha256
-            ):
-                warn(f"{onnx_path}: exported from other weights than the checkpoint's")
-            spec = spec or get_variant(metadata.variant)
+    if metadata is not None:  # only when there is a graph
+        if spec is not None and metadata.variant != spec.name:
+            raise VariantMismatchError(
+                f"{onnx_path}: exported from {metadata.variant}, but the checkpoint is {spec.name}"
+            )
+        if checkpoint is not None and metadata.weights_sha256 != (
+            checkpoint.metadata.weights_sha256
+        ):
+            warn(f"{onnx_path}: exported from other weights than the checkpoint's")
+        spec = spec or get_variant(metadata.variant)
     if variant is not None:
         requested = get_variant(variant)
         if spec is not None and requested.name != spec.name:
@@ -110,6 +98,7 @@ def eval_command(
     from converter.canonical import load_checkpoint
     from converter.evaluate import evaluate, onnx_backend, torch_backend, write_predictions
     from converter.h36m import load_dataset
+    from converter.onnx_metadata import read_onnx_metadata
     from converter.visualize import write_visualisations
 
     names = _parse_backends(backend)
@@ -118,8 +107,11 @@ def eval_command(
     if "onnx" in names and onnx is None:
         raise UsageError("the onnx backend needs --onnx")
     ckpt = load_checkpoint(checkpoint, variant) if checkpoint is not None else None
-    spec = _resolve_spec(ckpt, onnx if "onnx" in names else None, variant)
-    precision = _onnx_precision(onnx if "onnx" in names else None)
+    graph = onnx if "onnx" in names else None
+    # Read once: with embedded weights this parses the whole graph file.
+    metadata = read_onnx_metadata(graph) if graph is not None else None
+    spec = _resolve_spec(ckpt, graph, metadata, variant)
+    precision = metadata.precision if metadata is not None else "fp32"
     if max_delta_mm is None:
         max_delta_mm = EVAL_MAX_DELTA_MM[precision]
     dataset = load_dataset(
