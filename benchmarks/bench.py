@@ -23,15 +23,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from converter.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
-from converter.canonical import build_loaded_model, random_checkpoint  # noqa: E402
-from converter.export import export_onnx  # noqa: E402
-from converter.fabricate import normalize_images, seeded_images  # noqa: E402
-from converter.precision import PRECISIONS, HalfPrecisionPose, calibration_set  # noqa: E402
-from converter.precision_eval import compare_onnx_precisions  # noqa: E402
-from converter.runtime import open_onnx_session  # noqa: E402
-from converter.variants import VariantSpec, get_variant  # noqa: E402
-from converter.verify import DEFAULT_SAMPLES, VERIFY_SEED  # noqa: E402
+from converter.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
+from converter.checkpoints.fabricate import normalize_images, seeded_images  # noqa: E402
+from converter.core.variants import VariantSpec, get_variant  # noqa: E402
+from converter.export.exporter import export_onnx  # noqa: E402
+from converter.export.precision import PRECISIONS, HalfPrecisionPose, calibration_set  # noqa: E402
+from converter.h36m.precision_cost import compare_onnx_precisions  # noqa: E402
+from converter.verdicts.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
+from converter.verdicts.runtime import open_onnx_session  # noqa: E402
+from converter.verdicts.verify import DEFAULT_SAMPLES, VERIFY_SEED  # noqa: E402
 
 GOLDEN = ROOT / "golden"
 

@@ -1,6 +1,6 @@
 """Coordinate error of fp16 and int8 graphs against the fp32 PyTorch model, every variant.
 
-The figures behind converter.precision's default tolerances: for each variant and precision,
+The figures behind converter.export.precision's default tolerances: for each variant and precision,
 the worst and mean abs coords error (heatmap units) on the golden input, on verify's seeded
 images and on the export check's images, with onnxruntime CPU; and, for fp16, PyTorch's own
 half-precision run (fp16 activations as a GPU computes them; onnxruntime CPU has no fp16 kernels
@@ -21,18 +21,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from converter.canonical import build_loaded_model, random_checkpoint  # noqa: E402
-from converter.export import PARITY_SEED, export_onnx  # noqa: E402
-from converter.fabricate import normalize_images, seeded_images  # noqa: E402
-from converter.precision import (  # noqa: E402
+from converter.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
+from converter.checkpoints.fabricate import normalize_images, seeded_images  # noqa: E402
+from converter.core.variants import VARIANTS, VariantSpec, get_variant  # noqa: E402
+from converter.export.exporter import PARITY_SEED, export_onnx  # noqa: E402
+from converter.export.precision import (  # noqa: E402
     PRECISION_ATOL,
     PRECISION_MEAN_ATOL,
     HalfPrecisionPose,
     calibration_set,
 )
-from converter.runtime import open_onnx_session  # noqa: E402
-from converter.variants import VARIANTS, VariantSpec, get_variant  # noqa: E402
-from converter.verify import DEFAULT_SAMPLES, VERIFY_SEED  # noqa: E402
+from converter.verdicts.runtime import open_onnx_session  # noqa: E402
+from converter.verdicts.verify import DEFAULT_SAMPLES, VERIFY_SEED  # noqa: E402
 
 GOLDEN = ROOT / "golden"
 

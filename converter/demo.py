@@ -9,16 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from converter.canonical import load_checkpoint
-from converter.canonical_writer import write_canonical
-from converter.errors import CheckFailedError
-from converter.evaluate import evaluate, format_report, onnx_backend, torch_backend
-from converter.export import export_onnx
-from converter.fabricate import fabricate_release
-from converter.h36m import load_dataset
-from converter.inspection import inspect_checkpoint
-from converter.synthetic import make_synthetic_h36m
-from converter.verify import verify_onnx
+from converter.checkpoints.canonical import load_checkpoint
+from converter.checkpoints.fabricate import fabricate_release
+from converter.checkpoints.inspection import inspect_checkpoint
+from converter.checkpoints.writer import write_canonical
+from converter.core.errors import CheckFailedError
+from converter.export.exporter import export_onnx
+from converter.h36m.dataset import load_dataset
+from converter.h36m.evaluate import evaluate, format_report, onnx_backend, torch_backend
+from converter.h36m.synthetic import make_synthetic_h36m
+from converter.verdicts.verify import verify_onnx
 
 MAX_DELTA_MM = 0.1
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from converter.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
-from converter.export import ExportReport, export_onnx
-from converter.fabricate import fabricate_release
-from converter.variants import get_variant
+from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
+from converter.checkpoints.fabricate import fabricate_release
+from converter.core.variants import get_variant
+from converter.export.exporter import ExportReport, export_onnx
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from converter.cli import app
+from converter.cli.main import app
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:

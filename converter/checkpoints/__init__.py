@@ -1,0 +1,1 @@
+"""Checkpoint files: safe reading of every form, canonicalization, writing, inspection."""

@@ -1,0 +1,191 @@
+"""Deterministic stand-ins for the released ConvNeXtPose checkpoints.
+
+The real files cannot be downloaded here, so tests and the demo fabricate files shaped exactly
+like them (facts §2): a torch zip archive holding {'epoch', 'network', 'optimizer'}, network keys
+with the DataParallel ``module.`` prefix, the legacy numbered head for M and L, official head names
+for XS and S, an AdamW optimizer state, saved to ``snapshot_NN.pth.tar`` and renamed to
+``ConvNeXtPose_V.tar`` (M through a buffer, so its archive prefix is ``archive/``).
+
+Weights come from numpy's seeded Generator (stable across torch versions). BatchNorm running
+statistics are then calibrated in float64 on seeded images, as training would leave them, so the
+activations stay in a realistic range and the heatmaps are peaked rather than flat.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from converter.core.model import ConvNeXtPose
+from converter.core.variants import VariantSpec, get_variant
+
+# Epoch stored in each released file (facts §2.1). M's real value is unknown; 69 is a stand-in.
+RELEASE_EPOCH = {"XS": 68, "S": 67, "M": 69, "L": 83}
+# Variants whose released head uses the older numbered Sequential names (facts §2.4).
+LEGACY_HEAD_VARIANTS = frozenset({"M", "L"})
+_NUM_BATCHES_TRACKED = 1_346_328  # the value read from the real XS file (facts §2.3)
+_TARGET_LOGIT_STD = 4.0
+
+
+def seeded_images(count: int, seed: int, hw: tuple[int, int] = (256, 256)) -> np.ndarray:
+    """Smooth RGB images in 0..255, float32 (N, H, W, 3): low-frequency blobs plus grain."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    coarse = rng.uniform(0.0, 255.0, size=(count, 3, 9, 9))
+    # Separable linear upsampling of the coarse grid keeps this numpy-only and exact.
+    ys, xs = np.linspace(0, 8, h), np.linspace(0, 8, w)
+    y0, x0 = np.minimum(ys.astype(int), 7), np.minimum(xs.astype(int), 7)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    rows_top, rows_bottom = coarse[:, :, y0], coarse[:, :, y0 + 1]
+    top = rows_top[:, :, :, x0] * (1 - fx) + rows_top[:, :, :, x0 + 1] * fx
+    bottom = rows_bottom[:, :, :, x0] * (1 - fx) + rows_bottom[:, :, :, x0 + 1] * fx
+    smooth = top * (1 - fy) + bottom * fy
+    grain = rng.normal(0.0, 12.0, size=smooth.shape)
+    images = np.clip(smooth + grain, 0.0, 255.0).transpose(0, 2, 3, 1)
+    return images.astype(np.float32)
+
+
+def normalize_images(images_rgb255: np.ndarray, spec: VariantSpec) -> np.ndarray:
+    """(N, H, W, 3) RGB 0..255 -> (N, 3, H, W) float32, as the reference pipeline does (no /255)."""
+    mean = np.asarray(spec.pixel_mean, dtype=np.float32)
+    std = np.asarray(spec.pixel_std, dtype=np.float32)
+    normalized = (images_rgb255.astype(np.float32) - mean) / std
+    return np.ascontiguousarray(normalized.transpose(0, 3, 1, 2))
+
+
+def seeded_state_dict(spec: VariantSpec, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A canonical float32 state dict (ConvNeXtPose names) with seeded, calibrated weights."""
+    # Calibration costs seconds for M/L and tests ask often; hand out copies of one build.
+    return {k: v.clone() for k, v in _seeded_state_dict(spec, seed).items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _seeded_state_dict(spec: VariantSpec, seed: int) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    template = ConvNeXtPose(spec).state_dict()
+    values: dict[str, np.ndarray] = {}
+    for name, tensor in template.items():
+        shape = tuple(tensor.shape)
+        if name.endswith("num_batches_tracked"):
+            continue
+        leaf = name.rsplit(".", 1)[1]
+        if tensor.dim() == 4:  # conv weight: fan-in scaled, residual branches damped
+            fan_in = shape[1] * shape[2] * shape[3]
+            gain = 0.3 if ".pwconv2." in name else 1.0
+            values[name] = rng.normal(0.0, gain * np.sqrt(2.0 / fan_in), size=shape)
+        elif leaf == "weight":  # BN scale
+            values[name] = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif leaf == "bias":
+            values[name] = 0.05 * rng.standard_normal(shape)
+        elif leaf == "running_mean":
+            values[name] = np.zeros(shape)
+        elif leaf == "running_var":
+            values[name] = np.ones(shape)
+        else:
+            raise AssertionError(f"unexpected tensor {name} in the model template")
+
+    model = ConvNeXtPose(spec).double()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in values.items()}, strict=False)
+    images = torch.from_numpy(normalize_images(seeded_images(4, seed + 1, spec.input_hw), spec))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average: one batch -> running stats = its stats
+            module.reset_running_stats()
+    with torch.no_grad():
+        model.train()
+        model(images.double())
+        model.eval()
+        _, heatmaps = model.forward_heatmaps(images.double())
+        logit_std = heatmaps.reshape(heatmaps.shape[0], spec.joint_num, -1).std(dim=2).mean()
+        scale = _TARGET_LOGIT_STD / float(logit_std)
+        model.head.final_layer.weight.mul_(scale)
+        model.head.final_layer.bias.mul_(scale)
+
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(_NUM_BATCHES_TRACKED, dtype=torch.int64)
+        else:
+            state[name] = tensor.to(torch.float32).contiguous()
+    return state
+
+
+def to_release_keys(
+    canonical: dict[str, torch.Tensor], legacy_head: bool
+) -> dict[str, torch.Tensor]:
+    """Canonical names -> the names in the released files: ``module.`` and, for M/L, .0/.1/.2."""
+    numbered = {"dwconv": "0", "norm": "1", "pwconv": "2"}
+    released = {}
+    for name, tensor in canonical.items():
+        parts = name.split(".")
+        if legacy_head and parts[0] == "head" and parts[1].startswith("deconv_layers_"):
+            parts[2] = numbered[parts[2]]
+        released["module." + ".".join(parts)] = tensor
+    return released
+
+
+def adamw_state(network: dict[str, torch.Tensor], seed: int) -> dict:
+    """An AdamW state_dict shaped like the released one: per-parameter step/exp_avg/exp_avg_sq."""
+    rng = np.random.default_rng(seed + 7)
+    params = [t for k, t in network.items() if not _is_buffer(k)]
+    state = {}
+    for index, param in enumerate(params):
+        shape = tuple(param.shape)
+        state[index] = {
+            "step": torch.tensor(float(_NUM_BATCHES_TRACKED)),
+            "exp_avg": torch.from_numpy((1e-4 * rng.standard_normal(shape)).astype(np.float32)),
+            "exp_avg_sq": torch.from_numpy((1e-8 * rng.random(shape)).astype(np.float32)),
+        }
+    group = {
+        "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1, "amsgrad": False,
+        "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+        "fused": None, "params": list(range(len(params))),
+    }  # fmt: skip
+    return {"state": state, "param_groups": [group]}
+
+
+def _is_buffer(name: str) -> bool:
+    return name.rsplit(".", 1)[1] in {"running_mean", "running_var", "num_batches_tracked"}
+
+
+def release_payload(variant: str, seed: int = 0) -> dict:
+    """The object the authors pickled: {'epoch', 'network', 'optimizer'} with release key names."""
+    spec = get_variant(variant)
+    network = to_release_keys(seeded_state_dict(spec, seed), spec.name in LEGACY_HEAD_VARIANTS)
+    return {
+        "epoch": RELEASE_EPOCH[spec.name],
+        "network": network,
+        "optimizer": adamw_state(network, seed),
+    }
+
+
+def fabricate_release(variant: str, directory: Path, seed: int = 0) -> Path:
+    """Write ``ConvNeXtPose_<V>.tar`` into directory the way the released file was made."""
+    spec = get_variant(variant)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = release_payload(spec.name, seed)
+    final = directory / f"ConvNeXtPose_{spec.name}.tar"
+    if spec.name == "M":
+        buffer = io.BytesIO()  # written through a buffer: torch names the archive "archive/"
+        torch.save(payload, buffer)
+        final.write_bytes(buffer.getvalue())
+    else:
+        snapshot = directory / f"snapshot_{payload['epoch']}.pth.tar"
+        torch.save(payload, snapshot)  # archive prefix becomes "snapshot_NN.pth/"
+        os.replace(snapshot, final)
+    return final
+
+
+def unzip_release(archive: Path, directory: Path) -> Path:
+    """Unzip a release the way users do; returns the directory holding data.pkl."""
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        zf.extractall(directory)
+    return Path(directory) / names[0].split("/", 1)[0]

@@ -1,0 +1,508 @@
+"""Read a checkpoint in whatever form a user has it, and unwrap the network state dict.
+
+This is the only module that opens checkpoint files. Its one job is reading: keys are returned
+exactly as stored (``module.`` prefixes, legacy head names and all); renaming and variant
+detection happen on ``RawCheckpoint.tensors`` elsewhere (converter/checkpoints/canonical.py).
+
+Forms (facts §2.2): a torch zip archive under any file name and any record prefix; the directory a
+user gets by unzipping one; torch's pre-1.6 non-zip format; safetensors. Containers (§2.3):
+``{'epoch', 'network', 'optimizer'}``, ``{'state_dict'}`` (optionally with ``cnp_metadata``),
+``{'model'}``, or a bare name -> tensor dict. Optimizer state and other extras are dropped.
+
+Safety: every pickle goes through ``torch.load(weights_only=True)`` and there is deliberately no
+way to turn that off; a pickle that names a disallowed callable is refused before it runs.
+
+Each file is read from disk exactly once: its bytes are hashed as they stream in and then parsed
+from memory, so the sha256 always describes the very bytes that were loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
+
+from converter.core.errors import CheckpointError, UnsafeCheckpointError
+
+CONTAINER_ZIP = "torch-zip"
+CONTAINER_DIRECTORY = "unzipped-directory"
+CONTAINER_LEGACY = "torch-legacy"
+CONTAINER_SAFETENSORS = "safetensors"
+
+WRAPPER_RELEASE = "epoch/network/optimizer"
+WRAPPER_STATE_DICT = "state_dict"
+WRAPPER_MODEL = "model"
+WRAPPER_BARE = "bare"
+WRAPPER_SAFETENSORS = "safetensors"
+
+# Top-level key holding the network -> the wrapper name reported for it.
+_WRAPPER_KEYS = {
+    "network": WRAPPER_RELEASE,
+    "state_dict": WRAPPER_STATE_DICT,
+    "model": WRAPPER_MODEL,
+}
+_METADATA_KEY = "cnp_metadata"
+
+_CHUNK = 8 * 1024 * 1024
+# torch.save's pre-1.6 format opens with this number pickled (protocol 2 by default).
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[2:]
+# Name under which an unzipped directory's records are repacked; torch accepts any prefix.
+_REPACK_PREFIX = "archive"
+_ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
+
+# Pickle opcodes that build objects from a named global; weights-only loading rejects them as
+# "Unsupported operand N", and for these that refusal is a safety one, not a format one.
+_CODE_OPCODES = {105: "INST", 111: "OBJ", 146: "NEWOBJ_EX", 147: "STACK_GLOBAL"}
+_UNSAFE_PATTERNS = (
+    re.compile(r"GLOBAL (\S+) (?:was not an allowed global|whose module)"),
+    re.compile(r"unrecognized function (.+?)(?: which belongs to .*)?$", re.MULTILINE),
+    re.compile(r"classes allowlisted via `add_safe_globals` but got (.+)$", re.MULTILINE),
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class RawCheckpoint:
+    """A checkpoint as stored: where it came from, how it was wrapped, and its network tensors."""
+
+    path: Path  # as given by the user
+    container: str  # "torch-zip" | "unzipped-directory" | "torch-legacy" | "safetensors"
+    archive_prefix: str | None  # zip record prefix or unzipped directory name; else None
+    wrapper: str  # "epoch/network/optimizer" | "state_dict" | "model" | "bare" | "safetensors"
+    tensors: dict[str, torch.Tensor]  # network state dict, keys untouched, CPU
+    epoch: int | None
+    # Of the file. Of a directory: over its files in sorted relative-path order, each framed as
+    # "path NUL size NUL" followed by its bytes (see _read_directory).
+    sha256: str
+    size_bytes: int  # file size, or total size of the directory's files
+    header_metadata: dict[str, str]  # safetensors __metadata__ or a .pth's cnp_metadata; else {}
+
+
+def read_checkpoint(path: str | Path) -> RawCheckpoint:
+    """Read any supported checkpoint form; raise CheckpointError (one line, path first) if not.
+
+    A directory may be the unzipped record folder itself (holding data.pkl) or a folder holding
+    exactly one such record folder. Raises UnsafeCheckpointError for pickles that would run code.
+    """
+    given = Path(path)
+    if given.is_dir():
+        return _read_directory(given)
+    if not given.exists():
+        raise _error(given, "no such file or directory")
+    if not given.is_file():
+        raise _error(given, "not a regular file or directory")
+
+    data, sha256 = _read_and_hash(given)
+    size = len(data)
+    container = _sniff(given, data)
+    if container == CONTAINER_SAFETENSORS:
+        tensors, metadata = _load_safetensors(given, data)
+        return RawCheckpoint(
+            path=given,
+            container=container,
+            archive_prefix=None,
+            wrapper=WRAPPER_SAFETENSORS,
+            tensors=_state_dict(given, tensors, "the safetensors file"),
+            epoch=_epoch(given, None, metadata),
+            sha256=sha256,
+            size_bytes=size,
+            header_metadata=metadata,
+        )
+    prefix = _check_zip(given, data) if container == CONTAINER_ZIP else None
+    obj = _torch_load(given, io.BytesIO(data), container)  # BytesIO shares, not copies, bytes
+    del data  # free the raw bytes before unwrapping
+    return _unwrap(given, obj, container, prefix, sha256, size)
+
+
+# --- reading bytes -----------------------------------------------------------------------------
+
+
+def _read_and_hash(path: Path) -> tuple[bytes, str]:
+    digest = hashlib.sha256()
+    chunks = []
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+                chunks.append(chunk)
+    except OSError as exc:
+        raise _error(path, f"cannot read ({exc.strerror or exc})") from exc
+    return b"".join(chunks), digest.hexdigest()
+
+
+def _sniff(path: Path, data: bytes) -> str:
+    """Name the container from the leading bytes (never the file name), or explain what it is."""
+    if not data:
+        raise _error(path, "empty file (0 bytes), not a checkpoint")
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return CONTAINER_ZIP
+    if data[:1] == b"\x80" and data.startswith(_LEGACY_MAGIC, 2):
+        return CONTAINER_LEGACY
+    if len(data) >= 10 and data[8:9] == b"{":  # safetensors: u64 header length, then JSON
+        return CONTAINER_SAFETENSORS
+    if data[:1] == b"\x80":
+        raise _error(
+            path,
+            "is a plain Python pickle, not a torch.save checkpoint (no torch magic number); "
+            "it cannot be loaded safely",
+        )
+    raise _error(path, _describe_foreign(path, data))
+
+
+def _describe_foreign(path: Path, data: bytes) -> str:
+    """What a non-checkpoint file is, so a user sees e.g. that a download returned a web page."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "is a JPEG image, not a checkpoint"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "is a PNG image, not a checkpoint"
+    if data.startswith(b"\x1f\x8b"):
+        return "is gzip-compressed data, not a checkpoint (decompress it first)"
+    if data[257:262] == b"ustar":
+        return (
+            "is a real tar archive, not a checkpoint (the released .tar files are torch zip "
+            "archives); extract it and point at the checkpoint inside"
+        )
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "is an HTML page, not a checkpoint (a failed or blocked download?)"
+    if head[:1] in (b"{", b"["):
+        try:
+            json.loads(data)
+        except ValueError:
+            pass
+        else:
+            return "is a JSON file, not a checkpoint"
+    if path.suffix == ".safetensors":
+        return "not a valid safetensors file (no JSON header after the 8-byte length)"
+    if b"\0" not in data[:4096]:
+        try:
+            data[:4096].decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return "is a text file, not a checkpoint"
+    return (
+        f"unrecognised file format (starts with {data[:8].hex(' ')}); expected a torch "
+        "checkpoint (zip or pre-1.6 format), an unzipped checkpoint directory or safetensors"
+    )
+
+
+# --- torch zip archives and directories ----------------------------------------------------------
+
+
+def _check_zip(path: Path, data: bytes) -> str:
+    """Validate a torch zip archive before torch sees it; return its record prefix.
+
+    torch does not verify the zip's CRC-32s, so flipped bytes in a storage would load silently;
+    checking them here is what makes "the tensors are exactly what was released" true.
+    """
+    corrupt = "truncated or corrupt torch zip archive"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if not infos:
+                raise _error(path, "empty zip archive, not a checkpoint")
+            names = {info.filename for info in infos}
+            prefix = _zip_prefix(path, infos[0].filename, names)
+            view = memoryview(data)
+            for info in infos:
+                if not _crc_ok(archive, view, info):
+                    raise _error(path, f"{corrupt} (CRC mismatch in record {info.filename})")
+    except (zipfile.BadZipFile, struct.error, zlib.error, ValueError, EOFError) as exc:
+        reason = _reason(exc)
+        if reason == "File is not a zip file":  # zipfile's words for "no end-of-archive record"
+            reason = "no central directory at the end, the file is probably cut short"
+        raise _error(path, f"{corrupt} ({reason}; {len(data)} bytes)") from exc
+    return prefix
+
+
+def _zip_prefix(path: Path, first: str, names: set[str]) -> str:
+    # torch takes the archive's prefix from the first record's folder, as the reader here does.
+    if "/" not in first:
+        raise _error(path, f"zip archive whose first record {first!r} is not inside a folder")
+    prefix = first.split("/", 1)[0]
+    if f"{prefix}/data.pkl" not in names:
+        shown = ", ".join(sorted(names)[:4])
+        what = f"zip archive without {prefix}/data.pkl, not a torch checkpoint"
+        raise _error(path, f"{what} (holds {shown}, ...)")
+    if f"{prefix}/constants.pkl" in names:
+        raise _error(path, "is a TorchScript archive (torch.jit.save), not a checkpoint")
+    if not ({f"{prefix}/version", f"{prefix}/.data/version"} & names):
+        raise _error(path, f"truncated or corrupt torch zip archive (no {prefix}/version record)")
+    return prefix
+
+
+def _crc_ok(archive: zipfile.ZipFile, view: memoryview, info: zipfile.ZipInfo) -> bool:
+    if info.compress_type != zipfile.ZIP_STORED:
+        archive.read(info)  # zipfile checks the CRC itself while inflating
+        return True
+    if info.CRC == 0:
+        return True  # torch with set_crc32_options(False) writes 0: nothing to check against
+    signature, name_len, extra_len = _ZIP_LOCAL_HEADER.unpack_from(view, info.header_offset)
+    if signature != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    start = info.header_offset + _ZIP_LOCAL_HEADER.size + name_len + extra_len
+    stored = view[start : start + info.compress_size]
+    return len(stored) == info.compress_size and zlib.crc32(stored) == info.CRC
+
+
+def _read_directory(given: Path) -> RawCheckpoint:
+    """Load an unzipped archive in place: repack its records into an in-memory zip (no disk)."""
+    records = _find_record_dir(given)
+    prefix = Path(os.path.abspath(records)).name  # abspath: "." still gets its real name
+    # sha256 framing per file, in sorted path order: "path NUL size NUL" then the bytes, so
+    # the hash is unambiguous (moving bytes from one file into the next changes it).
+    digest = hashlib.sha256()
+    total = 0
+    buffer = io.BytesIO()
+    try:
+        files = _list_files(records)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as repacked:
+            for relative in files:
+                content = (records / relative).read_bytes()
+                digest.update(f"{relative}\0{len(content)}\0".encode())
+                digest.update(content)
+                total += len(content)
+                repacked.writestr(f"{_REPACK_PREFIX}/{relative}", content)
+    except OSError as exc:
+        raise _error(given, f"cannot read {exc.filename or records} ({exc.strerror})") from exc
+    if "version" not in files and ".data/version" not in files:
+        raise _error(given, f"incomplete unzipped checkpoint {prefix}: data.pkl but no 'version'")
+    buffer.seek(0)
+    obj = _torch_load(given, buffer, CONTAINER_DIRECTORY)
+    return _unwrap(given, obj, CONTAINER_DIRECTORY, prefix, digest.hexdigest(), total)
+
+
+def _find_record_dir(given: Path) -> Path:
+    if (given / "data.pkl").is_file():
+        return given
+    try:
+        children = sorted(given.iterdir())
+    except OSError as exc:
+        raise _error(given, f"cannot list directory ({exc.strerror})") from exc
+    found = [child for child in children if (child / "data.pkl").is_file()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(child.name for child in found)
+        raise _error(given, f"holds {len(found)} unzipped checkpoints ({names}); point at one")
+    seen = ", ".join(child.name for child in children[:6]) or "nothing"
+    raise _error(
+        given,
+        "directory without data.pkl: expected an unzipped torch checkpoint (data.pkl, version, "
+        f"data/0..N) or a folder holding exactly one; found {seen}",
+    )
+
+
+def _list_files(records: Path) -> list[str]:
+    """Every file under the record folder, as sorted POSIX relative paths (hash order)."""
+    files = []
+    for root, _dirs, names in os.walk(records, onerror=_reraise):
+        for name in names:
+            full = Path(root) / name
+            if full.is_file():
+                files.append(full.relative_to(records).as_posix())
+    return sorted(files)
+
+
+def _reraise(exc: OSError) -> None:
+    raise exc
+
+
+# --- unpickling ----------------------------------------------------------------------------------
+
+
+def _torch_load(path: Path, source: io.BytesIO, container: str) -> object:
+    """torch.load with weights_only=True and nothing else; translate failures into one line."""
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _refusal(path, str(exc)) from None
+    except Exception as exc:  # torch reports corruption as RuntimeError, EOFError, KeyError, ...
+        what = {
+            CONTAINER_ZIP: "truncated or corrupt torch zip archive",
+            CONTAINER_LEGACY: "truncated or corrupt torch pre-1.6 (non-zip) checkpoint",
+            CONTAINER_DIRECTORY: "incomplete or corrupt unzipped checkpoint directory",
+        }[container]
+        reason = _reason(exc).replace(f"{_REPACK_PREFIX}/", "")
+        raise _error(path, f"{what} ({reason})") from exc
+
+
+def _refusal(path: Path, message: str) -> CheckpointError:
+    """Classify a weights-only refusal: a disallowed global/callable, or a malformed pickle."""
+    for pattern in _UNSAFE_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            name = match.group(1).strip()
+            hint = ""
+            if name.startswith(("torch.nn.modules.", "__main__.")):
+                hint = " (a whole pickled model? save its state_dict instead)"
+            return UnsafeCheckpointError(
+                f"{path}: refused: the pickle references {name}, a callable/global that is not "
+                f"allowed in a weights-only load; it was not executed{hint}"
+            )
+    operand = re.search(r"Unsupported operand (\d+)", message)
+    if operand and int(operand.group(1)) in _CODE_OPCODES:
+        opcode = _CODE_OPCODES[int(operand.group(1))]
+        return UnsafeCheckpointError(
+            f"{path}: refused: the pickle references a callable/global (opcode {opcode}) that is "
+            "not allowed in a weights-only load; it was not executed"
+        )
+    inner = message.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0]
+    lines = [line for line in inner.splitlines() if line.strip()]
+    reason = _one_line(lines[-1] if lines else message)
+    return CheckpointError(
+        f"{path}: its pickle cannot be read by the weights-only loader ({reason}); "
+        "nothing in it was executed"
+    )
+
+
+# --- unwrapping ----------------------------------------------------------------------------------
+
+
+def _unwrap(
+    path: Path, obj: object, container: str, prefix: str | None, sha256: str, size: int
+) -> RawCheckpoint:
+    if not isinstance(obj, dict):
+        raise _error(path, f"holds {_a(obj)}, not a dict with a state dict")
+    if not obj:
+        raise _error(path, "holds an empty dict, no state dict")
+    if all(isinstance(value, torch.Tensor) for value in obj.values()):
+        wrapper, metadata, epoch_value = WRAPPER_BARE, {}, None
+        tensors = _state_dict(path, obj, "the top-level dict")
+    else:
+        present = [key for key in _WRAPPER_KEYS if key in obj]
+        if not present:
+            raise _error(path, f"no recognisable state dict: {_explain_missing(obj)}")
+        if len(present) > 1:
+            raise _error(path, f"ambiguous: holds several state dicts ({', '.join(present)})")
+        key = present[0]
+        wrapper = _WRAPPER_KEYS[key]
+        tensors = _state_dict(path, obj[key], f"the '{key}' entry")
+        metadata = _metadata(path, obj.get(_METADATA_KEY))
+        epoch_value = obj.get("epoch")
+    return RawCheckpoint(
+        path=path,
+        container=container,
+        archive_prefix=prefix,
+        wrapper=wrapper,
+        tensors=tensors,
+        epoch=_epoch(path, epoch_value, metadata),
+        sha256=sha256,
+        size_bytes=size,
+        header_metadata=metadata,
+    )
+
+
+def _explain_missing(obj: dict) -> str:
+    keys = ", ".join(repr(key) for key in list(obj)[:8])
+    more = ", ..." if len(obj) > 8 else ""
+    return (
+        "expected a 'network', 'state_dict' or 'model' entry, or a flat name -> tensor dict; "
+        f"found keys {keys}{more}"
+    )
+
+
+def _state_dict(path: Path, value: object, where: str) -> dict[str, torch.Tensor]:
+    if not isinstance(value, dict):
+        raise _error(path, f"{where} is {_a(value)}, not a state dict")
+    if not value:
+        raise _error(path, f"{where} is an empty state dict")
+    tensors = {}
+    for key, tensor in value.items():
+        if not isinstance(key, str):
+            raise _error(path, f"{where} is not a state dict: key {key!r} is not a string")
+        if not isinstance(tensor, torch.Tensor):
+            raise _error(
+                path, f"{where} is not a state dict: {key!r} is {_a(tensor)}, not a tensor"
+            )
+        # Parameters come back with requires_grad; the values are the same, minus autograd.
+        tensors[key] = tensor.detach() if tensor.requires_grad else tensor
+    return tensors
+
+
+def _metadata(path: Path, value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise _error(path, f"'{_METADATA_KEY}' is not a dict of str -> str")
+    return dict(value)
+
+
+def _epoch(path: Path, value: object, metadata: dict[str, str]) -> int | None:
+    """The stored epoch (facts §2.1: read it, never trust the file name); else metadata's."""
+    if value is None:
+        text = metadata.get("epoch", "")
+        return int(text) if re.fullmatch(r"-?\d+", text) else None
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value.item())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _error(path, f"'epoch' is {_one_line(repr(value))[:60]}, expected an integer")
+    return value
+
+
+# --- safetensors ---------------------------------------------------------------------------------
+
+
+def _load_safetensors(path: Path, data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    corrupt = "truncated or corrupt safetensors file"
+    length = int.from_bytes(data[:8], "little")
+    if length > len(data) - 8:
+        raise _error(path, f"{corrupt} (header of {length} bytes, file has {len(data)})")
+    try:
+        header = json.loads(data[8 : 8 + length])
+        tensors = safetensors_load(data)
+    except (ValueError, SafetensorError) as exc:
+        raise _error(path, f"{corrupt} ({_reason(exc)})") from exc
+    metadata = (header.get("__metadata__") or {}) if isinstance(header, dict) else {}
+    return tensors, _metadata_from_header(path, metadata)
+
+
+def _metadata_from_header(path: Path, metadata: object) -> dict[str, str]:
+    if not isinstance(metadata, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in metadata.items()
+    ):
+        raise _error(path, "safetensors __metadata__ is not a dict of str -> str")
+    return dict(metadata)
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def _error(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {_one_line(what)}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The gist of a library error: its first sentence, without torch's boilerplate advice."""
+    text = _one_line(str(exc)) or type(exc).__name__
+    if isinstance(exc, EOFError) and text == "EOFError":
+        return "unexpected end of file"
+    first = text.split(". ", 1)[0].rstrip(".")
+    return first[:200]
+
+
+def _a(value: object) -> str:
+    """'a list', 'an int': the type of a value, for messages."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_ANSI.sub("", text).split())

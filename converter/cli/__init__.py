@@ -1,0 +1,1 @@
+"""The command line: a Typer app and one thin module per command group."""

@@ -1,0 +1,62 @@
+"""The Typer app and what every command shares: error mapping, JSON or human output, warnings.
+
+Commands live in the other modules of this folder, each a thin layer that parses options and
+calls one library function. Domain errors are caught once here: one line on stderr, then the
+error's exit code.
+Set CNP_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from converter.core.errors import ConverterError
+
+app = typer.Typer(
+    name="cnp-convert",
+    help="Turn released ConvNeXtPose checkpoints into verified ONNX models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(command: F) -> F:
+    """Turn ConverterError into 'error: ...' on stderr and the error's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConverterError as exc:
+            if os.environ.get("CNP_DEBUG"):
+                raise
+            message = " ".join(str(exc).split())  # always one line
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn(message: str) -> None:
+    """Warnings go to stderr so stdout stays parseable with --json."""
+    typer.echo(f"warning: {message}", err=True)
+
+
+def emit_json(payload: Any) -> None:
+    json.dump(payload, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+@app.callback()
+def _root() -> None:
+    """Turn released ConvNeXtPose checkpoints into verified ONNX models."""

@@ -1,0 +1,207 @@
+"""Commands about Human3.6M evaluation: ``eval`` and ``demo-data``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from converter.cli.app import app, emit_json, handle_errors, warn
+from converter.core.errors import (
+    CheckFailedError,
+    OutputExistsError,
+    UsageError,
+    VariantMismatchError,
+)
+from converter.export.precision import EVAL_MAX_DELTA_MM
+from converter.h36m.evaluate import format_report
+
+BACKENDS = ("torch", "onnx")
+
+
+def _parse_backends(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise UsageError(f"--backend takes a comma list of {', '.join(BACKENDS)}, not {text!r}")
+    return names
+
+
+def _resolve_spec(checkpoint, onnx_path: Path | None, metadata, variant: str | None):
+    """The variant from the checkpoint and/or the ONNX metadata; they must agree."""
+    from converter.core.variants import get_variant
+
+    spec = checkpoint.spec if checkpoint is not None else None
+    if metadata is not None:  # only when there is a graph
+        if spec is not None and metadata.variant != spec.name:
+            raise VariantMismatchError(
+                f"{onnx_path}: exported from {metadata.variant}, but the checkpoint is {spec.name}"
+            )
+        if checkpoint is not None and metadata.weights_sha256 != (
+            checkpoint.metadata.weights_sha256
+        ):
+            warn(f"{onnx_path}: exported from other weights than the checkpoint's")
+        spec = spec or get_variant(metadata.variant)
+    if variant is not None:
+        requested = get_variant(variant)
+        if spec is not None and requested.name != spec.name:
+            raise VariantMismatchError(f"--variant {requested.name}, but the model is {spec.name}")
+        spec = requested
+    if spec is None:
+        raise UsageError(f"{onnx_path}: no cnp-convert metadata in it; pass --variant")
+    return spec
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    data: Path = typer.Option(..., "--data", help="Human3.6M root (reference or Kaggle layout)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="For the torch backend."),
+    onnx: Path | None = typer.Option(None, "--onnx", help="For the onnx backend."),
+    variant: str | None = typer.Option(None, "--variant", help="Check (or give) the variant."),
+    images: Path | None = typer.Option(
+        None, "--images", help="Images root holding <sequence>/<file>, if not found from --data."
+    ),
+    protocol: int = typer.Option(2, "--protocol", help="1: S11, PA-MPJPE. 2: S9+S11, MPJPE."),
+    bbox_root: Path | None = typer.Option(
+        None, "--bbox-root", help="RootNet boxes and root depths instead of ground truth."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Evaluate N frames spread evenly over the test set."
+    ),
+    batch: int = typer.Option(16, "--batch", min=1, help="Images per inference call."),
+    workers: int = typer.Option(
+        min(4, os.cpu_count() or 1), "--workers", min=0, help="Threads decoding and cropping."
+    ),
+    backend: str = typer.Option("torch,onnx", "--backend", help="Comma list: torch, onnx."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    threads: int | None = typer.Option(None, "--threads", help="onnxruntime intra-op threads."),
+    no_flip: bool = typer.Option(False, "--no-flip", help="Turn the flip test off."),
+    max_delta_mm: float | None = typer.Option(
+        None,
+        "--max-delta-mm",
+        help="Largest metric difference between backends that passes "
+        "(default by the ONNX graph's precision: fp32 0.1, fp16 0.5, int8 10 mm).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    predictions: Path | None = typer.Option(
+        None, "--predictions", help="Write each backend's predictions (reference format) here."
+    ),
+    vis: Path | None = typer.Option(None, "--vis", help="Draw a few predictions into this dir."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr."),
+) -> None:
+    """Score PyTorch and onnxruntime on Human3.6M with the reference protocol.
+
+    Exit 1 when the two backends' metrics differ by more than --max-delta-mm.
+    """
+    from converter.checkpoints.canonical import load_checkpoint
+    from converter.graphs.metadata import read_onnx_metadata
+    from converter.h36m.dataset import load_dataset
+    from converter.h36m.evaluate import evaluate, onnx_backend, torch_backend, write_predictions
+    from converter.h36m.visualize import write_visualisations
+
+    names = _parse_backends(backend)
+    if "torch" in names and checkpoint is None:
+        raise UsageError("the torch backend needs --checkpoint")
+    if "onnx" in names and onnx is None:
+        raise UsageError("the onnx backend needs --onnx")
+    ckpt = load_checkpoint(checkpoint, variant) if checkpoint is not None else None
+    graph = onnx if "onnx" in names else None
+    # Read once: with embedded weights this parses the whole graph file.
+    metadata = read_onnx_metadata(graph) if graph is not None else None
+    spec = _resolve_spec(ckpt, graph, metadata, variant)
+    precision = metadata.precision if metadata is not None else "fp32"
+    if max_delta_mm is None:
+        max_delta_mm = EVAL_MAX_DELTA_MM[precision]
+    dataset = load_dataset(
+        data, protocol, images=images, bbox_root=bbox_root, input_hw=spec.input_hw, limit=limit
+    )
+    runners = []
+    for name in names:
+        if name == "torch":
+            runners.append(torch_backend(ckpt, device))
+        else:
+            runner = onnx_backend(onnx, device, threads)  # type: ignore[arg-type]
+            if runner.fallback_reason:
+                warn(f"onnxruntime runs on CPU: {runner.fallback_reason}")
+            runners.append(runner)
+    if len({r.device for r in runners}) > 1:
+        warn(
+            "the backends run on different devices: "
+            + ", ".join(f"{r.name} on {r.device}" for r in runners)
+        )
+    report = evaluate(
+        dataset,
+        runners,
+        spec,
+        flip=not no_flip,
+        batch_size=batch,
+        workers=workers,
+        progress=progress,
+    )
+    written = write_predictions(report, dataset, spec, predictions) if predictions else []
+    pictures = write_visualisations(report, dataset, spec, vis) if vis else []
+    agree = report.comparison is None or report.comparison.agrees(max_delta_mm)
+    if as_json:
+        emit_json(
+            {
+                **report.to_dict(),
+                "onnx_precision": precision,
+                "max_delta_mm": max_delta_mm,
+                "agree": agree,
+                "predictions": [str(p) for p in written],
+                "vis": [str(p) for p in pictures],
+            }
+        )
+    else:
+        typer.echo(format_report(report, max_delta_mm))
+        if precision != "fp32" and report.comparison is not None and "torch" in names:
+            change = (
+                report.backend("onnx").summary.total_mm - report.backend("torch").summary.total_mm
+            )
+            typer.echo(
+                f"the {precision} graph's {report.metric} change against fp32 PyTorch: "
+                f"{change:+.4f} mm"
+            )
+        for path in written:
+            typer.echo(f"predictions: {path}")
+        if pictures:
+            typer.echo(f"pictures: {len(pictures)} in {vis}")
+    if not agree:
+        c = report.comparison
+        raise CheckFailedError(
+            f"{c.backends[0]} and {c.backends[1]} {c.metric} differ by "  # type: ignore[union-attr]
+            f"{abs(c.difference_mm):.4f} mm > --max-delta-mm {max_delta_mm}"  # type: ignore[union-attr]
+        )
+
+
+@app.command("demo-data")
+@handle_errors
+def demo_data_command(
+    directory: Path = typer.Argument(..., help="Where to write the synthetic set."),
+    layout: str = typer.Option("reference", "--layout", help="reference or kaggle."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Write a small, deterministic synthetic Human3.6M set.
+
+    Reference annotation format, JPEGs and a RootNet-style file, in the reference or Kaggle layout.
+    """
+    from converter.h36m.synthetic import LAYOUTS, make_synthetic_h36m
+
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if directory.exists() and not directory.is_dir():
+        raise OutputExistsError(f"{directory}: exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise OutputExistsError(f"{directory}: is not empty; pass --force to write into it")
+    result = make_synthetic_h36m(directory, layout)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    typer.echo(
+        f"wrote a synthetic Human3.6M set ({result.layout} layout) to {result.root}: "
+        f"{result.images} test images, {result.annotations} annotated frames, RootNet-style "
+        f"file {result.bbox_root}"
+    )

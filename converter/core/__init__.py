@@ -1,0 +1,1 @@
+"""The core: errors, the variant registry, the model and what is measured on it."""

@@ -1,0 +1,1 @@
+"""The ONNX side: export, BatchNorm folding, cheaper precisions."""

@@ -1,0 +1,491 @@
+"""CanonicalCheckpoint -> a verified ONNX file.
+
+Steps: strict-load the model, fold the BatchNorms that sit next to a conv (exact), export
+(torch's dynamo exporter at opset 18 by default, the TorchScript exporter on request), simplify
+with onnxsim (on failure keep the exported graph and say why), quantize for int8, write our
+metadata, run the ONNX checker and strict shape inference, check the graph fits the variant, then
+run onnxruntime on CPU against the unfolded fp32 PyTorch model, with the tolerance of the graph's
+precision. The file (and the .ort file, when asked for) appears at its final path only after all
+of that passed; a failed check leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from converter import __version__
+from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from converter.checkpoints.fabricate import normalize_images, seeded_images
+from converter.core.atomic import atomic_output, check_output_path
+from converter.core.errors import CheckFailedError, OnnxModelError, UsageError
+from converter.core.model import ConvNeXtPose
+from converter.core.variants import VariantSpec
+from converter.export.fold import fold_batchnorms
+from converter.export.precision import (
+    CalibrationSet,
+    HalfPrecisionPose,
+    QuantizationFacts,
+    calibration_set,
+    check_precision,
+    precision_tolerances,
+    quantize_int8,
+)
+from converter.graphs.facts import GraphFacts, format_shape, graph_facts, variant_disagreements
+from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
+from converter.verdicts.parity import ParityReport
+from converter.verdicts.runtime import OnnxSession, open_onnx_session, save_ort_format
+from converter.verdicts.verify import ParityFailedError, run_parity
+
+EXPORTERS = ("dynamo", "torchscript")
+DEFAULT_OPSET = 18
+MIN_OPSET = 11  # Resize with align_corners needs opset 11
+INPUT_NAME = "image"
+PARITY_SEED = 1234  # export's own check images; verify uses another seed
+_DYNAMO_EXAMPLE_BATCH = 2  # torch.export specializes a dimension whose example size is 1
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    variant: str
+    weights: str
+    weights_sha256: str
+    source_sha256: str
+    opset: int
+    exporter: str
+    batch: str
+    outputs: tuple[str, ...]
+    simplified: bool
+    simplify_error: str | None
+    size_bytes: int
+    seconds: float
+    export_seconds: float
+    graph: GraphFacts
+    parity: tuple[ParityReport, ...]
+    metadata: OnnxMetadata
+    precision: str = "fp32"
+    folded_batchnorms: int = 0
+    ort_path: str | None = None
+    quantization: QuantizationFacts | None = None
+    ort_parity: tuple[ParityReport, ...] = ()  # the .ort file's own check, when written
+
+    @property
+    def passed(self) -> bool:
+        checks = (*self.parity, *self.ort_parity)
+        return bool(self.parity) and all(p.passed for p in checks)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "variant": self.variant,
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "source_sha256": self.source_sha256,
+            "opset": self.opset,
+            "exporter": self.exporter,
+            "batch": self.batch,
+            "outputs": list(self.outputs),
+            "simplified": self.simplified,
+            "simplify_error": self.simplify_error,
+            "size_bytes": self.size_bytes,
+            "seconds": round(self.seconds, 3),
+            "export_seconds": round(self.export_seconds, 3),
+            "precision": self.precision,
+            "folded_batchnorms": self.folded_batchnorms,
+            "ort_path": self.ort_path,
+            "quantization": self.quantization.to_dict() if self.quantization else None,
+            "graph": self.graph.to_dict(),
+            "parity_backend": "onnxruntime CPUExecutionProvider vs PyTorch CPU",
+            "parity": [p.to_dict() for p in self.parity],
+            "ort_parity": [p.to_dict() for p in self.ort_parity],
+            "passed": self.passed,
+        }
+
+    def lines(self) -> list[str]:
+        g = self.graph
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(g.op_types.items(), key=lambda x: -x[1]))
+        modes = ", ".join(sorted(set(g.resize_modes))) or "none"
+        out = [
+            f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s",
+            f"  ConvNeXtPose-{self.variant}, weights {self.weights} "
+            f"(sha256 {self.weights_sha256[:12]}), opset {self.opset}, exporter {self.exporter}, "
+            f"batch {self.batch}, outputs {', '.join(self.outputs)}, "
+            f"simplified {'yes' if self.simplified else 'no'}, precision {self.precision}, "
+            f"{self.folded_batchnorms} BatchNorms folded",
+            f"  graph: input {g.input_names[0]} {format_shape(g.input_shape)}; "
+            + "; ".join(f"{k} {format_shape(v)}" for k, v in g.output_shapes.items()),
+            f"  {g.node_count} nodes: {ops}",
+            f"  Resize {g.resize_count} ({modes}), Range {'present' if g.has_range else 'none'}, "
+            f"final conv {g.final_conv_channels} channels at {format_shape(g.final_conv_hw)}",
+        ]
+        if self.quantization is not None:
+            q = self.quantization
+            out.append(
+                f"  int8: {q.quant_format}, {q.activation_type} activations, {q.weight_type} "
+                f"weights{' per channel' if q.per_channel else ''}, {q.calibrate_method} "
+                f"calibration on {q.calibration}; soft-argmax ({len(q.excluded_nodes)} nodes) fp32"
+            )
+        if self.ort_path:
+            out.append(f"  onnxruntime format: {self.ort_path}")
+            if self.precision == "fp16":
+                # Measured: the XS .ort is 14.2 MB, like fp32, against 7.1 MB for the .onnx.
+                out.append(
+                    "  note: this onnxruntime's CPU provider has no fp16 kernels, so the .ort "
+                    "holds the graph converted to fp32; give the .onnx to an fp16-capable runtime"
+                )
+        for label, reports in (("onnxruntime CPU", self.parity), (".ort file", self.ort_parity)):
+            for report in reports:
+                for entry in report.outputs:
+                    out.append(f"  parity ({label}) batch {report.batch}: {entry.line()}")
+        return out
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Hide the exporters' chatter (torchvision-op notices, deprecation notes) during export."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+class _CoordsAndHeatmaps(nn.Module):
+    def __init__(self, model: ConvNeXtPose) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.forward_heatmaps(image)
+
+
+def _export_module(
+    model: ConvNeXtPose, precision: str, heatmaps: bool, fold: bool
+) -> tuple[nn.Module, int]:
+    """What goes to the exporter, and how many BatchNorms were folded into convs."""
+    if precision == "fp16":  # folding is part of the fp16 recipe (see converter.export.precision)
+        module = HalfPrecisionPose(model, heatmaps).eval()
+        return module, module.fold_report.count
+    folded = 0
+    if fold:
+        model, report = fold_batchnorms(model)
+        folded = report.count
+    return (_CoordsAndHeatmaps(model) if heatmaps else model), folded
+
+
+def parse_batch(batch: str | int) -> str | int:
+    """ "dynamic" or a positive int (also as text)."""
+    if isinstance(batch, int) and not isinstance(batch, bool):
+        value = batch
+    else:
+        text = str(batch).strip().lower()
+        if text == "dynamic":
+            return "dynamic"
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(
+                f"--batch must be 'dynamic' or a positive integer, not {batch!r}"
+            ) from None
+    if value < 1:
+        raise UsageError(f"--batch must be 'dynamic' or a positive integer, not {batch!r}")
+    return value
+
+
+def _export_proto(
+    module: nn.Module,
+    spec: VariantSpec,
+    outputs: tuple[str, ...],
+    batch: str | int,
+    opset: int,
+    exporter: str,
+) -> onnx.ModelProto:
+    example_batch = _DYNAMO_EXAMPLE_BATCH if batch == "dynamic" else int(batch)
+    example = torch.from_numpy(
+        normalize_images(seeded_images(example_batch, PARITY_SEED, spec.input_hw), spec)
+    )
+    with _quiet_exporter(), torch.no_grad():
+        if exporter == "dynamo":
+            dynamic = None
+            if batch == "dynamic":
+                dynamic = {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}}
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(outputs),
+                dynamic_shapes=dynamic,
+                verbose=False,
+            )
+            return program.model_proto
+        buffer = io.BytesIO()
+        axes = {n: {0: "batch"} for n in (INPUT_NAME, *outputs)} if batch == "dynamic" else None
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=list(outputs),
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+        return onnx.load_from_string(buffer.getvalue())
+
+
+def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    """onnxsim's result, or the input graph and the reason it was kept."""
+    try:
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(model)
+    except Exception as exc:  # onnxsim raises anything from protobuf to its own C++ errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return model, f"onnxsim failed ({type(exc).__name__}: {first[:200]})"
+    if not ok:
+        return model, "onnxsim's own output check failed"
+    return simplified, None
+
+
+def contract_problems(
+    facts: GraphFacts, spec: VariantSpec, outputs: tuple[str, ...], batch: str | int, opset: int
+) -> list[str]:
+    """What breaks the graph contract (input image N x 3 x 256 x 256, coords N x 18 x 3 ...)."""
+    problems = variant_disagreements(facts, spec)
+    if facts.opset != opset:
+        problems.append(f"the graph's opset is {facts.opset}, {opset} was asked for")
+    n: object = "batch" if batch == "dynamic" else batch
+    h, w = spec.input_hw
+    if facts.input_names != (INPUT_NAME,):
+        problems.append(f"inputs are {list(facts.input_names)}, expected ['{INPUT_NAME}']")
+    if facts.input_elem_type != onnx.TensorProto.FLOAT:
+        problems.append("input is not float32")
+    expected_in = (3, h, w)
+    if facts.input_shape is None or tuple(facts.input_shape[1:]) != expected_in:
+        problems.append(f"input shape {format_shape(facts.input_shape)}, expected Nx3x{h}x{w}")
+    expected_out = {"coords": (spec.joint_num, 3)}
+    if "heatmaps" in outputs:
+        expected_out["heatmaps"] = (spec.final_channels, *spec.heatmap_hw)
+    if tuple(facts.output_shapes) != outputs:
+        problems.append(f"outputs are {list(facts.output_shapes)}, expected {list(outputs)}")
+    for name, tail in expected_out.items():
+        shape = facts.output_shapes.get(name)
+        if shape is None or tuple(shape[1:]) != tail:
+            problems.append(f"output {name} is {format_shape(shape)}, expected N x {tail}")
+    for shape in (facts.input_shape, *facts.output_shapes.values()):
+        if shape and (isinstance(shape[0], int) != (batch != "dynamic")):
+            problems.append(f"batch axis is {shape[0]!r}, expected {n!r}")
+            break
+    if facts.has_range:
+        problems.append("the graph holds a Range op (mobile runtimes reject it)")
+    if not facts.resize_align_corners:
+        problems.append(f"Resize modes {list(facts.resize_modes)}, expected linear/align_corners")
+    return problems
+
+
+def _checked_facts(
+    proto: onnx.ModelProto,
+    out: Path,
+    spec: VariantSpec,
+    outputs: tuple[str, ...],
+    batch: str | int,
+    opset: int,
+) -> GraphFacts:
+    """ONNX checker (full), strict shape inference, then the graph contract; facts if all pass."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except Exception as exc:  # ValidationError / InferenceError
+        first = str(exc).strip().splitlines()[0]
+        message = f"{out}: the exported graph fails the ONNX checker ({first})"
+        raise CheckFailedError(message) from None
+    facts = graph_facts(inferred)
+    problems = contract_problems(facts, spec, outputs, batch, opset)
+    if problems:
+        raise CheckFailedError(
+            f"{out}: the exported graph breaks the contract for {spec.name}: {'; '.join(problems)}"
+        )
+    return facts
+
+
+def export_onnx(
+    ckpt: CanonicalCheckpoint,
+    out: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch: str | int = "dynamic",
+    heatmaps: bool = False,
+    simplify: bool = True,
+    exporter: str = "dynamo",
+    force: bool = False,
+    atol: Mapping[str, float] | None = None,
+    protect: tuple[Path, ...] = (),
+    precision: str = "fp32",
+    fold: bool = True,
+    calibration: CalibrationSet | str | Path | None = None,
+    ort_format: bool = False,
+) -> ExportReport:
+    """Export, check and verify; the file exists at out only if every check passed.
+
+    protect: paths never to overwrite (the checkpoint's own file is always protected).
+    atol: parity tolerances (max abs) per output, defaults to the precision's
+    (precision_tolerances; int8 is also held to a mean abs limit).
+    precision: fp32, fp16 or int8 (converter.export.precision).
+    fold: fold BatchNorms into the convs next to them (exact; fp16 always folds).
+    calibration: int8 only: a CalibrationSet, or a directory for calibration_set (None: the
+    synthetic Human3.6M set).
+    ort_format: also write the onnxruntime format file next to out (same name, .ort).
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    precision = check_precision(precision)
+    if exporter not in EXPORTERS:
+        raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
+    if opset < MIN_OPSET:
+        raise UsageError(f"--opset {opset} is too old: Resize with align_corners needs 11+")
+    if calibration is not None and precision != "int8":
+        raise UsageError("calibration images are for --precision int8 only")
+    batch = parse_batch(batch)
+    raw = getattr(ckpt, "raw", None)
+    inputs = (*protect, *([Path(raw.path)] if raw is not None else []))
+    check_output_path(out, inputs, force)
+    ort_out = out.with_suffix(".ort") if ort_format else None
+    if ort_out is not None:
+        if ort_out == out:
+            raise UsageError(f"{out}: name the ONNX output *.onnx when asking for --ort-format")
+        check_output_path(ort_out, inputs, force)
+    spec = ckpt.spec
+    outputs = ("coords", "heatmaps") if heatmaps else ("coords",)
+    defaults, mean_defaults = precision_tolerances(precision, spec)
+    tolerances = {name: (atol or defaults).get(name, defaults[name]) for name in outputs}
+    mean_tolerances = {k: v for k, v in mean_defaults.items() if k in outputs}
+    if precision == "int8" and not isinstance(calibration, CalibrationSet):
+        calibration = calibration_set(spec, calibration)  # bad data fails before the export
+
+    model = build_loaded_model(ckpt)
+    module, folded = _export_module(model, precision, heatmaps, fold)
+    try:
+        proto = _export_proto(module, spec, outputs, batch, opset, exporter)
+    except Exception as exc:  # exporter internals raise many types; the message is what counts
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OnnxModelError(f"{out}: the {exporter} exporter failed ({first[:300]})") from None
+    export_seconds = time.perf_counter() - started
+
+    simplify_error = None
+    if simplify:
+        proto, simplify_error = _simplify(proto)
+    quantization = None
+    if isinstance(calibration, CalibrationSet):
+        proto, quantization = quantize_int8(proto, calibration)
+    metadata = OnnxMetadata.for_spec(
+        spec,
+        outputs=outputs,
+        batch=str(batch),
+        source_sha256=ckpt.metadata.source_sha256 or "",
+        weights_sha256=ckpt.metadata.weights_sha256,
+        weights=ckpt.metadata.weights,
+        converter_version=__version__,
+        torch_version=torch.__version__,
+        onnx_version=onnx.__version__,
+        opset=opset,
+        exporter=exporter,
+        simplified=simplify and simplify_error is None,
+        precision=precision,
+        checkpoint=ckpt.metadata.to_strings(),
+    )
+    write_onnx_metadata(proto, metadata)
+    if quantization is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "quantization", json.dumps(quantization.to_dict())
+    proto.doc_string = f"ConvNeXtPose-{spec.name} exported by cnp-convert {__version__}"
+    facts = _checked_facts(proto, out, spec, outputs, batch, opset)
+
+    # Dynamic graphs are checked at two batch sizes: a graph that only works at the
+    # example's size is the classic dynamic-batch failure.
+    batches = (1, 2) if batch == "dynamic" else (int(batch),)
+    images = normalize_images(seeded_images(max(batches), PARITY_SEED + 1, spec.input_hw), spec)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_output(out))
+        onnx.save(proto, str(tmp))
+        session = open_onnx_session(tmp, "cpu")
+
+        def check(candidate: OnnxSession) -> tuple[ParityReport, ...]:
+            return run_parity(
+                model,
+                candidate,
+                images,
+                batches,
+                tolerances,
+                torch_device=torch.device("cpu"),
+                spec=spec,
+                mean_atol=mean_tolerances,
+            )
+
+        parity = check(session)
+        ort_parity: tuple[ParityReport, ...] = ()
+        if ort_out is not None and all(p.passed for p in parity):
+            ort_tmp = stack.enter_context(atomic_output(ort_out))
+            save_ort_format(tmp, ort_tmp)
+            # The .ort file is held to the same check: it is what a phone will run.
+            ort_parity = check(open_onnx_session(ort_tmp, "cpu", ort_format=True))
+        size = tmp.stat().st_size
+        report = ExportReport(
+            path=str(out),
+            variant=spec.name,
+            weights=ckpt.metadata.weights,
+            weights_sha256=ckpt.metadata.weights_sha256,
+            source_sha256=ckpt.metadata.source_sha256 or "",
+            opset=opset,
+            exporter=exporter,
+            batch=str(batch),
+            outputs=outputs,
+            simplified=metadata.simplified,
+            simplify_error=simplify_error,
+            size_bytes=size,
+            seconds=time.perf_counter() - started,
+            export_seconds=export_seconds,
+            graph=facts,
+            parity=parity,
+            metadata=metadata,
+            precision=precision,
+            folded_batchnorms=folded,
+            ort_path=str(ort_out) if ort_parity else None,
+            quantization=quantization,
+            ort_parity=ort_parity,
+        )
+        if not report.passed:
+            worst = _worst_failure((*parity, *ort_parity))
+            raise ParityFailedError(
+                f"{out}: parity check failed on onnxruntime CPU ({worst}); no file written",
+                report,
+            )
+    return report
+
+
+def _worst_failure(reports: tuple[ParityReport, ...]) -> str:
+    for report in reports:
+        for entry in report.outputs:
+            if not entry.passed:
+                return f"batch {report.batch}: {entry.line()}"
+    return "no output compared"

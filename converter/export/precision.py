@@ -1,0 +1,346 @@
+"""Cheaper graphs than fp32: half precision built in PyTorch, int8 by onnxruntime quantization.
+
+Both keep the soft-argmax (softmax over D·H·W bins and the expectations) in fp32 and the graph's
+input and outputs float32, so a consumer swaps files without touching its code.
+
+fp16: the network is cast in PyTorch and exported as is (onnxconverter-common's float16 pass
+fails on some graphs, with type errors on Cast/Resize). Every foldable BatchNorm is folded first
+(the stem BN's running variance, fed by un-divided 0..255 input, overflows fp16), the stem conv
+stays fp32 (the input spans about -2..1130, too wide for fp16 steps), the rest runs in half and
+the heatmaps are cast back to fp32 before the soft-argmax.
+
+int8: onnxruntime's static quantization of the fp32 graph (QDQ, uint8 activations, per-channel
+int8 weights, measured fastest on CPU), calibrated on crops made by the real preprocessing from
+a Human3.6M tree or a plain images directory; the soft-argmax nodes are excluded. The final conv
+is quantized like the others, so the logits reach the fp32 softmax as dequantized 8-bit values:
+keeping that conv in fp32 (more than half of L's MACs) measured 0.86 of fp32 latency instead of
+0.52 on L, with no change in the error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from converter.core.errors import DatasetError, OnnxModelError, UsageError
+from converter.core.model import ConvNeXtPose
+from converter.core.variants import VariantSpec
+from converter.export.fold import fold_batchnorms
+from converter.verdicts.parity import DEFAULT_ATOL
+
+PRECISIONS = ("fp32", "fp16", "int8")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_CALIBRATION_COUNT = 32
+
+# Default verify/export tolerances per precision, against the PyTorch fp32 model: max abs per
+# output, coords in heatmap units, heatmaps in logits. Measured by benchmarks/precision.py (figures
+# in the README): fp16 worst 0.14 on onnxruntime CPU and 0.27 with fp16 arithmetic (PyTorch half,
+# as a GPU runs it); int8 worst 16.3 (M, 64 bins). The seeded weights' few-bin heatmaps magnify
+# these.
+# fp16/int8 coords limits are for a 32-bin heatmap (XS, S) and scale with the bins (M, L: x2):
+# the errors do, in heatmap units (they are alike in millimetres).
+# int8's worst joint can land almost anywhere, so int8 is also judged on the mean abs error:
+# measured worst 1.8 (per 32 bins; logits 0.62), while graphs of other weights differ by
+# 5.4-7.0 (logits 4.8) on average: the mean limit sits between.
+TOLERANCE_BINS = 32
+PRECISION_ATOL: dict[str, dict[str, float]] = {
+    "fp32": dict(DEFAULT_ATOL),
+    "fp16": {"coords": 0.5, "heatmaps": 0.25},
+    "int8": {"coords": 16.0, "heatmaps": 10.0},
+}
+PRECISION_MEAN_ATOL: dict[str, dict[str, float]] = {
+    "fp32": {},
+    "fp16": {},
+    "int8": {"coords": 3.0, "heatmaps": 1.5},
+}
+
+# Default `eval --max-delta-mm` between fp32 PyTorch and an ONNX graph of each precision: fp32
+# differs by ~0.0003 mm; fp16 changed MPJPE by 0.045 mm and int8 by up to 4.1 mm on the synthetic
+# set with seeded weights (benchmarks/bench.py), so each limit sits above what was measured.
+EVAL_MAX_DELTA_MM: dict[str, float] = {"fp32": 0.1, "fp16": 0.5, "int8": 10.0}
+
+
+def check_precision(precision: str) -> str:
+    name = precision.strip().lower()
+    if name not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return name
+
+
+def precision_tolerances(
+    precision: str, spec: VariantSpec
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(max abs, mean abs) default tolerances per output for a precision and variant."""
+    name = check_precision(precision)
+    scale = 1.0 if name == "fp32" else spec.heatmap_hw[1] / TOLERANCE_BINS
+
+    def scaled(limits: dict[str, float]) -> dict[str, float]:
+        return {k: v * scale if k == "coords" else v for k, v in limits.items()}
+
+    return scaled(PRECISION_ATOL[name]), scaled(PRECISION_MEAN_ATOL[name])
+
+
+# ---------------------------------------------------------------------------------------------
+# fp16
+
+
+class _Fp32Stem(nn.Module):
+    """The stem conv in fp32 on the fp32 image; hands a half tensor to the rest."""
+
+    def __init__(self, stem: nn.Module) -> None:
+        super().__init__()
+        self.stem = stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x).half()
+
+
+class HalfPrecisionPose(nn.Module):
+    """fp32 image -> fp16 backbone and head -> fp32 soft-argmax (and heatmaps, if asked)."""
+
+    def __init__(self, model: ConvNeXtPose, heatmaps: bool = False) -> None:
+        super().__init__()
+        folded, self.fold_report = fold_batchnorms(model)
+        stem = copy.deepcopy(folded.backbone.downsample_layers[0]).float()
+        self.backbone = folded.backbone.half()
+        self.backbone.downsample_layers[0] = _Fp32Stem(stem)
+        self.head = folded.head.half()
+        self.soft_argmax = folded.soft_argmax  # index buffers stay fp32
+        self.with_heatmaps = heatmaps
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        heatmaps = self.head(self.backbone(image)).float()
+        coords = self.soft_argmax(heatmaps)
+        return (coords, heatmaps) if self.with_heatmaps else coords
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration images
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    images: np.ndarray  # (N, 3, H, W) float32, normalized network input
+    source: str  # what they were cropped from, for the report and the metadata
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def _spread(count: int, limit: int) -> list[int]:
+    """limit indices spread evenly over range(count) (all of them when limit >= count)."""
+    if limit >= count:
+        return list(range(count))
+    return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
+
+
+def _human36m_crops(root: Path, spec: VariantSpec, count: int) -> np.ndarray:
+    from converter.h36m.dataset import load_dataset
+    from converter.h36m.preprocess import load_input
+
+    dataset = load_dataset(root, 2, input_hw=spec.input_hw, limit=count)
+    return np.stack([load_input(s.image_path, s.bbox, spec) for s in dataset.samples])
+
+
+def _directory_crops(directory: Path, spec: VariantSpec, count: int) -> np.ndarray:
+    """Whole images as boxes (aspect fixed and enlarged as the reference does for a person box)."""
+    from converter.h36m.dataset import process_bbox
+    from converter.h36m.preprocess import crop_patch, normalize_patch, read_bgr
+
+    files = sorted(
+        p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise DatasetError(
+            f"{directory}: no images ({', '.join(IMAGE_SUFFIXES)}) and no Human3.6M annotations "
+            "to calibrate on"
+        )
+    aspect = spec.input_hw[1] / spec.input_hw[0]
+    crops = []
+    for index in _spread(len(files), count):
+        image = read_bgr(files[index])
+        height, width = image.shape[:2]
+        box = process_bbox((0, 0, width, height), width, height, aspect)
+        if box is None:
+            raise DatasetError(f"{files[index]}: image of size {width}x{height} cannot be cropped")
+        crops.append(normalize_patch(crop_patch(image, box, spec.input_hw), spec))
+    return np.stack(crops)
+
+
+def calibration_set(
+    spec: VariantSpec, source: str | Path | None = None, count: int = DEFAULT_CALIBRATION_COUNT
+) -> CalibrationSet:
+    """Network inputs to calibrate int8 on, cropped by the evaluation's own preprocessing.
+
+    source: a Human3.6M root (its protocol-2 test boxes), a directory of images (whole images,
+    searched recursively), or None for the synthetic Human3.6M set written to a temporary dir.
+    """
+    from converter.h36m.dataset import find_annotations_dir
+
+    if count < 1:
+        raise UsageError(f"the calibration count must be at least 1, not {count}")
+    if source is None:
+        from converter.h36m.synthetic import make_synthetic_h36m
+
+        with tempfile.TemporaryDirectory(prefix="cnp-calibration-") as tmp:
+            make_synthetic_h36m(tmp)
+            images = _human36m_crops(Path(tmp), spec, count)
+        label = f"synthetic Human3.6M set, {len(images)} test crops"
+        return CalibrationSet(images.astype(np.float32), label)
+    root = Path(source)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: the calibration source is not a directory")
+    if find_annotations_dir(root) is not None:
+        images = _human36m_crops(root, spec, count)
+        label = f"Human3.6M test crops under {root}, {len(images)} frames"
+    else:
+        images = _directory_crops(root, spec, count)
+        label = f"images under {root}, {len(images)} whole-image crops"
+    return CalibrationSet(images.astype(np.float32), label)
+
+
+# ---------------------------------------------------------------------------------------------
+# int8
+
+
+@dataclass(frozen=True)
+class QuantizationFacts:
+    quant_format: str
+    activation_type: str
+    weight_type: str
+    per_channel: bool
+    calibrate_method: str
+    calibration: str
+    calibration_images: int
+    excluded_nodes: tuple[str, ...]  # the soft-argmax, kept in fp32
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": self.quant_format,
+            "activations": self.activation_type,
+            "weights": self.weight_type,
+            "per_channel": self.per_channel,
+            "calibrate_method": self.calibrate_method,
+            "calibration": self.calibration,
+            "calibration_images": self.calibration_images,
+            "excluded_nodes": list(self.excluded_nodes),
+        }
+
+
+def soft_argmax_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes fed, directly or not, by the last Conv (the heatmap logits).
+
+    That is the soft-argmax: reshape, softmax, marginal sums and expectations.
+    """
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    if not convs:
+        raise OnnxModelError("the graph has no Conv node; cannot find the heatmap logits")
+    reached = set(convs[-1].output)
+    names = []
+    for node in model.graph.node:  # ONNX nodes are topologically sorted
+        if any(name in reached for name in node.input):
+            names.append(node.name)
+            reached.update(node.output)
+    ops = {n.op_type for n in model.graph.node if n.name in names}
+    if "Softmax" not in ops:
+        raise OnnxModelError("no Softmax after the last Conv; this is not a soft-argmax graph")
+    return names
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over an array, one image per call."""
+
+    def __init__(self, input_name: str, images: np.ndarray) -> None:
+        self._items = iter([{input_name: images[i : i + 1]} for i in range(len(images))])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._items, None)
+
+    def rewind(self) -> None:  # not needed by MinMax; part of the protocol
+        pass
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """The quantizer prints progress to stdout and warns through logging; keep --json clean."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def quantize_int8(
+    model: onnx.ModelProto,
+    calibration: CalibrationSet,
+    *,
+    quant_format: str = "QDQ",
+    per_channel: bool = True,
+    calibrate_method: str = "MinMax",
+) -> tuple[onnx.ModelProto, QuantizationFacts]:
+    """The fp32 graph statically quantized, soft-argmax nodes excluded (they stay fp32)."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    excluded = soft_argmax_nodes(model)
+    input_name = model.graph.input[0].name
+    with tempfile.TemporaryDirectory(prefix="cnp-int8-") as tmp:
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(source))
+        try:
+            with _quiet_quantizer():
+                quantize_static(
+                    str(source),
+                    str(target),
+                    _Reader(input_name, calibration.images),
+                    quant_format=QuantFormat[quant_format],
+                    per_channel=per_channel,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=excluded,
+                    calibrate_method=CalibrationMethod[calibrate_method],
+                )
+        except Exception as exc:  # the quantizer raises anything from onnx to numpy errors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxModelError(f"int8 quantization failed ({first[:300]})") from None
+        quantized = onnx.load(str(target))
+    facts = QuantizationFacts(
+        quant_format=quant_format,
+        activation_type="uint8",
+        weight_type="int8",
+        per_channel=per_channel,
+        calibrate_method=calibrate_method,
+        calibration=calibration.source,
+        calibration_images=len(calibration),
+        excluded_nodes=tuple(excluded),
+    )
+    return quantized, facts
+
+
+def softmax_input_types(model: onnx.ModelProto) -> list[int]:
+    """Element types (onnx.TensorProto enums) of every Softmax input, after shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.output)}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    return [types.get(n.input[0], 0) for n in graph.node if n.op_type == "Softmax"]

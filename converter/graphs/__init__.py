@@ -1,0 +1,1 @@
+"""Reading ONNX graphs: the facts of a graph (contract) and its metadata."""

@@ -1,0 +1,149 @@
+"""Facts read off an ONNX graph, to check that it fits a variant without running it.
+
+Used after export (the graph contract) and before verification (does this graph belong to the
+checkpoint at all?). Everything here reads the protobuf; nothing executes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import onnx
+from onnx import numpy_helper
+
+from converter.core.variants import VariantSpec
+
+Dim = int | str | None  # a fixed size, a symbolic name, or unknown
+
+
+def _dims(value_type: onnx.TypeProto) -> tuple[Dim, ...] | None:
+    if not value_type.tensor_type.HasField("shape"):
+        return None
+    out: list[Dim] = []
+    for dim in value_type.tensor_type.shape.dim:
+        if dim.HasField("dim_value"):
+            out.append(int(dim.dim_value))
+        elif dim.HasField("dim_param"):
+            out.append(dim.dim_param)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def format_shape(shape: tuple[Dim, ...] | None) -> str:
+    if shape is None:
+        return "unknown"
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+@dataclass(frozen=True)
+class GraphFacts:
+    opset: int
+    node_count: int
+    op_types: dict[str, int]
+    resize_count: int
+    resize_modes: tuple[str, ...]  # (mode, coordinate_transformation_mode) per Resize, joined
+    has_range: bool
+    input_names: tuple[str, ...]
+    input_shape: tuple[Dim, ...] | None  # of the first (only) graph input
+    input_elem_type: int
+    output_shapes: dict[str, tuple[Dim, ...] | None]
+    stem_channels: int | None  # first Conv's output channels (the variant's dims[0])
+    final_conv_channels: int | None  # last Conv's output channels (18 * depth_dim)
+    final_conv_hw: tuple[Dim, Dim] | None  # its spatial size (the heatmap), when inferred
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return bool(self.input_shape) and not isinstance(self.input_shape[0], int)
+
+    @property
+    def resize_align_corners(self) -> bool:
+        return all(m.endswith("/align_corners") for m in self.resize_modes)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "opset": self.opset,
+            "nodes": self.node_count,
+            "op_types": self.op_types,
+            "resize_count": self.resize_count,
+            "resize_modes": list(self.resize_modes),
+            "has_range": self.has_range,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "output_shapes": {k: list(v) if v else None for k, v in self.output_shapes.items()},
+            "stem_channels": self.stem_channels,
+            "final_conv_channels": self.final_conv_channels,
+            "final_conv_hw": list(self.final_conv_hw) if self.final_conv_hw else None,
+        }
+
+
+def _conv_out_channels(node: onnx.NodeProto, weights: dict[str, tuple[int, ...]]) -> int | None:
+    shape = weights.get(node.input[1]) if len(node.input) > 1 else None
+    return int(shape[0]) if shape else None
+
+
+def graph_facts(model: onnx.ModelProto) -> GraphFacts:
+    """Facts of a model; pass a shape-inferred model to get intermediate sizes."""
+    graph = model.graph
+    initializer_names = {t.name for t in graph.initializer}
+    weights = {t.name: tuple(t.dims) for t in graph.initializer}
+    # Constant nodes can hold weights too (some exporters emit them instead of initializers).
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            weights[node.output[0]] = tuple(numpy_helper.to_array(node.attribute[0].t).shape)
+    shapes = {v.name: _dims(v.type) for v in (*graph.value_info, *graph.output, *graph.input)}
+    inputs = [v for v in graph.input if v.name not in initializer_names]
+    resize_modes = []
+    for node in graph.node:
+        if node.op_type == "Resize":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            mode = attrs.get("mode", b"nearest").decode()
+            ctm = attrs.get("coordinate_transformation_mode", b"half_pixel").decode()
+            resize_modes.append(f"{mode}/{ctm}")
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    final_hw = None
+    if convs:
+        final_shape = shapes.get(convs[-1].output[0])
+        if final_shape and len(final_shape) == 4:
+            final_hw = (final_shape[2], final_shape[3])
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return GraphFacts(
+        opset=int(opset),
+        node_count=len(graph.node),
+        op_types=dict(sorted(Counter(n.op_type for n in graph.node).items())),
+        resize_count=len(resize_modes),
+        resize_modes=tuple(resize_modes),
+        has_range=any(n.op_type == "Range" for n in graph.node),
+        input_names=tuple(v.name for v in inputs),
+        input_shape=_dims(inputs[0].type) if inputs else None,
+        input_elem_type=int(inputs[0].type.tensor_type.elem_type) if inputs else 0,
+        output_shapes={v.name: _dims(v.type) for v in graph.output},
+        stem_channels=_conv_out_channels(convs[0], weights) if convs else None,
+        final_conv_channels=_conv_out_channels(convs[-1], weights) if convs else None,
+        final_conv_hw=final_hw,
+    )
+
+
+def variant_disagreements(facts: GraphFacts, spec: VariantSpec) -> list[str]:
+    """Graph facts that contradict the variant (empty when the graph fits it)."""
+    problems = []
+    if facts.stem_channels is not None and facts.stem_channels != spec.dims[0]:
+        problems.append(
+            f"stem conv has {facts.stem_channels} channels, {spec.name} has {spec.dims[0]}"
+        )
+    if facts.final_conv_channels is not None and facts.final_conv_channels != spec.final_channels:
+        problems.append(
+            f"final conv has {facts.final_conv_channels} channels, {spec.name} has "
+            f"{spec.final_channels} = {spec.joint_num} x depth_dim {spec.depth_dim}"
+        )
+    if facts.resize_count != spec.num_upsampling:
+        problems.append(
+            f"{facts.resize_count} Resize nodes, {spec.name} has {spec.num_upsampling} "
+            "upsampling blocks"
+        )
+    hw = facts.final_conv_hw
+    known = hw is not None and all(isinstance(d, int) for d in hw)
+    if known and tuple(hw) != spec.heatmap_hw:  # type: ignore[arg-type]
+        h, w = spec.heatmap_hw
+        problems.append(f"heatmap is {format_shape(hw)}, {spec.name} has {h}x{w}")
+    return problems

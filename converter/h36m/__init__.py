@@ -1,0 +1,1 @@
+"""Human3.6M: dataset reading, preprocessing, metrics, evaluation, synthetic set, pictures."""

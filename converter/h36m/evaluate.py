@@ -1,0 +1,453 @@
+"""Run one or more backends over a Human3.6M test set and score them -> a frozen EvalReport.
+
+Each batch of images is decoded and cropped once, in parallel threads (OpenCV releases the GIL),
+then fed to every backend, so the backends see byte-identical inputs. The flip test (facts §4.5)
+is on by default. Timing is split into decoding (shared) and inference (per backend); a backend's
+frames/s is what a run with that backend alone would achieve: frames / (decode + its inference).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TextIO
+
+import numpy as np
+
+from converter.core.errors import UsageError
+from converter.core.variants import VariantSpec
+from converter.h36m.dataset import H36MDataset, Sample
+from converter.h36m.metrics import (
+    BackendComparison,
+    MetricSummary,
+    back_project,
+    compare_backends,
+    eval_joint_indices,
+    joint_errors,
+    scored_poses,
+    summarize,
+)
+from converter.h36m.preprocess import load_input
+
+RESULT_FILE = "bbox_root_pose_human36m_output_{backend}.json"
+
+
+class Backend(Protocol):
+    """Normalized images (N, 3, H, W) float32 -> coords (N, J, 3) in heatmap units."""
+
+    name: str
+    device: str  # the device that really runs ("cpu" or "cuda")
+    providers: tuple[str, ...]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model, device) -> None:
+        import torch
+
+        self._torch = torch
+        self._model = model.to(device).eval()
+        self._device = device
+        self.device = device.type
+        self.providers = (f"torch {torch.__version__} ({device})",)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        from converter.verdicts.runtime import strict_fp32
+
+        torch = self._torch
+        with torch.inference_mode(), strict_fp32(self._device):
+            coords = self._model(torch.from_numpy(images).to(self._device))
+        return coords.float().cpu().numpy()
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, session) -> None:
+        self._session = session
+        self.device = session.device
+        self.providers = tuple(session.providers)
+        self.fallback_reason: str | None = getattr(session, "fallback_reason", None)
+
+        batch = (getattr(session, "input_shape", None) or (None,))[0]
+        self._fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if self._fixed_batch is None:
+            return np.asarray(self._session.run(images)["coords"])
+        # A model exported with a fixed batch: feed it chunks of that size, the last one padded.
+        size, count = self._fixed_batch, images.shape[0]
+        parts = []
+        for start in range(0, count, size):
+            chunk = images[start : start + size]
+            if chunk.shape[0] < size:
+                pad = np.repeat(chunk[-1:], size - chunk.shape[0], axis=0)
+                chunk = np.concatenate([chunk, pad])
+            parts.append(np.asarray(self._session.run(chunk)["coords"]))
+        return np.concatenate(parts)[:count]
+
+
+def torch_backend(ckpt, device: str = "auto") -> TorchBackend:
+    """The checkpoint's model, strictly loaded, on the resolved device."""
+    from converter.checkpoints.canonical import build_loaded_model
+    from converter.verdicts.runtime import resolve_torch_device
+
+    return TorchBackend(build_loaded_model(ckpt), resolve_torch_device(device))
+
+
+def onnx_backend(path: str | Path, device: str = "auto", threads: int | None = None) -> OnnxBackend:
+    from converter.verdicts.runtime import open_onnx_session
+
+    return OnnxBackend(open_onnx_session(path, device=device, threads=threads))
+
+
+# ---------------------------------------------------------------------------------------------
+# Flip test
+
+
+def unflip_coords(coords: np.ndarray, spec: VariantSpec) -> np.ndarray:
+    """Coords predicted on a mirrored patch -> the original frame: x' = W - x - 1, pairs swapped."""
+    out = np.array(coords, dtype=np.float64, copy=True)
+    out[..., 0] = spec.heatmap_hw[1] - out[..., 0] - 1.0
+    for a, b in spec.flip_pairs:
+        out[..., [a, b], :] = out[..., [b, a], :]
+    return out
+
+
+def predict(backend: Backend, images: np.ndarray, spec: VariantSpec, flip: bool = True):
+    """(N, J, 3) float64 heatmap coords; with flip, the mean of the plain and mirrored passes."""
+    coords = np.asarray(backend(images), dtype=np.float64)
+    if not flip:
+        return coords
+    mirrored = backend(np.ascontiguousarray(images[..., ::-1]))  # mirror along the width
+    return (coords + unflip_coords(mirrored, spec)) / 2.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most every 0.2 s."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled=True) -> None:
+        self.total, self.label, self.enabled = total, label, enabled
+        self.stream = stream or sys.stderr
+        self.done, self.start, self.last = 0, time.perf_counter(), 0.0
+
+    def update(self, count: int) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > 0.2 or self.done >= self.total):
+            self.last = now
+            filled = int(30 * self.done / max(1, self.total))
+            rate = self.done / max(now - self.start, 1e-9)
+            self.stream.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
+                f"{self.done}/{self.total} frames, {rate:.1f} frames/s"
+            )
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass(frozen=True)
+class BackendResult:
+    name: str
+    device: str
+    providers: tuple[str, ...]
+    summary: MetricSummary
+    frames: int
+    decode_s: float  # shared by all backends of the run
+    inference_s: float
+    coords: np.ndarray = field(repr=False)  # (N, J, 3) heatmap units, after the flip test
+    pred_cam: np.ndarray = field(repr=False)  # (N, J, 3) camera mm, absolute
+    scored: np.ndarray = field(repr=False)  # (N, J, 3) root-relative, aligned for Protocol 1
+
+    @property
+    def loop_s(self) -> float:
+        return self.decode_s + self.inference_s
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.loop_s if self.loop_s > 0 else float("nan")
+
+    @property
+    def decode_share(self) -> float:
+        return self.decode_s / self.loop_s if self.loop_s > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        return {
+            "backend": self.name,
+            "device": self.device,
+            "providers": list(self.providers),
+            **self.summary.to_dict(),
+            "fps": self.fps,
+            "decode_s": self.decode_s,
+            "inference_s": self.inference_s,
+            "decode_share": self.decode_share,
+        }
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    variant: str
+    protocol: int
+    metric: str
+    frames: int
+    flip: bool
+    layout: str
+    bbox_source: str
+    batch_size: int
+    workers: int
+    backends: tuple[BackendResult, ...]
+    comparison: BackendComparison | None
+    image_ids: tuple[int, ...] = field(repr=False)
+
+    def backend(self, name: str) -> BackendResult:
+        for result in self.backends:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        return {
+            "variant": self.variant,
+            "protocol": self.protocol,
+            "metric": self.metric,
+            "frames": self.frames,
+            "flip_test": self.flip,
+            "layout": self.layout,
+            "bbox_source": self.bbox_source,
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "backends": [b.to_dict() for b in self.backends],
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+        }
+
+
+def format_report(report: EvalReport, max_delta_mm: float) -> str:
+    """The human table: per action, total, per joint, speed, and the backend comparison."""
+    names = [b.name for b in report.backends]
+    flip = "flip test on" if report.flip else "flip test off"
+    lines = [
+        f"Human3.6M Protocol {report.protocol} {report.metric} (mm), ConvNeXtPose-"
+        f"{report.variant}, {report.frames} frames, {flip}, boxes: {report.bbox_source}",
+        f"data: {report.layout}",
+        "",
+        f"{'action':<14}{'frames':>7}" + "".join(f"{n:>12}" for n in names),
+    ]
+    first = report.backends[0].summary
+    for row, (action, count, _) in enumerate(first.per_action):
+        values = "".join(f"{b.summary.per_action[row][2]:>12.2f}" for b in report.backends)
+        lines.append(f"{action:<14}{count:>7}{values}")
+    totals = "".join(f"{b.summary.total_mm:>12.2f}" for b in report.backends)
+    lines += [
+        f"{'total':<14}{report.frames:>7}{totals}",
+        "",
+        f"{'joint':<21}" + "".join(f"{n:>12}" for n in names),
+    ]
+    for row, (joint, _) in enumerate(first.per_joint):
+        values = "".join(f"{b.summary.per_joint[row][1]:>12.2f}" for b in report.backends)
+        lines.append(f"{joint:<21}{values}")
+    lines.append("")
+    for b in report.backends:
+        lines.append(
+            f"{b.name:<6} on {b.device}: {b.fps:.1f} frames/s over the whole loop "
+            f"(decode {b.decode_s:.2f} s = {100 * b.decode_share:.0f}%, "
+            f"inference {b.inference_s:.2f} s); {', '.join(b.providers)}"
+        )
+    comparison = report.comparison
+    if comparison is not None:
+        a, b = comparison.backends
+        if comparison.agrees(max_delta_mm):
+            verdict = f"agree within {max_delta_mm} mm"
+        else:
+            verdict = f"DISAGREE by more than {max_delta_mm} mm"
+        lines.append(
+            f"{a} - {b}: {comparison.metric} difference {comparison.difference_mm:+.4f} mm, "
+            f"largest joint distance {comparison.max_distance_mm:.4f} mm (image "
+            f"{comparison.worst_image_id}, {comparison.worst_joint}); {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def _batches(items: Sequence[Sample], size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_backends(
+    samples: Sequence[Sample],
+    backends: Sequence[Backend],
+    spec: VariantSpec,
+    *,
+    flip: bool = True,
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: bool = True,
+    loader: Callable[[Sample], np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
+    """Coords per backend (N, J, 3), decode seconds, inference seconds per backend."""
+    if batch_size < 1 or workers < 0:
+        raise UsageError(f"batch size must be >= 1 and workers >= 0 ({batch_size}, {workers})")
+
+    def load(sample: Sample) -> np.ndarray:
+        return load_input(sample.image_path, sample.bbox, spec)
+
+    load = loader or load
+    outputs: dict[str, list[np.ndarray]] = {b.name: [] for b in backends}
+    inference = dict.fromkeys(outputs, 0.0)
+    decode = 0.0
+    bar = Progress(len(samples), "eval", enabled=progress)
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
+    try:
+        for batch in _batches(samples, batch_size):
+            start = time.perf_counter()
+            decoded = list(pool.map(load, batch)) if pool else [load(s) for s in batch]
+            images = np.stack(decoded).astype(np.float32, copy=False)
+            decode += time.perf_counter() - start
+            for backend in backends:
+                start = time.perf_counter()
+                outputs[backend.name].append(predict(backend, images, spec, flip))
+                inference[backend.name] += time.perf_counter() - start
+            bar.update(len(batch))
+    finally:
+        if pool:
+            pool.shutdown(wait=True)
+        bar.close()
+    coords = {name: np.concatenate(parts) for name, parts in outputs.items()}
+    return coords, decode, inference
+
+
+def score(
+    dataset: H36MDataset, coords: np.ndarray, spec: VariantSpec
+) -> tuple[np.ndarray, np.ndarray, MetricSummary]:
+    """Coords (N, J, 3) -> (absolute camera-mm prediction, scored prediction, summary)."""
+    samples = dataset.samples
+    pred_cam = back_project(
+        coords,
+        np.array([s.bbox for s in samples]),
+        np.array([s.root_depth for s in samples]),
+        np.array([s.focal for s in samples]),
+        np.array([s.center for s in samples]),
+        spec.heatmap_hw,
+        spec.depth_dim,
+        float(spec.bbox_3d_shape_mm[0]),
+    )
+    gt = np.stack([s.joints_cam for s in samples])
+    scored, gt_scored = scored_poses(pred_cam, gt, spec.root_index, dataset.protocol)
+    joints = eval_joint_indices(spec.joint_names)
+    errors = joint_errors(scored, gt_scored, joints)
+    names = [spec.joint_names[i] for i in joints]
+    summary = summarize(errors, [s.action_index for s in samples], names, dataset.metric)
+    return pred_cam, scored, summary
+
+
+def evaluate(
+    dataset: H36MDataset,
+    backends: Sequence[Backend],
+    spec: VariantSpec,
+    *,
+    flip: bool = True,
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: bool = True,
+) -> EvalReport:
+    """Run every backend over the dataset, score each, and compare the first two."""
+    names = [b.name for b in backends]
+    if not backends or len(set(names)) != len(names):
+        raise UsageError(f"need one or more distinct backends, got {names}")
+    coords, decode_s, inference_s = run_backends(
+        dataset.samples,
+        backends,
+        spec,
+        flip=flip,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+    )
+    results = []
+    for backend in backends:
+        pred_cam, scored, summary = score(dataset, coords[backend.name], spec)
+        results.append(
+            BackendResult(
+                name=backend.name,
+                device=backend.device,
+                providers=tuple(backend.providers),
+                summary=summary,
+                frames=len(dataset),
+                decode_s=decode_s,
+                inference_s=inference_s[backend.name],
+                coords=coords[backend.name],
+                pred_cam=pred_cam,
+                scored=scored,
+            )
+        )
+    image_ids = tuple(s.image_id for s in dataset.samples)
+    comparison = None
+    if len(results) >= 2:
+        first, second = results[0], results[1]
+        comparison = compare_backends(
+            (first.name, second.name),
+            (first.summary, second.summary),
+            (first.scored, second.scored),
+            image_ids,
+            eval_joint_indices(spec.joint_names),
+            spec.joint_names,
+        )
+    return EvalReport(
+        variant=spec.name,
+        protocol=dataset.protocol,
+        metric=dataset.metric,
+        frames=len(dataset),
+        flip=flip,
+        layout=dataset.layout.describe(),
+        bbox_source=dataset.bbox_source,
+        batch_size=batch_size,
+        workers=workers,
+        backends=tuple(results),
+        comparison=comparison,
+        image_ids=image_ids,
+    )
+
+
+def write_predictions(
+    report: EvalReport, dataset: H36MDataset, spec: VariantSpec, directory: str | Path
+) -> list[Path]:
+    """One file per backend in the reference's result format:
+    [{image_id, joint_cam (scored joints, root-relative mm), bbox, root_cam}]."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    joints = list(eval_joint_indices(spec.joint_names))
+    written = []
+    for result in report.backends:
+        rows = [
+            {
+                "image_id": sample.image_id,
+                "joint_cam": result.scored[i, joints].tolist(),
+                "bbox": list(sample.bbox),
+                "root_cam": list(sample.root_cam),
+            }
+            for i, sample in enumerate(dataset.samples)
+        ]
+        path = directory / RESULT_FILE.format(backend=result.name)
+        with path.open("w", encoding="utf-8") as handle:
+            json.dump(rows, handle)
+        written.append(path)
+    return written

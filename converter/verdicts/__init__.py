@@ -1,0 +1,1 @@
+"""Verdicts: runtimes and providers, parity of onnxruntime against PyTorch, verify, bench."""

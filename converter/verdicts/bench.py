@@ -1,0 +1,308 @@
+"""Latency of onnxruntime against PyTorch eager, measured in one run on the same inputs.
+
+Runs are interleaved (torch, onnx, torch, onnx ... with the order swapped every pair) after a
+warm-up, so drift on a shared machine hits both backends alike; the ratio is taken per pair of
+runs. On CUDA, onnxruntime runs through I/O binding with the input already on the GPU (timing
+excludes host copies), PyTorch's input is on the GPU too and it is synchronized before the clock
+is read; TF32 is off on both sides (onnxruntime is asked for strict fp32, so PyTorch is too).
+
+onnxruntime's idle worker threads spin between runs by default. Interleaved with PyTorch that
+spinning steals the cores PyTorch needs right after an onnxruntime run (measured here on XS:
+PyTorch eager 2.1x slower at batch 1, 1.5x at batch 8), so the benchmark turns it off by default.
+Alone, onnxruntime is 17% faster on XS at batch 1 with it on (3% on L), so the ratio is a bit
+conservative; ``spinning=True`` measures it anyway. Every timed run follows an untimed run of the
+same backend, which absorbs the other library's spin-down (PyTorch's OpenMP threads spin too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from converter.checkpoints.fabricate import normalize_images, seeded_images
+from converter.core.errors import UsageError, VariantMismatchError
+from converter.graphs.metadata import read_onnx_metadata
+from converter.verdicts.runtime import (
+    OnnxSession,
+    open_onnx_session,
+    resolve_torch_device,
+    strict_fp32,
+)
+
+BENCH_DEVICES = ("cpu", "cuda")
+DEFAULT_BATCHES = (1, 8)
+DEFAULT_RUNS = 20
+DEFAULT_WARMUP = 3
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    fps: float  # images per second at the median
+
+    @classmethod
+    def from_seconds(cls, seconds: Sequence[float], batch: int) -> LatencyStats:
+        median = statistics.median(seconds)
+        return cls(
+            median_ms=median * 1e3,
+            min_ms=min(seconds) * 1e3,
+            max_ms=max(seconds) * 1e3,
+            fps=batch / median,
+        )
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    batch: int
+    torch: LatencyStats
+    onnx: LatencyStats
+    ratio_onnx_over_torch: float  # median over pairs of runs; < 1 means onnxruntime is faster
+    speedup: float  # 1 / ratio
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    cpu: str
+    cores: int
+    gpu: str | None
+    system: str
+    torch_version: str
+    onnxruntime_version: str
+
+    @classmethod
+    def current(cls) -> MachineInfo:
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        return cls(
+            cpu=cpu_model(),
+            cores=os.cpu_count() or 1,
+            gpu=gpu,
+            system=f"{platform.system()} {platform.machine()}",
+            torch_version=torch.__version__,
+            onnxruntime_version=ort.__version__,
+        )
+
+    def line(self) -> str:
+        gpu = f", GPU {self.gpu}" if self.gpu else ", no GPU"
+        return (
+            f"{self.cpu}, {self.cores} cores{gpu} ({self.system}); torch {self.torch_version}, "
+            f"onnxruntime {self.onnxruntime_version}"
+        )
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    model: str
+    variant: str
+    precision: str
+    device: str  # what really ran: "cpu" or "cuda"
+    providers: tuple[str, ...]  # onnxruntime's, read back from the session
+    torch_device: str
+    onnx_threads: int | None  # None: onnxruntime's default (one per physical core)
+    torch_threads: int
+    spinning: bool
+    io_binding: bool
+    runs: int
+    warmup: int
+    machine: MachineInfo
+    rows: tuple[BenchRow, ...]
+    date: str
+    export_seconds: float | None = None  # when the graph was exported for this run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        threads = self.onnx_threads if self.onnx_threads else "default"
+        out = [
+            f"bench {self.model} (ConvNeXtPose-{self.variant}, {self.precision}) on {self.device}",
+            f"machine: {self.machine.line()}",
+            f"onnxruntime providers {', '.join(self.providers)}; intra-op threads {threads}, "
+            f"spinning {'on' if self.spinning else 'off'}"
+            + (", I/O binding" if self.io_binding else "")
+            + f"; PyTorch eager on {self.torch_device}, {self.torch_threads} threads",
+            f"{self.runs} interleaved runs after {self.warmup} warm-up, {self.date}",
+        ]
+        if self.export_seconds is not None:
+            out.append(f"export: {self.export_seconds:.1f} s")
+        out.append(
+            f"{'batch':>5} {'torch ms':>9} {'min':>8} {'max':>8} {'onnx ms':>9} {'min':>8} "
+            f"{'max':>8} {'torch fps':>10} {'onnx fps':>9} {'onnx/torch':>11}"
+        )
+        for r in self.rows:
+            out.append(
+                f"{r.batch:>5} {r.torch.median_ms:>9.2f} {r.torch.min_ms:>8.2f} "
+                f"{r.torch.max_ms:>8.2f} {r.onnx.median_ms:>9.2f} {r.onnx.min_ms:>8.2f} "
+                f"{r.onnx.max_ms:>8.2f} {r.torch.fps:>10.1f} {r.onnx.fps:>9.1f} "
+                f"{r.ratio_onnx_over_torch:>11.3f}  ({r.speedup:.2f}x faster)"
+            )
+        return out
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _torch_runner(model: torch.nn.Module, image: np.ndarray, device: torch.device) -> Callable:
+    tensor = torch.from_numpy(image).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def run() -> None:
+        with torch.inference_mode(), strict_fp32(device):
+            model(tensor)
+        sync()
+
+    return run
+
+
+def _onnx_runner(session: OnnxSession, image: np.ndarray) -> Callable:
+    if session.device != "cuda":
+        return lambda: session.run(image)
+    # I/O binding with the input resident on the GPU: no host copies inside the timed region.
+    raw = session.raw_session
+    binding = raw.io_binding()
+    value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(image), "cuda", 0)
+    binding.bind_ortvalue_input(session.input_name, value)
+    for name in session.output_names:
+        binding.bind_output(name, "cuda", 0)
+
+    def run() -> None:
+        raw.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+
+    return run
+
+
+def _time(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def interleaved(
+    first: Callable[[], object], second: Callable[[], object], runs: int, warmup: int
+) -> tuple[list[float], list[float]]:
+    """Seconds per run of each, alternating which goes first in every pair.
+
+    Each timed run follows an untimed run of the same backend: the other library's idle
+    threads still spin for a moment after it returns, and that settling run absorbs it.
+    """
+    for _ in range(warmup):
+        first()
+        second()
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(runs):
+        order = ((second, b), (first, a)) if i % 2 else ((first, a), (second, b))
+        for run, times in order:
+            run()
+            times.append(_time(run))
+    return a, b
+
+
+def _check_options(
+    device: str, batches: Sequence[int], threads: int | None, runs: int, warmup: int
+) -> str:
+    name = device.strip().lower()
+    if name not in BENCH_DEVICES:
+        raise UsageError(f"--device must be one of {', '.join(BENCH_DEVICES)}, not {device!r}")
+    if not batches or any(int(b) < 1 for b in batches):
+        raise UsageError(f"batch sizes must be positive integers, not {list(batches)}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {threads}")
+    if runs < 1 or warmup < 0:
+        raise UsageError(f"--runs must be at least 1 and warm-up at least 0 ({runs}, {warmup})")
+    return name
+
+
+def benchmark(
+    onnx_path: str | Path,
+    ckpt: CanonicalCheckpoint,
+    *,
+    device: str = "cpu",
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    threads: int | None = None,
+    runs: int = DEFAULT_RUNS,
+    warmup: int = DEFAULT_WARMUP,
+    spinning: bool = False,
+    export_seconds: float | None = None,
+) -> BenchReport:
+    """Median/min/max latency of both backends per batch size, interleaved in one run.
+
+    threads: intra-op threads for both backends (None: each library's default).
+    """
+    name = _check_options(device, batches, threads, runs, warmup)
+    path = Path(onnx_path)
+    meta = read_onnx_metadata(path)
+    if meta is not None and meta.variant != ckpt.spec.name:
+        raise VariantMismatchError(
+            f"{path}: the graph is ConvNeXtPose-{meta.variant}, the checkpoint "
+            f"({ckpt.metadata.source_name}) is {ckpt.spec.name}"
+        )
+    torch_device = resolve_torch_device(name)  # cuda without a usable GPU fails here
+    session = open_onnx_session(path, name, threads, spinning=spinning)
+    fixed = session.input_shape[0] if isinstance(session.input_shape[0], int) else None
+    if fixed is not None and any(int(b) != fixed for b in batches):
+        raise UsageError(f"{path}: the graph has a fixed batch of {fixed}, not {list(batches)}")
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        torch_threads = torch.get_num_threads()
+        model = build_loaded_model(ckpt).to(torch_device)
+        rows = []
+        for batch in (int(b) for b in batches):
+            image = normalize_images(seeded_images(batch, seed=batch), ckpt.spec)
+            torch_s, onnx_s = interleaved(
+                _torch_runner(model, image, torch_device),
+                _onnx_runner(session, image),
+                runs,
+                warmup,
+            )
+            ratio = statistics.median(o / t for o, t in zip(onnx_s, torch_s, strict=True))
+            rows.append(
+                BenchRow(
+                    batch=batch,
+                    torch=LatencyStats.from_seconds(torch_s, batch),
+                    onnx=LatencyStats.from_seconds(onnx_s, batch),
+                    ratio_onnx_over_torch=ratio,
+                    speedup=1.0 / ratio,
+                )
+            )
+    finally:
+        torch.set_num_threads(previous_threads)
+    return BenchReport(
+        model=str(path),
+        variant=ckpt.spec.name,
+        precision=meta.precision if meta is not None else "fp32",
+        device=session.device,
+        providers=session.providers,
+        torch_device=str(torch_device),
+        onnx_threads=threads,
+        torch_threads=torch_threads,
+        spinning=spinning,
+        io_binding=session.device == "cuda",
+        runs=runs,
+        warmup=warmup,
+        machine=MachineInfo.current(),
+        rows=tuple(rows),
+        date=datetime.date.today().isoformat(),
+        export_seconds=export_seconds,
+    )

@@ -1,0 +1,222 @@
+"""Execution devices for PyTorch and onnxruntime, and the check of what really runs.
+
+onnxruntime-gpu lists CUDAExecutionProvider even where CUDA cannot start (missing libraries, no
+GPU); a session created with it then runs on CPU without an error. So the truth is read back
+from ``session.get_providers()`` after creation: ``cuda`` that is not really running is an
+error, ``auto`` falls back to CPU and says why. TensorRT is never requested unless asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from converter.core.errors import OnnxModelError, ProviderError, UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+TENSORRT_EP = "TensorrtExecutionProvider"
+_GPU_EPS = (CUDA_EP, TENSORRT_EP)
+
+
+def _check_device(device: str) -> str:
+    name = device.strip().lower()
+    if name not in DEVICES:
+        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    return name
+
+
+def resolve_torch_device(device: str) -> torch.device:
+    """ "auto" -> CUDA when torch can use it, else CPU; "cuda" without CUDA -> ProviderError."""
+    name = _check_device(device)
+    if name == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if name == "auto":
+        return torch.device("cpu")
+    if torch.version.cuda is None:
+        why = f"this PyTorch ({torch.__version__}) is a CPU-only build"
+    else:
+        why = f"PyTorch built with CUDA {torch.version.cuda} sees no GPU"
+    raise ProviderError(f"--device cuda: {why}")
+
+
+def cuda_failure_reason() -> str:
+    """Best guess at why onnxruntime's CUDA provider did not start (for messages only)."""
+    library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    if not library.exists():
+        return "this onnxruntime build ships no CUDA provider library"
+    try:
+        # Loading it ourselves surfaces the dynamic loader's message (e.g. a missing libcublas).
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        return f"the CUDA provider library does not load: {exc}"
+    return "the CUDA provider library loads, but the session did not use it (no usable GPU?)"
+
+
+class OnnxSession:
+    """An onnxruntime session plus the truth about where it runs.
+
+    providers: what ``get_providers()`` reports after creation; device: "cuda" or "cpu", what
+    really runs; fallback_reason: why "auto" ended on CPU (None when it did not fall back).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        session: ort.InferenceSession,
+        requested: tuple[str, ...],
+        fallback_reason: str | None,
+    ) -> None:
+        self.path = path
+        self._session = session
+        self.requested_providers = requested
+        self.providers: tuple[str, ...] = tuple(session.get_providers())
+        self.device = "cuda" if any(p in _GPU_EPS for p in self.providers) else "cpu"
+        self.fallback_reason = fallback_reason
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            names = [i.name for i in inputs]
+            raise OnnxModelError(f"{path}: expected one input, the graph has {names}")
+        self.input_name: str = inputs[0].name
+        self.input_shape: tuple[int | str | None, ...] = tuple(inputs[0].shape)
+        self.output_names: tuple[str, ...] = tuple(o.name for o in session.get_outputs())
+
+    @property
+    def raw_session(self) -> ort.InferenceSession:
+        """The underlying onnxruntime session (I/O binding, profiling, metadata)."""
+        return self._session
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """One forward pass; image is the normalized NCHW float32 batch."""
+        feed = {self.input_name: np.ascontiguousarray(image, dtype=np.float32)}
+        try:
+            values = self._session.run(list(self.output_names), feed)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OnnxModelError(f"{self.path}: inference failed ({message})") from None
+        return dict(zip(self.output_names, values, strict=True))
+
+    def describe(self) -> str:
+        text = f"onnxruntime {ort.__version__} on {self.device} ({', '.join(self.providers)})"
+        if self.fallback_reason:
+            text += f"; CUDA not used: {self.fallback_reason}"
+        return text
+
+
+def _requested_providers(
+    device: str, tensorrt: bool, tf32: bool
+) -> tuple[list[str | tuple[str, Mapping[str, str]]], str | None]:
+    """What to ask onnxruntime for, and (for auto) why CUDA is not even tried."""
+    if device == "cpu":
+        return [CPU_EP], None
+    available = ort.get_available_providers()
+    if CUDA_EP not in available:
+        reason = f"onnxruntime {ort.__version__} has no {CUDA_EP} (install onnxruntime-gpu)"
+        if device == "cuda":
+            raise ProviderError(f"--device cuda: {reason}")
+        return [CPU_EP], reason
+    # TF32 off by default: parity is measured against strict fp32 PyTorch.
+    providers: list[str | tuple[str, Mapping[str, str]]] = [
+        (CUDA_EP, {"use_tf32": "1" if tf32 else "0"}),
+        CPU_EP,
+    ]
+    if tensorrt:
+        if TENSORRT_EP not in available:
+            raise ProviderError(f"TensorRT requested but onnxruntime has no {TENSORRT_EP}")
+        providers.insert(0, TENSORRT_EP)
+    return providers, None
+
+
+def open_onnx_session(
+    path: str | Path,
+    device: str = "auto",
+    threads: int | None = None,
+    *,
+    tensorrt: bool = False,
+    tf32: bool = False,
+    ort_format: bool = False,
+    spinning: bool = True,
+) -> OnnxSession:
+    """An onnxruntime session on the device asked for, checked against what really runs.
+
+    ort_format: the file is an onnxruntime .ort file (needed when its name does not end .ort).
+    spinning: let idle intra-op threads spin for the next run (onnxruntime's default; measured
+    17% faster on XS at batch 1, 3% on L); off when something else needs the cores between runs.
+    """
+    path = Path(path)
+    name = _check_device(device)
+    if not path.is_file():
+        raise OnnxModelError(f"{path}: no such file")
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be at least 1, not {threads}")
+    providers, fallback_reason = _requested_providers(name, tensorrt, tf32)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only; provider facts are reported by us
+    if ort_format:
+        options.add_session_config_entry("session.load_model_format", "ORT")
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # InvalidProtobuf, InvalidGraph, Fail ...: all mean a bad file
+        message = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise OnnxModelError(f"{path}: onnxruntime cannot load it ({message})") from None
+    requested = tuple(p if isinstance(p, str) else p[0] for p in providers)
+    result = OnnxSession(path, session, requested, fallback_reason)
+    if name != "cpu" and result.device != "cuda" and fallback_reason is None:
+        reason = (
+            f"{CUDA_EP} was requested but the session runs on {', '.join(result.providers)}: "
+            f"{cuda_failure_reason()}"
+        )
+        if name == "cuda":
+            raise ProviderError(f"--device cuda: {reason}")
+        result.fallback_reason = reason
+    return result
+
+
+# Like onnxruntime.tools.convert_onnx_models_to_ort's default: every optimization except the
+# x86-only NCHWc layout, so the file runs on ARM phones as well as here.
+ORT_FORMAT_DISABLED_OPTIMIZERS = ("NchwcTransformer",)
+
+
+def save_ort_format(onnx_path: str | Path, ort_path: str | Path) -> None:
+    """Write the onnxruntime (.ort, flatbuffer) form of an ONNX file, optimized for CPU."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(ort_path)
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    try:
+        ort.InferenceSession(
+            str(onnx_path),
+            sess_options=options,
+            providers=[CPU_EP],
+            disabled_optimizers=list(ORT_FORMAT_DISABLED_OPTIMIZERS),
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        message = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise OnnxModelError(
+            f"{ort_path}: cannot write the onnxruntime format ({message})"
+        ) from None
+
+
+@contextlib.contextmanager
+def strict_fp32(device: torch.device) -> Iterator[None]:
+    """PyTorch in strict fp32 on CUDA: TF32 convolutions (cuDNN's default) would otherwise be
+    measured as export error, since onnxruntime's CUDA provider runs with use_tf32=0."""
+    if device.type != "cuda":
+        yield
+        return
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        yield

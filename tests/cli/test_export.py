@@ -1,0 +1,210 @@
+"""`cnp-convert onnx` and `cnp-convert verify` end to end, through the Typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from converter.cli.main import app
+from converter.graphs.metadata import read_onnx_metadata
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def xs_cli_onnx(tmp_path_factory, release_file) -> Path:
+    """The default export path through the CLI (dynamo, opset 18, dynamic batch, onnxsim)."""
+    out = tmp_path_factory.mktemp("cli") / "xs.onnx"
+    result = invoke("onnx", "--checkpoint", release_file("XS"), "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {out}")
+    assert "parity (onnxruntime CPU) batch 2: coords: max abs" in result.stdout
+    assert "Resize 2 (linear/align_corners), Range none, final conv 576 channels" in result.stdout
+    return out
+
+
+def test_onnx_then_verify(xs_cli_onnx: Path, release_file) -> None:
+    meta = read_onnx_metadata(xs_cli_onnx)
+    assert meta.variant == "XS" and meta.weights == "trained"
+    result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--samples", 4)
+    assert result.exit_code == 0, result.output
+    assert "batch 1: coords: max abs" in result.stdout
+    assert "batch 4: coords: max abs" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("PASS")
+
+
+def test_verify_json(xs_cli_onnx: Path, release_file) -> None:
+    result = invoke(
+        "verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--batch", "2", "--samples",
+        2, "--device", "cpu", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and report["batches"] == [2]
+    assert report["providers"] == ["CPUExecutionProvider"]
+    coords = report["results"][0]["outputs"][0]
+    assert coords["name"] == "coords" and coords["max_abs"] < 2e-3
+    assert set(coords) >= {"mean_abs", "max_rel", "worst_index", "worst_mm", "passed"}
+
+
+def test_verify_failure_prints_report_then_exits_1(xs_cli_onnx: Path, release_file) -> None:
+    result = invoke(
+        "verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--atol", "1e-12",
+        "--batch", "1", "--samples", 1, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)  # the evidence, still parseable
+    assert report["passed"] is False
+    assert "error:" in result.stderr and "parity failed" in result.stderr
+
+
+def test_onnx_json_output(tmp_path: Path, release_file) -> None:
+    out = tmp_path / "ts.onnx"
+    result = invoke(
+        "onnx", "--checkpoint", release_file("XS"), "-o", out, "--exporter", "torchscript",
+        "--batch", "1", "--heatmaps", "--no-simplify", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and report["simplified"] is False
+    assert report["outputs"] == ["coords", "heatmaps"] and report["batch"] == "1"
+    assert report["graph"]["resize_count"] == 2 and report["graph"]["has_range"] is False
+    assert report["graph"]["output_shapes"]["heatmaps"] == [1, 576, 32, 32]
+
+
+def test_variant_alone_exports_random_weights_with_a_warning(tmp_path: Path) -> None:
+    out = tmp_path / "random.onnx"
+    result = invoke("onnx", "--variant", "xs", "-o", out, "--exporter", "torchscript")
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "RANDOM weights" in result.stderr
+    assert read_onnx_metadata(out).weights == "random"
+    # ...and verify recreates the same seeded weights from --variant alone.
+    result = invoke("verify", out, "--variant", "XS", "--batch", "1", "--samples", 1)
+    assert result.exit_code == 0, result.output
+    assert "RANDOM weights" in result.stderr
+
+
+def test_variant_disagreeing_with_checkpoint_writes_nothing(tmp_path: Path, release_file) -> None:
+    out = tmp_path / "l.onnx"
+    result = invoke("onnx", "--checkpoint", release_file("XS"), "--variant", "L", "-o", out)
+    assert result.exit_code == 2
+    assert "error:" in result.stderr and "--variant L disagrees" in result.stderr
+    assert "stem 40 ch" in result.stderr  # the evidence
+    assert not out.exists()
+
+
+def test_existing_output_needs_force(tmp_path: Path, release_file) -> None:
+    out = tmp_path / "taken.onnx"
+    out.write_text("mine")
+    result = invoke("onnx", "--checkpoint", release_file("XS"), "-o", out)
+    assert result.exit_code == 2 and "--force" in result.stderr
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give --checkpoint"),
+        (("--variant", "XS", "--batch", "lots"), "--batch"),
+        (("--variant", "XS", "--exporter", "tflite"), "--exporter"),
+        (("--variant", "XXL"), "unknown variant"),
+    ],
+)
+def test_onnx_usage_errors(tmp_path: Path, args: tuple, message: str) -> None:
+    result = invoke("onnx", *args, "-o", tmp_path / "x.onnx")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_other_weights_exit_2(onnx_cache, release_file) -> None:
+    other, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 1), exporter="torchscript")
+    result = invoke("verify", other, "--checkpoint", release_file("XS"))
+    assert result.exit_code == 2
+    assert "exported from other weights" in result.stderr
+
+
+def test_verify_other_variant_exit_2(xs_cli_onnx: Path) -> None:
+    result = invoke("verify", xs_cli_onnx, "--variant", "S")
+    assert result.exit_code == 2
+    assert "--variant S but the graph's metadata says XS" in result.stderr
+    assert "warning" not in result.stderr  # failed before building random weights
+
+
+def test_verify_without_metadata(xs_cli_onnx: Path, release_file, tmp_path: Path) -> None:
+    model = onnx.load(str(xs_cli_onnx))
+    del model.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(model, str(bare))
+    result = invoke("verify", bare, "--checkpoint", release_file("XS"))
+    assert result.exit_code == 2 and "pass --variant" in result.stderr
+    result = invoke(
+        "verify", bare, "--checkpoint", release_file("XS"), "--variant", "XS", "--batch", "1",
+        "--samples", 1,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "no cnp-convert metadata" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "text"])
+def test_verify_bad_files(xs_cli_onnx: Path, release_file, tmp_path: Path, kind: str) -> None:
+    bad = tmp_path / f"{kind}.onnx"
+    if kind == "corrupt":
+        bad.write_bytes(xs_cli_onnx.read_bytes()[:5000])
+    else:
+        bad.write_text("hello")
+    result = invoke("verify", bad, "--checkpoint", release_file("XS"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and str(bad) in result.stderr
+
+
+def test_verify_wrong_input_size(xs_cli_onnx: Path, release_file, tmp_path: Path) -> None:
+    model = onnx.load(str(xs_cli_onnx))
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_value = 192
+    small = tmp_path / "small.onnx"
+    onnx.save(model, str(small))
+    result = invoke("verify", small, "--checkpoint", release_file("XS"))
+    assert result.exit_code == 2 and "192x192" in result.stderr
+
+
+def test_verify_usage_errors(xs_cli_onnx: Path, release_file) -> None:
+    result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--batch", "1,x")
+    assert result.exit_code == 2 and "--batch" in result.stderr
+    result = invoke("verify", xs_cli_onnx)
+    assert result.exit_code == 2 and "give --checkpoint" in result.stderr
+
+
+def test_verify_cuda_without_cuda_exit_2(xs_cli_onnx: Path, release_file) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--device", "cuda")
+    assert result.exit_code == 2
+    assert "--device cuda" in result.stderr
+
+
+@pytest.mark.cuda
+def test_verify_cuda(xs_cli_onnx: Path, release_file) -> None:
+    import torch
+
+    from converter.verdicts.runtime import open_onnx_session
+
+    if not torch.cuda.is_available() or open_onnx_session(xs_cli_onnx, "auto").device != "cuda":
+        pytest.skip("needs torch CUDA and a working onnxruntime CUDAExecutionProvider")
+    result = invoke(
+        "verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--device", "cuda", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["onnx_device"] == "cuda"
+    assert report["providers"][0] == "CUDAExecutionProvider"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from converter.core.complexity import conv_macs, state_dict_elements, trainable_params
+from converter.core.errors import VariantError
+from converter.core.model import build_model
+from converter.core.variants import VARIANTS, get_variant
+
+# Facts §3.1: trainable parameters and state-dict elements (BN buffers included).
+EXPECTED = {
+    "XS": (3_528_008, 3_534_140, 194),
+    "S": (7_438_976, 7_448_954, 260),
+    "M": (7_587_008, 7_596_986, 260),
+    "L": (8_380_352, 8_391_354, 260),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_parameter_counts_match_paper_and_checkpoints(name: str) -> None:
+    spec = get_variant(name)
+    model = build_model(spec)
+    params, elements, tensors = EXPECTED[name]
+    assert trainable_params(model) == params
+    assert state_dict_elements(model) == elements
+    assert len(model.state_dict()) == tensors
+    assert round(params / 1e6, 2) == spec.paper.params_m
+
+
+@pytest.mark.parametrize("name", ["M", "L"])
+def test_conv_macs_within_two_percent_of_paper(name: str) -> None:
+    spec = get_variant(name)
+    macs = conv_macs(build_model(spec), spec.input_hw)
+    assert abs(macs / 1e9 - spec.paper.gflops) / spec.paper.gflops < 0.02
+
+
+def test_heatmap_shapes_follow_upsampling_flags() -> None:
+    assert get_variant("XS").heatmap_hw == (32, 32)
+    assert get_variant("S").heatmap_hw == (32, 32)
+    assert get_variant("M").heatmap_hw == (64, 64)
+    assert get_variant("L").heatmap_hw == (64, 64)
+    assert [VARIANTS[n].final_channels for n in VARIANTS] == [576, 576, 1152, 1152]
+
+
+def test_unknown_variant_lists_known_ones() -> None:
+    with pytest.raises(VariantError, match="known variants: XS, S, M, L"):
+        get_variant("XL")
+    assert get_variant("xs").name == "XS"

@@ -1,0 +1,240 @@
+"""export_onnx: the graph fits the variant, carries its metadata, and matches PyTorch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from converter.checkpoints.canonical import build_loaded_model
+from converter.checkpoints.fabricate import normalize_images, seeded_images
+from converter.core.errors import CheckFailedError, OutputExistsError, UsageError
+from converter.export import exporter as export_module
+from converter.export.exporter import ExportReport, export_onnx
+from converter.graphs.metadata import OnnxMetadata, read_onnx_metadata
+from converter.verdicts.runtime import open_onnx_session
+
+
+@pytest.fixture(scope="module")
+def xs(onnx_cache) -> tuple[Path, ExportReport]:
+    return onnx_cache.exported(onnx_cache.release_checkpoint("XS"))
+
+
+@pytest.fixture(scope="module")
+def xs_torchscript(onnx_cache) -> tuple[Path, ExportReport]:
+    ckpt = onnx_cache.release_checkpoint("XS")
+    return onnx_cache.exported(ckpt, exporter="torchscript", heatmaps=True, batch=2)
+
+
+def _inferred(path: Path) -> onnx.ModelProto:
+    return onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=True)
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[object]:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def _shape_of(model: onnx.ModelProto, name: str) -> list[object]:
+    for value in (*model.graph.value_info, *model.graph.output):
+        if value.name == name:
+            return _dims(value)
+    raise KeyError(name)
+
+
+def _assert_fits(path: Path, variant: str, upsampling: int, depth_dim: int, hw: int) -> None:
+    """Read the file itself (not the report) and check it against the variant's facts."""
+    onnx.checker.check_model(str(path), full_check=True)
+    model = _inferred(path)
+    nodes = model.graph.node
+    ops = [n.op_type for n in nodes]
+    assert "Range" not in ops
+    resizes = [n for n in nodes if n.op_type == "Resize"]
+    assert len(resizes) == upsampling, f"{variant}: Resize count"
+    for node in resizes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["coordinate_transformation_mode"] == b"align_corners"
+        assert attrs["mode"] == b"linear"
+    final = [n for n in nodes if n.op_type == "Conv"][-1]
+    weight = next(t for t in model.graph.initializer if t.name == final.input[1])
+    assert weight.dims[0] == 18 * depth_dim
+    assert _shape_of(model, final.output[0])[1:] == [18 * depth_dim, hw, hw]
+
+
+def test_xs_graph_fits_the_variant(xs) -> None:
+    path, _ = xs
+    _assert_fits(path, "XS", upsampling=2, depth_dim=32, hw=32)
+
+
+def test_xs_graph_contract(xs) -> None:
+    path, report = xs
+    model = onnx.load(str(path))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
+    (image,) = model.graph.input
+    assert image.name == "image"
+    assert image.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    dims = _dims(image)
+    assert isinstance(dims[0], str) and dims[1:] == [3, 256, 256]  # dynamic batch
+    assert [o.name for o in model.graph.output] == ["coords"]
+    assert _dims(model.graph.output[0])[1:] == [18, 3]
+    assert report.graph.dynamic_batch
+    assert report.exporter == "dynamo" and report.opset == 18
+    assert report.simplified and report.simplify_error is None
+
+
+def test_xs_metadata_round_trip(onnx_cache, xs) -> None:
+    path, report = xs
+    ckpt = onnx_cache.release_checkpoint("XS")
+    meta = read_onnx_metadata(path)
+    assert isinstance(meta, OnnxMetadata)
+    assert meta == report.metadata
+    assert (meta.variant, meta.depth_dim, meta.heatmap_hw) == ("XS", 32, (32, 32))
+    assert meta.joint_names[0] == "Pelvis" and len(meta.joint_names) == 18
+    assert meta.flip_pairs[0] == (1, 4) and meta.root_index == 0
+    assert meta.input_name == "image" and meta.input_hw == (256, 256)
+    assert meta.input_layout.startswith("NCHW, RGB")
+    assert meta.pixel_mean == (0.485, 0.456, 0.406) and meta.pixel_std == (0.229, 0.224, 0.225)
+    assert "no division by 255" in meta.normalization
+    assert meta.bbox_3d_shape_mm == (2000, 2000, 2000)
+    assert "heatmap columns" in meta.coordinate_units
+    assert meta.weights == "trained"
+    assert meta.weights_sha256 == ckpt.metadata.weights_sha256
+    assert meta.source_sha256 == ckpt.metadata.source_sha256 != ""
+    assert meta.torch_version == torch.__version__ and meta.onnx_version == onnx.__version__
+    assert (meta.opset, meta.exporter, meta.simplified, meta.precision) == (
+        18,
+        "dynamo",
+        True,
+        "fp32",
+    )
+    assert meta.batch == "dynamic" and meta.outputs == ("coords",)
+    assert meta.checkpoint["epoch"] == "68"
+    # What a consumer sees through onnxruntime: plain keys.
+    session = open_onnx_session(path, "cpu")
+    props = session._session.get_modelmeta().custom_metadata_map
+    assert props["variant"] == "XS" and props["heatmap_width"] == "32"
+    assert json.loads(props["flip_pairs"])[0] == [1, 4]
+
+
+def test_xs_parity_in_report(xs) -> None:
+    _, report = xs
+    assert report.passed
+    assert [p.batch for p in report.parity] == [1, 2]
+    for parity in report.parity:
+        coords = parity.output("coords")
+        assert coords.max_abs < 2e-3 and coords.worst_mm is not None
+    json.dumps(report.to_dict())  # JSON-ready
+    assert report.lines()[0].startswith(f"wrote {report.path}")
+
+
+def test_dynamic_batch_runs_at_other_sizes(onnx_cache, xs) -> None:
+    path, _ = xs
+    spec = onnx_cache.release_checkpoint("XS").spec
+    session = open_onnx_session(path, "cpu")
+    for batch in (3, 5):
+        out = session.run(normalize_images(seeded_images(batch, 3), spec))
+        assert out["coords"].shape == (batch, 18, 3)
+
+
+def test_torchscript_fixed_batch_with_heatmaps(xs_torchscript) -> None:
+    path, report = xs_torchscript
+    _assert_fits(path, "XS", upsampling=2, depth_dim=32, hw=32)
+    model = onnx.load(str(path))
+    assert [_dims(o) for o in model.graph.output] == [[2, 18, 3], [2, 576, 32, 32]]
+    assert _dims(model.graph.input[0]) == [2, 3, 256, 256]
+    meta = read_onnx_metadata(model)
+    assert meta.exporter == "torchscript" and meta.batch == "2"
+    assert meta.outputs == ("coords", "heatmaps")
+    assert [p.batch for p in report.parity] == [2]
+    assert report.parity[0].output("heatmaps").passed
+
+
+@pytest.mark.slow
+def test_l_graph_fits_and_matches(onnx_cache) -> None:
+    path, report = onnx_cache.exported(onnx_cache.release_checkpoint("L"))
+    _assert_fits(path, "L", upsampling=3, depth_dim=64, hw=64)
+    assert report.passed
+    assert read_onnx_metadata(path).heatmap_hw == (64, 64)
+    # Independent of the report: ORT against the strictly loaded PyTorch model.
+    ckpt = onnx_cache.release_checkpoint("L")
+    x = normalize_images(seeded_images(2, 99), ckpt.spec)
+    with torch.inference_mode():
+        ref = build_loaded_model(ckpt)(torch.from_numpy(x)).numpy()
+    got = open_onnx_session(path, "cpu").run(x)["coords"]
+    assert np.abs(got - ref).max() < 2e-3
+
+
+def test_parity_failure_leaves_no_file(onnx_cache, tmp_path: Path) -> None:
+    ckpt = onnx_cache.release_checkpoint("XS")
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(CheckFailedError, match="parity check failed") as info:
+        export_onnx(ckpt, out, exporter="torchscript", atol={"coords": 1e-12})
+    assert info.value.exit_code == 1
+    assert "no file written" in str(info.value)
+    assert not info.value.report.passed
+    assert list(tmp_path.iterdir()) == []  # no output, no temp file
+
+
+def test_failed_simplification_keeps_the_graph(onnx_cache, tmp_path: Path, monkeypatch) -> None:
+    import onnxsim
+
+    def broken(model):
+        raise RuntimeError("simulated onnxsim crash\nsecond line")
+
+    monkeypatch.setattr(onnxsim, "simplify", broken)
+    out = tmp_path / "unsimplified.onnx"
+    report = export_onnx(onnx_cache.release_checkpoint("XS"), out, exporter="torchscript")
+    assert out.exists() and report.passed
+    assert not report.simplified
+    assert report.simplify_error == "onnxsim failed (RuntimeError: simulated onnxsim crash)"
+    assert read_onnx_metadata(out).simplified is False
+
+
+def test_existing_output_needs_force(onnx_cache, tmp_path: Path) -> None:
+    out = tmp_path / "exists.onnx"
+    out.write_bytes(b"keep me")
+    ckpt = onnx_cache.release_checkpoint("XS")
+    with pytest.raises(OutputExistsError, match="--force"):
+        export_onnx(ckpt, out, exporter="torchscript")
+    assert out.read_bytes() == b"keep me"
+    report = export_onnx(ckpt, out, exporter="torchscript", force=True)
+    assert report.passed
+    assert read_onnx_metadata(out).exporter == "torchscript"
+
+
+def test_never_overwrites_the_checkpoint(onnx_cache, release_file) -> None:
+    ckpt = onnx_cache.release_checkpoint("XS")
+    source = release_file("XS")
+    before = source.stat().st_size
+    with pytest.raises(OutputExistsError, match="input"):
+        export_onnx(ckpt, source, force=True)
+    assert source.stat().st_size == before
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch": "many"}, "--batch"),
+        ({"batch": 0}, "--batch"),
+        ({"exporter": "tf2onnx"}, "--exporter"),
+        ({"opset": 9}, "opset"),
+    ],
+)
+def test_bad_options(onnx_cache, tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx", **options)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_exporter_failure_is_one_line(onnx_cache, tmp_path: Path, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("unsupported operator\ntraceback noise")
+
+    monkeypatch.setattr(export_module, "_export_proto", boom)
+    with pytest.raises(Exception, match="exporter failed") as info:
+        export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "x.onnx").exists()

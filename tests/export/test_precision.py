@@ -1,0 +1,323 @@
+"""BatchNorm folding, fp16 and int8 exports, the .ort file and precision-aware verification (XS)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from converter.checkpoints.canonical import build_loaded_model
+from converter.checkpoints.fabricate import normalize_images, seeded_images
+from converter.cli.main import app
+from converter.core.errors import DatasetError, UsageError
+from converter.core.variants import get_variant
+from converter.export.fold import fold_batchnorms, fold_into_next_conv, fold_into_previous_conv
+from converter.export.precision import (
+    PRECISION_ATOL,
+    PRECISION_MEAN_ATOL,
+    calibration_set,
+    precision_tolerances,
+    soft_argmax_nodes,
+    softmax_input_types,
+)
+from converter.graphs.metadata import read_onnx_metadata
+from converter.h36m.precision_cost import compare_onnx_precisions
+from converter.verdicts.parity import compare_output
+from converter.verdicts.runtime import open_onnx_session
+from converter.verdicts.verify import verify_onnx
+
+XS = get_variant("XS")
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ckpt(onnx_cache):
+    return onnx_cache.seeded_checkpoint("XS", 0)
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(onnx_cache, ckpt) -> Path:
+    return onnx_cache.exported(ckpt)[0]
+
+
+@pytest.fixture(scope="module")
+def fp16_export(onnx_cache, ckpt):
+    return onnx_cache.exported(ckpt, precision="fp16", ort_format=True)
+
+
+@pytest.fixture(scope="module")
+def int8_export(onnx_cache, ckpt):
+    return onnx_cache.exported(ckpt, precision="int8")
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm folding
+
+
+def test_fold_batchnorms_is_exact(ckpt) -> None:
+    model = build_loaded_model(ckpt)
+    folded, report = fold_batchnorms(model)
+    # XS: stem + 12 blocks + 3 head blocks into the conv before, 3 downsampling BNs after.
+    assert len(report.into_previous_conv) == 16 and len(report.into_next_conv) == 3
+    left = [n for n, m in folded.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert left == ["backbone.norm"]  # before a padded conv: not foldable exactly
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 20  # untouched
+    x = torch.from_numpy(normalize_images(seeded_images(2, 5), XS))
+    with torch.inference_mode():
+        coords, heatmaps = model.forward_heatmaps(x)
+        coords_f, heatmaps_f = folded.forward_heatmaps(x)
+    assert torch.allclose(coords_f, coords, rtol=0, atol=1e-4)
+    assert torch.allclose(heatmaps_f, heatmaps, rtol=0, atol=1e-4)
+
+
+def _random_norm(channels: int, seed: int) -> torch.nn.BatchNorm2d:
+    generator = torch.Generator().manual_seed(seed)
+    norm = torch.nn.BatchNorm2d(channels).double().eval()
+    with torch.no_grad():
+        for tensor in (norm.weight, norm.bias, norm.running_mean):
+            tensor.copy_(torch.randn(channels, generator=generator, dtype=torch.float64))
+        norm.running_var.copy_(torch.rand(channels, generator=generator, dtype=torch.float64) + 0.5)
+    return norm
+
+
+def test_fold_math_both_placements() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+    down = torch.nn.Conv2d(6, 5, 2, stride=2).double()
+    before = _random_norm(6, 1)
+    dw = torch.nn.Conv2d(6, 6, 3, padding=1, groups=6).double()
+    after = _random_norm(6, 2)
+    with torch.no_grad():
+        assert torch.allclose(fold_into_next_conv(before, down)(x), down(before(x)), atol=1e-12)
+        assert torch.allclose(fold_into_previous_conv(dw, after)(x), after(dw(x)), atol=1e-12)
+
+
+def test_fold_refuses_a_padded_conv() -> None:
+    padded = torch.nn.Conv2d(4, 4, 3, padding=1)
+    with pytest.raises(ValueError, match="unpadded"):
+        fold_into_next_conv(torch.nn.BatchNorm2d(4).eval(), padded)
+
+
+def test_fp32_export_holds_one_batchnorm(fp32_onnx: Path) -> None:
+    ops = [n.op_type for n in onnx.load(str(fp32_onnx)).graph.node]
+    assert ops.count("BatchNormalization") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# fp16
+
+
+def test_fp16_export_runs_on_ort_cpu_with_fp32_io(fp16_export) -> None:
+    path, report = fp16_export
+    assert report.passed and report.precision == "fp16"
+    assert read_onnx_metadata(path).precision == "fp16"
+    model = onnx.load(str(path))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    halves = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert len(halves) > 40  # backbone and head weights
+    session = open_onnx_session(path, "cpu")
+    assert session.providers == ("CPUExecutionProvider",)
+    out = session.run(normalize_images(seeded_images(2, 3), XS))["coords"]
+    assert out.dtype == np.float32 and out.shape == (2, 18, 3)
+
+
+def test_fp16_soft_argmax_stays_fp32(fp16_export) -> None:
+    model = onnx.load(str(fp16_export[0]))
+    assert softmax_input_types(model) == [onnx.TensorProto.FLOAT]
+    names = set(soft_argmax_nodes(model))
+    half_producers = {
+        n.output[0]
+        for n in model.graph.node
+        if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT16
+    }
+    for node in model.graph.node:
+        if node.name in names:
+            assert not set(node.input) & half_producers
+
+
+def test_fp16_golden_within_documented_error(fp16_export) -> None:
+    golden = Path(__file__).resolve().parents[2] / "golden"
+    with np.load(golden / "input_image.npz") as data:
+        image = normalize_images(data["image_rgb"].astype(np.float32), XS)
+    with np.load(golden / "coords_XS.npz") as data:
+        expected = data["coords"]
+    coords = open_onnx_session(fp16_export[0], "cpu").run(image)["coords"]
+    # Measured 0.053 for XS (README "Precision"); the verify tolerance is 0.5.
+    assert np.abs(coords - expected).max() < 0.1
+
+
+def test_fp16_verify_uses_its_tolerance(fp16_export, ckpt) -> None:
+    report = verify_onnx(fp16_export[0], ckpt, device="cpu", samples=4)
+    assert report.passed and report.precision == "fp16"
+    assert report.atol["coords"] == PRECISION_ATOL["fp16"]["coords"]
+    worst = max(r.output("coords").max_abs for r in report.results)
+    assert 1e-3 < worst < 0.2  # really half precision, and well inside the tolerance
+
+
+def test_ort_format_file_written_and_loadable(fp16_export) -> None:
+    path, report = fp16_export
+    ort_path = path.with_suffix(".ort")
+    assert report.ort_path == str(ort_path) and ort_path.is_file()
+    assert report.ort_parity and all(p.passed for p in report.ort_parity)
+    session = open_onnx_session(ort_path, "cpu")
+    x = normalize_images(seeded_images(1, 9), XS)
+    onnx_coords = open_onnx_session(path, "cpu").run(x)["coords"]
+    assert np.abs(session.run(x)["coords"] - onnx_coords).max() < 2e-3
+    assert not list(path.parent.glob("*.partial"))
+
+
+def test_no_ort_file_unless_asked(fp32_onnx: Path) -> None:
+    assert not fp32_onnx.with_suffix(".ort").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# int8
+
+
+def test_int8_export_is_quantized_with_fp32_soft_argmax(int8_export) -> None:
+    path, report = int8_export
+    assert report.passed and report.precision == "int8"
+    model = onnx.load(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert softmax_input_types(model) == [onnx.TensorProto.FLOAT]
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["precision"] == "int8"
+    facts = json.loads(props["quantization"])
+    assert facts["format"] == "QDQ" and facts["calibration_images"] == 32
+    assert "synthetic" in facts["calibration"]
+    # The soft-argmax nodes (named before quantization) run unquantized: only the logits reach
+    # them through the final conv's own output DequantizeLinear; the index vectors stay fp32.
+    excluded = set(facts["excluded_nodes"])
+    assert len(excluded) == 13
+    nodes = [n for n in model.graph.node if n.name in excluded]
+    assert len(nodes) == len(excluded)
+    assert {"Softmax", "ReduceSum", "Mul"} <= {n.op_type for n in nodes}
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    initializers = {t.name: t.data_type for t in model.graph.initializer}
+    for node in nodes:
+        assert node.op_type not in ("QuantizeLinear", "DequantizeLinear")
+        for name in node.input[1:]:
+            assert producers.get(name) != "DequantizeLinear"
+            assert initializers.get(name, onnx.TensorProto.FLOAT) != onnx.TensorProto.UINT8
+
+
+def test_int8_runs_on_ort_cpu_and_verifies(int8_export, ckpt) -> None:
+    session = open_onnx_session(int8_export[0], "cpu")
+    assert session.providers == ("CPUExecutionProvider",)
+    report = verify_onnx(int8_export[0], ckpt, device="cpu", samples=4)
+    assert report.passed and report.precision == "int8"
+    atol, mean_atol = precision_tolerances("int8", XS)
+    assert report.atol["coords"] == atol["coords"]
+    assert report.mean_atol == {"coords": PRECISION_MEAN_ATOL["int8"]["coords"]}
+    assert report.results[0].output("coords").mean_atol == mean_atol["coords"]
+
+
+def test_int8_mpjpe_change_is_reported(int8_export, fp32_onnx: Path) -> None:
+    change = compare_onnx_precisions(fp32_onnx, int8_export[0])
+    assert change.frames == 93 and change.comparison.metric == "MPJPE"
+    assert np.isfinite(change.change_mm) and change.comparison.mean_distance_mm > 0
+    assert "change" in change.line() and set(change.to_dict()) >= {"change_mm", "candidate_mm"}
+
+
+def test_mean_limit_fails_what_max_limit_passes() -> None:
+    reference = np.zeros((4, 18, 3))
+    entry = compare_output("coords", reference, reference + 2.0, atol=16.0, mean_atol=1.0)
+    assert not entry.passed and "limit 1" in entry.line()
+    assert compare_output("coords", reference, reference + 0.5, 16.0, mean_atol=1.0).passed
+
+
+def test_tolerances_scale_with_the_heatmap_bins() -> None:
+    small, _ = precision_tolerances("int8", XS)
+    large, large_mean = precision_tolerances("int8", get_variant("L"))
+    assert large["coords"] == 2 * small["coords"] and large["heatmaps"] == small["heatmaps"]
+    assert large_mean["coords"] == 2 * PRECISION_MEAN_ATOL["int8"]["coords"]
+    assert precision_tolerances("fp32", get_variant("L"))[0] == PRECISION_ATOL["fp32"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration images
+
+
+def test_calibration_from_an_images_directory(tmp_path: Path) -> None:
+    nested = tmp_path / "people"
+    nested.mkdir()
+    for i, size in enumerate([(120, 80), (90, 160), (64, 64)]):
+        image = np.full((*size, 3), 40 * i, dtype=np.uint8)
+        cv2.imwrite(str(nested / f"{i}.jpg"), image)
+    (tmp_path / "notes.txt").write_text("not an image")
+    images = calibration_set(XS, tmp_path, count=8)
+    assert images.images.shape == (3, 3, 256, 256) and images.images.dtype == np.float32
+    assert "3 whole-image crops" in images.source
+
+
+def test_calibration_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no images"):
+        calibration_set(XS, tmp_path)
+    with pytest.raises(DatasetError, match="not a directory"):
+        calibration_set(XS, tmp_path / "missing")
+    with pytest.raises(UsageError, match="at least 1"):
+        calibration_set(XS, tmp_path, count=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_precision_options_are_checked(tmp_path: Path) -> None:
+    result = invoke("onnx", "--variant", "XS", "--precision", "fp64", "-o", tmp_path / "a.onnx")
+    assert result.exit_code == 2 and "--precision must be one of" in result.stderr
+    result = invoke(
+        "onnx", "--variant", "XS", "--precision", "fp16", "--calibration", tmp_path,
+        "-o", tmp_path / "a.onnx",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "int8 only" in result.stderr
+    result = invoke(
+        "onnx", "--variant", "XS", "--precision", "int8", "--calibration", tmp_path,
+        "-o", tmp_path / "a.onnx",
+    )  # fmt: skip
+    assert result.exit_code == 2 and f"{tmp_path}: no images" in result.stderr
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_cli_verify_reports_the_precision(fp16_export) -> None:
+    result = invoke("verify", fp16_export[0], "--variant", "XS", "--batch", "1", "--samples", 2,
+                    "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["precision"] == "fp16" and report["atol"]["coords"] == 0.5
+
+
+def test_eval_reports_the_int8_change_with_its_default_limit(
+    int8_export, ckpt, tmp_path: Path
+) -> None:
+    from converter.checkpoints.writer import write_canonical
+    from converter.h36m.synthetic import make_synthetic_h36m
+
+    make_synthetic_h36m(tmp_path / "h36m")
+    weights = tmp_path / "xs.safetensors"
+    write_canonical(ckpt, weights)
+    args = ["eval", "--data", tmp_path / "h36m", "--checkpoint", weights]
+    result = invoke(*args, "--onnx", int8_export[0], "--limit", "8", "--no-progress", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["onnx_precision"] == "int8"
+    assert report["max_delta_mm"] == 10.0
+    text = invoke(*args, "--onnx", int8_export[0], "--limit", "8", "--no-progress")
+    assert "the int8 graph's MPJPE change against fp32 PyTorch: " in text.stdout
+    strict = invoke(
+        *args, "--onnx", int8_export[0], "--limit", "8", "--no-progress", "--max-delta-mm", "1e-6"
+    )
+    assert strict.exit_code == 1
+    assert "differ by" in strict.stderr

@@ -1,0 +1,106 @@
+"""Preprocessing: EXIF-blind BGR read, the affine crop, RGB order, no division by 255."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from converter.core.errors import DatasetError
+from converter.core.variants import get_variant
+from converter.h36m.preprocess import (
+    crop_patch,
+    crop_transform,
+    load_input,
+    normalize_patch,
+    read_bgr,
+)
+
+SPEC = get_variant("XS")
+
+
+def _apply(matrix: np.ndarray, point: tuple[float, float]) -> np.ndarray:
+    return matrix @ np.array([point[0], point[1], 1.0])
+
+
+def test_crop_transform_maps_the_box_onto_the_patch() -> None:
+    bbox = (100.0, 50.0, 300.0, 300.0)
+    matrix = crop_transform(bbox, (256, 256))
+    np.testing.assert_allclose(_apply(matrix, (250.0, 200.0)), (128.0, 128.0), atol=1e-4)
+    np.testing.assert_allclose(_apply(matrix, (100.0, 50.0)), (0.0, 0.0), atol=1e-4)
+    np.testing.assert_allclose(_apply(matrix, (400.0, 350.0)), (256.0, 256.0), atol=1e-4)
+
+
+def test_crop_at_scale_one_is_a_plain_slice_and_the_border_is_black() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(400, 500, 3), dtype=np.uint8)
+    # a 256 box at integer offsets maps pixel centres onto pixel centres: no interpolation
+    patch = crop_patch(image, (37.0, 61.0, 256.0, 256.0), (256, 256))
+    np.testing.assert_array_equal(patch, image[61 : 61 + 256, 37 : 37 + 256])
+    # a box hanging off the top-left corner: the outside is constant 0
+    patch = crop_patch(image, (-100.0, -100.0, 256.0, 256.0), (256, 256))
+    assert not patch[:99, :99].any()
+    np.testing.assert_array_equal(patch[100:, 100:], image[: 256 - 100, : 256 - 100])
+
+
+def test_crop_scales_bilinearly() -> None:
+    # a horizontal ramp doubled in size stays a ramp with half the slope (bilinear, not nearest)
+    ramp = np.tile(np.arange(0, 256, 2, dtype=np.uint8)[None, :, None], (128, 1, 3))
+    patch = crop_patch(ramp, (0.0, 0.0, 128.0, 128.0), (256, 256))
+    row = patch[128, 10:200, 0].astype(int)
+    assert set(np.diff(row)) <= {0, 1, 2} and (np.diff(row) == 1).mean() > 0.8
+
+
+def test_normalize_is_rgb_without_division_by_255() -> None:
+    patch = np.zeros((256, 256, 3), dtype=np.uint8)
+    patch[..., 0], patch[..., 1], patch[..., 2] = 10, 20, 30  # B, G, R
+    out = normalize_patch(patch, SPEC)
+    assert out.shape == (3, 256, 256) and out.dtype == np.float32
+    mean, std = SPEC.pixel_mean, SPEC.pixel_std
+    expected = [(30 - mean[0]) / std[0], (20 - mean[1]) / std[1], (10 - mean[2]) / std[2]]
+    np.testing.assert_allclose(out[:, 0, 0], expected, rtol=1e-6)
+
+
+def _jpeg_with_exif_orientation(image: np.ndarray, orientation: int) -> bytes:
+    """A JPEG whose APP1 Exif block says 'rotate by orientation' (6 = 90° clockwise)."""
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    data = encoded.tobytes()
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8)
+    tiff += struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff += struct.pack(">I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    return data[:2] + app1 + data[2:]
+
+
+def test_read_ignores_exif_orientation(tmp_path: Path) -> None:
+    image = np.zeros((60, 100, 3), dtype=np.uint8)
+    image[:, :50] = (255, 0, 0)
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(_jpeg_with_exif_orientation(image, 6))
+    if cv2.imread(str(path), cv2.IMREAD_COLOR).shape[:2] != (100, 60):
+        pytest.skip("this OpenCV build does not apply EXIF orientation, nothing to ignore")
+    assert read_bgr(path).shape == (60, 100, 3)
+
+
+def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"broken\.jpg: cannot be read"):
+        read_bgr(path)
+    with pytest.raises(DatasetError, match=r"missing\.jpg"):
+        load_input(tmp_path / "missing.jpg", (0, 0, 10, 10), SPEC)
+
+
+def test_load_input_matches_the_steps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(300, 320, 3), dtype=np.uint8)
+    path = tmp_path / "x.png"  # lossless, so the file holds exactly these pixels
+    cv2.imwrite(str(path), image)
+    bbox = (20.5, 10.25, 150.0, 150.0)
+    expected = normalize_patch(crop_patch(image, bbox, (256, 256)), SPEC)
+    np.testing.assert_array_equal(load_input(path, bbox, SPEC), expected)

@@ -1,0 +1,205 @@
+"""verify_onnx: metadata before numerics, honest devices, failures that fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+
+from converter.core.errors import CheckFailedError, OnnxModelError, UsageError, VariantMismatchError
+from converter.graphs.metadata import read_onnx_metadata
+from converter.verdicts.verify import MetadataMismatchError, ParityFailedError, verify_onnx
+
+FAST = {"samples": 4}  # 4 images: batch 1 runs 4 times, batch 4 once
+
+
+@pytest.fixture(scope="module")
+def xs_ckpt(onnx_cache):
+    return onnx_cache.release_checkpoint("XS")
+
+
+@pytest.fixture(scope="module")
+def xs_onnx(onnx_cache, xs_ckpt) -> Path:
+    return onnx_cache.exported(xs_ckpt)[0]
+
+
+@pytest.fixture(scope="module")
+def other_weights_onnx(onnx_cache) -> Path:
+    """XS with another seed: same architecture, other weights."""
+    return onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 1), exporter="torchscript")[0]
+
+
+def _strip_metadata(src: Path, dst: Path) -> Path:
+    model = onnx.load(str(src))
+    del model.metadata_props[:]
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_matching_pair_passes(xs_onnx: Path, xs_ckpt) -> None:
+    report = verify_onnx(xs_onnx, xs_ckpt, device="cpu", **FAST)
+    assert report.passed
+    assert report.batches == (1, 4)
+    assert [r.batch for r in report.results] == [1, 4]
+    assert report.onnx_device == "cpu" and report.providers == ("CPUExecutionProvider",)
+    assert report.torch_device == "cpu"
+    assert report.metadata_present and report.warnings == ()
+    for result in report.results:
+        coords = result.output("coords")
+        assert coords.max_abs < 2e-3
+        assert coords.worst_mm is not None and coords.worst_mm < 1.0
+        assert len(coords.worst_index) == 3
+        assert result.samples == 4
+    payload = json.loads(json.dumps(report.to_dict()))
+    assert payload["passed"] is True and payload["atol"] == {"coords": 2e-3}
+    assert report.lines()[-1].startswith("PASS")
+
+
+def test_auto_device_says_what_ran(xs_onnx: Path, xs_ckpt) -> None:
+    report = verify_onnx(xs_onnx, xs_ckpt, device="auto", batches=[2], samples=2)
+    assert report.passed
+    assert report.onnx_device == ("cuda" if "CUDAExecutionProvider" in report.providers else "cpu")
+    assert report.torch_device.startswith(report.onnx_device)
+    if report.onnx_device == "cpu":
+        assert report.device_note  # why CUDA was not used is said, not implied
+
+
+def test_other_weights_fail_before_numerics(other_weights_onnx: Path, xs_ckpt) -> None:
+    with pytest.raises(MetadataMismatchError) as info:
+        verify_onnx(other_weights_onnx, xs_ckpt, device="cpu", **FAST)
+    message = str(info.value)
+    assert info.value.exit_code == 2
+    assert xs_ckpt.metadata.weights_sha256[:16] in message
+    assert read_onnx_metadata(other_weights_onnx).weights_sha256[:16] in message
+
+
+def test_other_weights_without_metadata_fail_the_numbers(
+    other_weights_onnx: Path, xs_ckpt, tmp_path: Path
+) -> None:
+    bare = _strip_metadata(other_weights_onnx, tmp_path / "bare.onnx")
+    with pytest.raises(ParityFailedError) as info:
+        verify_onnx(bare, xs_ckpt, device="cpu", variant="XS", batches=[2], samples=2)
+    assert isinstance(info.value, CheckFailedError) and info.value.exit_code == 1
+    report = info.value.report
+    assert not report.passed and report.results[0].output("coords").max_abs > 2e-3
+    assert report.warnings  # no metadata: said so
+
+
+def test_same_weights_from_another_source_pass_with_notes(onnx_cache, xs_ckpt) -> None:
+    # Seed-0 random weights are the fabricated release's weights: same digest, other provenance.
+    path, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0), exporter="torchscript")
+    report = verify_onnx(path, xs_ckpt, device="cpu", batches=[1], samples=1)
+    assert report.passed
+    assert any("records weights=random, the checkpoint trained" in w for w in report.warnings)
+
+
+def test_another_variant_fails(onnx_cache, xs_onnx: Path) -> None:
+    s_ckpt = onnx_cache.seeded_checkpoint("S", 0)
+    with pytest.raises(VariantMismatchError, match="variant is XS but the checkpoint"):
+        verify_onnx(xs_onnx, s_ckpt, device="cpu", **FAST)
+
+
+def test_without_metadata_needs_variant(xs_onnx: Path, xs_ckpt, tmp_path: Path) -> None:
+    bare = _strip_metadata(xs_onnx, tmp_path / "bare.onnx")
+    assert read_onnx_metadata(bare) is None
+    with pytest.raises(OnnxModelError, match="pass --variant"):
+        verify_onnx(bare, xs_ckpt, device="cpu", **FAST)
+    report = verify_onnx(bare, xs_ckpt, device="cpu", variant="xs", **FAST)
+    assert report.passed and not report.metadata_present
+    assert "no cnp-convert metadata" in report.warnings[0]
+
+
+def test_without_metadata_the_graph_still_tells_the_variant(
+    onnx_cache, xs_onnx: Path, tmp_path: Path
+) -> None:
+    bare = _strip_metadata(xs_onnx, tmp_path / "bare.onnx")
+    with pytest.raises(VariantMismatchError, match="stem conv has 40 channels, S has 48"):
+        verify_onnx(bare, onnx_cache.seeded_checkpoint("S", 0), device="cpu", variant="S", **FAST)
+
+
+def test_variant_option_must_match_checkpoint(xs_onnx: Path, xs_ckpt) -> None:
+    with pytest.raises(VariantMismatchError, match="--variant L"):
+        verify_onnx(xs_onnx, xs_ckpt, device="cpu", variant="L", **FAST)
+
+
+def test_wrong_input_size(xs_onnx: Path, xs_ckpt, tmp_path: Path) -> None:
+    model = onnx.load(str(xs_onnx))
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_value = 192
+    small = tmp_path / "small.onnx"
+    onnx.save(model, str(small))
+    with pytest.raises(OnnxModelError, match=r"input is batchx3x192x192; ConvNeXtPose takes"):
+        verify_onnx(small, xs_ckpt, device="cpu", **FAST)
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "text", "empty", "missing"])
+def test_bad_files(xs_onnx: Path, xs_ckpt, tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"{kind}.onnx"
+    if kind == "corrupt":
+        path.write_bytes(xs_onnx.read_bytes()[:100_000])
+    elif kind == "text":
+        path.write_text("not an onnx file\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    with pytest.raises(OnnxModelError) as info:
+        verify_onnx(path, xs_ckpt, device="cpu", **FAST)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_tight_tolerance_fails_with_the_report(xs_onnx: Path, xs_ckpt) -> None:
+    with pytest.raises(ParityFailedError, match="parity failed on cpu at batch 1") as info:
+        verify_onnx(xs_onnx, xs_ckpt, device="cpu", atol=1e-12, batches=[1], samples=1)
+    report = info.value.report
+    assert report.atol == {"coords": 1e-12}
+    assert report.lines()[-1].startswith("FAIL")
+
+
+def test_fixed_batch_graph(onnx_cache, xs_ckpt) -> None:
+    path, _ = onnx_cache.exported(xs_ckpt, exporter="torchscript", heatmaps=True, batch=2)
+    report = verify_onnx(path, xs_ckpt, device="cpu", samples=3)
+    assert report.batches == (2,)  # its own size, not the (1, 4) default
+    assert report.results[0].samples == 4  # 3 images cycled into two full batches
+    assert report.results[0].output("heatmaps").passed
+    with pytest.raises(UsageError, match="fixed batch of 2"):
+        verify_onnx(path, xs_ckpt, device="cpu", batches=[1, 4])
+
+
+def test_bad_arguments(xs_onnx: Path, xs_ckpt, tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        verify_onnx(xs_onnx, xs_ckpt, device="cpu", samples=0)
+    with pytest.raises(UsageError):
+        verify_onnx(xs_onnx, xs_ckpt, device="cpu", batches=[0])
+    with pytest.raises(UsageError, match="device"):
+        verify_onnx(xs_onnx, xs_ckpt, device="gpu", **FAST)
+    copy = tmp_path / "copy.onnx"
+    shutil.copyfile(xs_onnx, copy)  # a copy verifies like the original
+    assert verify_onnx(copy, xs_ckpt, device="cpu", batches=[1], samples=1).passed
+
+
+@pytest.mark.cuda
+def test_cuda_parity(xs_onnx: Path, xs_ckpt) -> None:
+    import torch
+
+    from converter.verdicts.runtime import open_onnx_session
+
+    if not torch.cuda.is_available() or open_onnx_session(xs_onnx, "auto").device != "cuda":
+        pytest.skip("needs torch CUDA and a working onnxruntime CUDAExecutionProvider")
+    report = verify_onnx(xs_onnx, xs_ckpt, device="cuda")
+    assert report.passed
+    assert report.onnx_device == "cuda" and report.providers[0] == "CUDAExecutionProvider"
+    assert report.torch_device.startswith("cuda")
+    print(json.dumps(report.to_dict()["results"], indent=1))  # figures for the closing note
+
+
+def test_cuda_requested_without_cuda_is_exit_2(xs_onnx: Path, xs_ckpt) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(Exception, match="--device cuda") as info:
+        verify_onnx(xs_onnx, xs_ckpt, device="cuda", **FAST)
+    assert info.value.exit_code == 2
