@@ -14,9 +14,9 @@ from converter.checkpoints.fabricate import fabricate_release
 from converter.checkpoints.inspection import inspect_checkpoint
 from converter.checkpoints.writer import write_canonical
 from converter.core.errors import CheckFailedError
+from converter.evaluation.evaluate import evaluate, format_report, onnx_backend, torch_backend
 from converter.export.exporter import export_onnx
 from converter.h36m.dataset import load_dataset
-from converter.h36m.evaluate import evaluate, format_report, onnx_backend, torch_backend
 from converter.h36m.synthetic import make_synthetic_h36m
 from converter.verdicts.verify import verify_onnx
 

@@ -14,8 +14,8 @@ from converter.core.errors import (
     UsageError,
     VariantMismatchError,
 )
+from converter.evaluation.evaluate import format_report
 from converter.export.precision import EVAL_MAX_DELTA_MM
-from converter.h36m.evaluate import format_report
 
 BACKENDS = ("torch", "onnx")
 
@@ -96,10 +96,15 @@ def eval_command(
     Exit 1 when the two backends' metrics differ by more than --max-delta-mm.
     """
     from converter.checkpoints.canonical import load_checkpoint
+    from converter.evaluation.evaluate import (
+        evaluate,
+        onnx_backend,
+        torch_backend,
+        write_predictions,
+    )
+    from converter.evaluation.visualize import write_visualisations
     from converter.graphs.metadata import read_onnx_metadata
     from converter.h36m.dataset import load_dataset
-    from converter.h36m.evaluate import evaluate, onnx_backend, torch_backend, write_predictions
-    from converter.h36m.visualize import write_visualisations
 
     names = _parse_backends(backend)
     if "torch" in names and checkpoint is None:

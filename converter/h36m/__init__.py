@@ -1,1 +1,1 @@
-"""Human3.6M: dataset reading, preprocessing, metrics, evaluation, synthetic set, pictures."""
+"""Human3.6M data: dataset reading and layouts, preprocessing, metrics, the synthetic set."""

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from converter.cli.main import app
-from converter.h36m.evaluate import RESULT_FILE
+from converter.evaluation.evaluate import RESULT_FILE
 
 runner = CliRunner()
 

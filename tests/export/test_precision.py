@@ -17,6 +17,7 @@ from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.cli.main import app
 from converter.core.errors import DatasetError, UsageError
 from converter.core.variants import get_variant
+from converter.evaluation.precision_cost import compare_onnx_precisions
 from converter.export.fold import fold_batchnorms, fold_into_next_conv, fold_into_previous_conv
 from converter.export.precision import (
     PRECISION_ATOL,
@@ -27,7 +28,6 @@ from converter.export.precision import (
     softmax_input_types,
 )
 from converter.graphs.metadata import read_onnx_metadata
-from converter.h36m.precision_cost import compare_onnx_precisions
 from converter.verdicts.parity import compare_output
 from converter.verdicts.runtime import open_onnx_session
 from converter.verdicts.verify import verify_onnx

@@ -9,8 +9,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from converter.core.variants import JOINT_NAMES, get_variant
+from converter.evaluation.evaluate import score
 from converter.h36m.dataset import load_dataset
-from converter.h36m.evaluate import score
 from converter.h36m.metrics import (
     back_project,
     compare_backends,

@@ -12,8 +12,7 @@ import torch
 
 from converter.checkpoints.canonical import build_loaded_model
 from converter.core.variants import get_variant
-from converter.h36m.dataset import load_dataset
-from converter.h36m.evaluate import (
+from converter.evaluation.evaluate import (
     RESULT_FILE,
     OnnxBackend,
     TorchBackend,
@@ -24,9 +23,10 @@ from converter.h36m.evaluate import (
     unflip_coords,
     write_predictions,
 )
+from converter.evaluation.visualize import write_visualisations
+from converter.h36m.dataset import load_dataset
 from converter.h36m.preprocess import load_input
 from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
-from converter.h36m.visualize import write_visualisations
 from converter.verdicts.runtime import open_onnx_session
 
 SPEC = get_variant("XS")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
+from converter.evaluation.evaluate import OnnxBackend, evaluate
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.dataset import load_dataset
-from converter.h36m.evaluate import OnnxBackend, evaluate
 from converter.h36m.metrics import BackendComparison
 from converter.verdicts.runtime import OnnxSession, open_onnx_session
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from converter.core.variants import SKELETON, VariantSpec
+from converter.evaluation.evaluate import EvalReport
 from converter.h36m.dataset import H36MDataset, camera_to_pixel, spread_subset
-from converter.h36m.evaluate import EvalReport
 from converter.h36m.metrics import eval_joint_indices
 from converter.h36m.preprocess import read_bgr
 

@@ -1,0 +1,1 @@
+"""Evaluation: backends over a Human3.6M set, MPJPE of each and their difference, pictures."""
