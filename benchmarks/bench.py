@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 from converter.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
 from converter.checkpoints.fabricate import normalize_images, seeded_images  # noqa: E402
 from converter.core.variants import VariantSpec, get_variant  # noqa: E402
+from converter.evaluation.precision_cost import compare_onnx_precisions  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
-from converter.export.precision import PRECISIONS, HalfPrecisionPose, calibration_set  # noqa: E402
-from converter.h36m.precision_cost import compare_onnx_precisions  # noqa: E402
+from converter.export.precision import HalfPrecisionPose, calibration_set  # noqa: E402
 from converter.verdicts.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
 from converter.verdicts.runtime import open_onnx_session  # noqa: E402
+from converter.verdicts.tolerances import PRECISIONS  # noqa: E402
 from converter.verdicts.verify import DEFAULT_SAMPLES, VERIFY_SEED  # noqa: E402
 
 GOLDEN = ROOT / "golden"

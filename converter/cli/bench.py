@@ -13,9 +13,9 @@ from converter.cli.export import checkpoint_or_random, parse_batch_list
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
 from converter.export.exporter import export_onnx
-from converter.export.precision import PRECISIONS, check_precision
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.bench import DEFAULT_RUNS, benchmark
+from converter.verdicts.tolerances import PRECISIONS, check_precision
 
 
 def _reference_weights(

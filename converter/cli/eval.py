@@ -15,7 +15,7 @@ from converter.core.errors import (
     VariantMismatchError,
 )
 from converter.evaluation.evaluate import format_report
-from converter.export.precision import EVAL_MAX_DELTA_MM
+from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM
 
 BACKENDS = ("torch", "onnx")
 

@@ -12,14 +12,9 @@ from converter.cli.app import app, emit_json, handle_errors, warn
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
 from converter.export.exporter import DEFAULT_OPSET, EXPORTERS, export_onnx, parse_batch
-from converter.export.precision import (
-    DEFAULT_CALIBRATION_COUNT,
-    PRECISION_ATOL,
-    PRECISIONS,
-    calibration_set,
-    check_precision,
-)
+from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
 from converter.graphs.metadata import read_onnx_metadata
+from converter.verdicts.tolerances import PRECISION_ATOL, PRECISIONS, check_precision
 from converter.verdicts.verify import (
     DEFAULT_SAMPLES,
     ParityFailedError,

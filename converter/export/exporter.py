@@ -38,14 +38,13 @@ from converter.export.precision import (
     HalfPrecisionPose,
     QuantizationFacts,
     calibration_set,
-    check_precision,
-    precision_tolerances,
     quantize_int8,
 )
 from converter.graphs.facts import GraphFacts, format_shape, graph_facts, variant_disagreements
 from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
 from converter.verdicts.parity import ParityReport
 from converter.verdicts.runtime import OnnxSession, open_onnx_session, save_ort_format
+from converter.verdicts.tolerances import check_precision, precision_tolerances
 from converter.verdicts.verify import ParityFailedError, run_parity
 
 EXPORTERS = ("dynamo", "torchscript")

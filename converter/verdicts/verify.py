@@ -27,7 +27,6 @@ from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.errors import CheckFailedError, OnnxModelError, UsageError, VariantMismatchError
 from converter.core.model import ConvNeXtPose
 from converter.core.variants import VariantSpec, get_variant
-from converter.export.precision import PRECISIONS, precision_tolerances
 from converter.graphs.facts import format_shape, graph_facts, variant_disagreements
 from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
 from converter.verdicts.parity import ParityReport, compare_outputs, coords_mm_per_unit
@@ -37,6 +36,7 @@ from converter.verdicts.runtime import (
     resolve_torch_device,
     strict_fp32,
 )
+from converter.verdicts.tolerances import PRECISIONS, precision_tolerances
 
 VERIFY_SEED = 20231004  # the release date of the checkpoints; any fixed seed would do
 DEFAULT_BATCHES = (1, 4)
@@ -148,7 +148,7 @@ def run_parity(
 
     Images are taken cyclically so every run is a full batch (fixed-batch graphs need that).
     output_map: our output name -> the graph's (defaults to the same names).
-    mean_atol: outputs also judged on their mean abs error (int8: see converter.export.precision).
+    mean_atol: outputs also judged on their mean abs error (int8: converter.verdicts.tolerances).
     """
     output_map = dict(output_map or {name: name for name in atol})
     heatmaps = "heatmaps" in output_map
@@ -298,7 +298,7 @@ def verify_onnx(
     batches: None means (1, 4) for a dynamic-batch graph, its own size for a fixed one.
     atol: a float sets the coords tolerance (heatmap units); a mapping sets any output's.
     Defaults depend on the graph's precision (metadata; fp32 without it) and variant:
-    converter.export.precision.precision_tolerances.
+    converter.verdicts.tolerances.precision_tolerances.
     mean_atol: the same for the mean abs error, judged where set (int8 by default).
     variant: required when the graph has no cnp-convert metadata.
     """

@@ -19,17 +19,11 @@ from converter.core.errors import DatasetError, UsageError
 from converter.core.variants import get_variant
 from converter.evaluation.precision_cost import compare_onnx_precisions
 from converter.export.fold import fold_batchnorms, fold_into_next_conv, fold_into_previous_conv
-from converter.export.precision import (
-    PRECISION_ATOL,
-    PRECISION_MEAN_ATOL,
-    calibration_set,
-    precision_tolerances,
-    soft_argmax_nodes,
-    softmax_input_types,
-)
+from converter.export.precision import calibration_set, soft_argmax_nodes, softmax_input_types
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.parity import compare_output
 from converter.verdicts.runtime import open_onnx_session
+from converter.verdicts.tolerances import PRECISION_ATOL, PRECISION_MEAN_ATOL, precision_tolerances
 from converter.verdicts.verify import verify_onnx
 
 XS = get_variant("XS")
