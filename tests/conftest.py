@@ -14,6 +14,20 @@ from converter.core.variants import get_variant
 from converter.export.exporter import ExportReport, export_onnx
 
 
+def _cuda_usable() -> bool:
+    import onnxruntime as ort
+    import torch
+
+    return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``cuda`` test skips before its fixtures are built (they cost exports on a CPU box)."""
+    if item.get_closest_marker("cuda") is not None and not _cuda_usable():
+        pytest.skip("needs torch CUDA and onnxruntime's CUDAExecutionProvider")
+
+
 @pytest.fixture(scope="session")
 def release_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """release_file("L") -> path of a fabricated ConvNeXtPose_L.tar (built once, read-only use)."""

@@ -154,10 +154,21 @@ def _is_buffer(name: str) -> bool:
     return name.rsplit(".", 1)[1] in {"running_mean", "running_var", "num_batches_tracked"}
 
 
-def release_payload(variant: str, seed: int = 0) -> dict:
-    """The object the authors pickled: {'epoch', 'network', 'optimizer'} with release key names."""
+def release_payload(
+    variant: str, seed: int = 0, weights: dict[str, torch.Tensor] | None = None
+) -> dict:
+    """The object the authors pickled: {'epoch', 'network', 'optimizer'} with release key names.
+
+    weights: canonical float weights to package (the trained stand-in); default seeded ones.
+    """
     spec = get_variant(variant)
-    network = to_release_keys(seeded_state_dict(spec, seed), spec.name in LEGACY_HEAD_VARIANTS)
+    canonical = weights if weights is not None else seeded_state_dict(spec, seed)
+    canonical = {
+        k: v.to(torch.float32) if v.is_floating_point() else v for k, v in canonical.items()
+    }
+    for name in [k for k in ConvNeXtPose(spec).state_dict() if k.endswith("num_batches_tracked")]:
+        canonical.setdefault(name, torch.tensor(_NUM_BATCHES_TRACKED, dtype=torch.int64))
+    network = to_release_keys(canonical, spec.name in LEGACY_HEAD_VARIANTS)
     return {
         "epoch": RELEASE_EPOCH[spec.name],
         "network": network,
@@ -165,12 +176,20 @@ def release_payload(variant: str, seed: int = 0) -> dict:
     }
 
 
-def fabricate_release(variant: str, directory: Path, seed: int = 0) -> Path:
-    """Write ``ConvNeXtPose_<V>.tar`` into directory the way the released file was made."""
+def fabricate_release(
+    variant: str,
+    directory: Path,
+    seed: int = 0,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``ConvNeXtPose_<V>.tar`` into directory the way the released file was made.
+
+    weights: canonical weights to package instead of seeded ones (e.g. the trained stand-in).
+    """
     spec = get_variant(variant)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = release_payload(spec.name, seed)
+    payload = release_payload(spec.name, seed, weights)
     final = directory / f"ConvNeXtPose_{spec.name}.tar"
     if spec.name == "M":
         buffer = io.BytesIO()  # written through a buffer: torch names the archive "archive/"

@@ -1,4 +1,4 @@
-"""``cnp-convert demo``: the whole pipeline on a fabricated release and a synthetic dataset."""
+"""``cnp-convert demo``: the whole pipeline on a release-shaped file and a synthetic dataset."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from converter.demo import run_demo
 @handle_errors
 def demo_command(
     workdir: Path = typer.Option(Path("cnp-demo"), "--workdir", help="Where the demo writes."),
-    variant: str = typer.Option("L", "--variant", help="Which release to fabricate."),
+    variant: str = typer.Option(
+        "XS", "--variant", help="XS: the trained stand-in; S, M, L: fabricated random weights."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only N frames."),
     workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding images."),
 ) -> None:
-    """Fabricate a Drive-style ConvNeXtPose_<V>.tar and a synthetic Human3.6M set, then run
-    inspect -> legacy -> onnx -> verify -> eval and print each step's result."""
+    """Package weights as a Drive-style ConvNeXtPose_<V>.tar, draw a synthetic Human3.6M set, then
+    run inspect -> legacy -> onnx -> verify -> eval and print each step's result."""
     spec = get_variant(variant)
     report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=typer.echo)
     seconds = sum(s.seconds for s in report.steps)
@@ -28,4 +30,9 @@ def demo_command(
         f"demo done in {seconds:.1f} s: torch {report.torch_mm:.2f} mm, "
         f"onnxruntime {report.onnx_mm:.2f} mm, delta {report.delta_mm:+.4f} mm, largest joint "
         f"distance {report.max_joint_distance_mm:.4f} mm"
+        + (
+            f"; mean-pose baseline {report.baseline_mm:.2f} mm"
+            if report.baseline_mm is not None
+            else ""
+        )
     )

@@ -14,7 +14,13 @@ from converter.core.variants import get_variant
 from converter.export.exporter import DEFAULT_OPSET, EXPORTERS, export_onnx, parse_batch
 from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
 from converter.graphs.metadata import read_onnx_metadata
-from converter.verdicts.tolerances import PRECISION_ATOL, PRECISIONS, check_precision
+from converter.verdicts.judge import POSE_FRAMES
+from converter.verdicts.tolerances import (
+    FLOOR_FACTOR,
+    PRECISIONS,
+    check_atol,
+    check_precision,
+)
 from converter.verdicts.verify import (
     DEFAULT_SAMPLES,
     ParityFailedError,
@@ -22,6 +28,18 @@ from converter.verdicts.verify import (
     check_variant_option,
     verify_onnx,
 )
+
+ATOL_HELP = (
+    "fp32: replace the floor rule (a graph passes when its max abs error against PyTorch "
+    f"float64 is within {FLOOR_FACTOR:g} x PyTorch fp32's own error + a margin) by a fixed "
+    "limit on coords, heatmap units. Positive and finite."
+)
+SEED_HELP = "Seed of the verdict's inputs (default: a fresh one, printed; give it to repeat a run)."
+
+
+def check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UsageError(f"--seed must be a non-negative integer, not {seed}")
 
 
 def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
@@ -89,10 +107,14 @@ def onnx_command(
     ort_format: bool = typer.Option(
         False, "--ort-format", help="Also write the onnxruntime .ort file next to the graph."
     ),
+    atol: float | None = typer.Option(None, "--atol", help=ATOL_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
     parsed_batch = parse_batch(batch)  # bad options fail before any loading
+    atol = check_atol(atol) if atol is not None else None
+    check_seed(seed)
     if exporter not in EXPORTERS:
         raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
     precision = check_precision(precision)
@@ -119,6 +141,8 @@ def onnx_command(
             precision=precision,
             calibration=images,
             ort_format=ort_format,
+            atol=atol,
+            seed=seed,
         )
     except ParityFailedError as exc:
         _print(exc.report, as_json)  # the evidence first, then the error and exit 1
@@ -153,23 +177,25 @@ def verify_command(
     batch: str | None = typer.Option(
         None, "--batch", help="Batch sizes, e.g. 1,4 (default 1,4; a fixed-batch graph: its own)."
     ),
-    samples: int = typer.Option(DEFAULT_SAMPLES, "--samples", help="Seeded images per batch size."),
-    atol: float | None = typer.Option(
-        None,
-        "--atol",
-        help="Max abs error on coords in heatmap units (default by the graph's precision: "
-        + ", ".join(f"{p} {PRECISION_ATOL[p]['coords']:g}" for p in PRECISIONS)
-        + "; fp16/int8 doubled for the 64-bin M and L).",
+    samples: int = typer.Option(
+        DEFAULT_SAMPLES, "--samples", help="fp32: seeded images per batch size (plus 4 crops)."
     ),
-    mean_atol: float | None = typer.Option(
+    atol: float | None = typer.Option(None, "--atol", help=ATOL_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+    data: Path | None = typer.Option(
         None,
-        "--mean-atol",
-        help="Limit on the mean abs error of coords (default: int8 only, see the README).",
+        "--data",
+        help="fp16/int8: a Human3.6M root to measure the pose change on (default: synthetic).",
+    ),
+    frames: int = typer.Option(
+        POSE_FRAMES, "--frames", help="fp16/int8: crops the pose change is measured on."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Run PyTorch and onnxruntime on the same images; exit 1 when they disagree."""
     batches = parse_batch_list(batch)
+    atol = check_atol(atol) if atol is not None else None
+    check_seed(seed)
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
     check_variant_option(model, read_onnx_metadata(model), variant)
     ckpt = checkpoint_or_random(checkpoint, variant)
@@ -182,7 +208,9 @@ def verify_command(
             samples=samples,
             atol=atol,
             variant=variant,
-            mean_atol=mean_atol,
+            seed=seed,
+            data=data,
+            frames=frames,
         )
     except ParityFailedError as exc:
         failed: VerifyReport = exc.report  # type: ignore[assignment]

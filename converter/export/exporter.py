@@ -40,18 +40,33 @@ from converter.export.precision import (
     calibration_set,
     quantize_int8,
 )
-from converter.graphs.facts import GraphFacts, format_shape, graph_facts, variant_disagreements
+from converter.graphs.facts import (
+    GraphFacts,
+    format_shape,
+    graph_facts,
+    variant_disagreements,
+)
 from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
-from converter.verdicts.parity import ParityReport
+from converter.h36m.synthetic import synthetic_crops
+from converter.verdicts.judge import (
+    FP32_CROPS,
+    POSE_FRAMES,
+    ParityFailedError,
+    float64_reference,
+    fresh_seed,
+    run_fp32_verdict,
+    run_pose_verdict,
+    verdict_images,
+)
+from converter.verdicts.parity import ParityReport, PoseChange
 from converter.verdicts.runtime import OnnxSession, open_onnx_session, save_ort_format
-from converter.verdicts.tolerances import check_precision, precision_tolerances
-from converter.verdicts.verify import ParityFailedError, run_parity
+from converter.verdicts.tolerances import POSE_BUDGETS, check_precision, fp32_limits
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
 MIN_OPSET = 11  # Resize with align_corners needs opset 11
 INPUT_NAME = "image"
-PARITY_SEED = 1234  # export's own check images; verify uses another seed
+PARITY_SEED = 1234  # the example input the exporter traces with (not a verdict input)
 _DYNAMO_EXAMPLE_BATCH = 2  # torch.export specializes a dimension whose example size is 1
 
 
@@ -79,11 +94,17 @@ class ExportReport:
     ort_path: str | None = None
     quantization: QuantizationFacts | None = None
     ort_parity: tuple[ParityReport, ...] = ()  # the .ort file's own check, when written
+    pose: tuple[PoseChange, ...] = ()  # fp16 / int8: the pose change verdict
+    ort_pose: tuple[PoseChange, ...] = ()
+    seed: int = 0
+
+    @property
+    def checks(self) -> tuple[ParityReport | PoseChange, ...]:
+        return (*self.parity, *self.pose, *self.ort_parity, *self.ort_pose)
 
     @property
     def passed(self) -> bool:
-        checks = (*self.parity, *self.ort_parity)
-        return bool(self.parity) and all(p.passed for p in checks)
+        return bool(self.parity or self.pose) and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -107,8 +128,11 @@ class ExportReport:
             "quantization": self.quantization.to_dict() if self.quantization else None,
             "graph": self.graph.to_dict(),
             "parity_backend": "onnxruntime CPUExecutionProvider vs PyTorch CPU",
+            "seed": self.seed,
             "parity": [p.to_dict() for p in self.parity],
             "ort_parity": [p.to_dict() for p in self.ort_parity],
+            "pose_change": [p.to_dict() for p in self.pose],
+            "ort_pose_change": [p.to_dict() for p in self.ort_pose],
             "passed": self.passed,
         }
 
@@ -144,10 +168,14 @@ class ExportReport:
                     "  note: this onnxruntime's CPU provider has no fp16 kernels, so the .ort "
                     "holds the graph converted to fp32; give the .onnx to an fp16-capable runtime"
                 )
+        out.append(f"  verdict inputs: seed {self.seed}")
         for label, reports in (("onnxruntime CPU", self.parity), (".ort file", self.ort_parity)):
             for report in reports:
                 for entry in report.outputs:
                     out.append(f"  parity ({label}) batch {report.batch}: {entry.line()}")
+        for label, changes in (("onnxruntime CPU", self.pose), (".ort file", self.ort_pose)):
+            for change in changes:
+                out.append(f"  verdict ({label}) batch {change.batch}: {change.line()}")
         return out
 
 
@@ -268,10 +296,17 @@ def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
 
 
 def contract_problems(
-    facts: GraphFacts, spec: VariantSpec, outputs: tuple[str, ...], batch: str | int, opset: int
+    facts: GraphFacts,
+    spec: VariantSpec,
+    outputs: tuple[str, ...],
+    batch: str | int,
+    opset: int,
+    precision: str = "fp32",
 ) -> list[str]:
     """What breaks the graph contract (input image N x 3 x 256 x 256, coords N x 18 x 3 ...)."""
     problems = variant_disagreements(facts, spec)
+    if facts.precision != precision:
+        problems.append(f"the graph computes in {facts.precision}, {precision} was asked for")
     if facts.opset != opset:
         problems.append(f"the graph's opset is {facts.opset}, {opset} was asked for")
     n: object = "batch" if batch == "dynamic" else batch
@@ -310,6 +345,7 @@ def _checked_facts(
     outputs: tuple[str, ...],
     batch: str | int,
     opset: int,
+    precision: str,
 ) -> GraphFacts:
     """ONNX checker (full), strict shape inference, then the graph contract; facts if all pass."""
     try:
@@ -320,7 +356,7 @@ def _checked_facts(
         message = f"{out}: the exported graph fails the ONNX checker ({first})"
         raise CheckFailedError(message) from None
     facts = graph_facts(inferred)
-    problems = contract_problems(facts, spec, outputs, batch, opset)
+    problems = contract_problems(facts, spec, outputs, batch, opset, precision)
     if problems:
         raise CheckFailedError(
             f"{out}: the exported graph breaks the contract for {spec.name}: {'; '.join(problems)}"
@@ -338,18 +374,20 @@ def export_onnx(
     simplify: bool = True,
     exporter: str = "dynamo",
     force: bool = False,
-    atol: Mapping[str, float] | None = None,
+    atol: float | Mapping[str, float] | None = None,
     protect: tuple[Path, ...] = (),
     precision: str = "fp32",
     fold: bool = True,
     calibration: CalibrationSet | str | Path | None = None,
     ort_format: bool = False,
+    seed: int | None = None,
 ) -> ExportReport:
     """Export, check and verify; the file exists at out only if every check passed.
 
     protect: paths never to overwrite (the checkpoint's own file is always protected).
-    atol: parity tolerances (max abs) per output, defaults to the precision's
-    (precision_tolerances; int8 is also held to a mean abs limit).
+    atol (fp32 only): replaces the floor rule; a float for coords, a mapping for any output.
+    fp16/int8 graphs are judged by their pose-change budget (converter.verdicts.tolerances).
+    seed: the verdict inputs' seed (None: a fresh one, reported).
     precision: fp32, fp16 or int8 (converter.export.precision).
     fold: fold BatchNorms into the convs next to them (exact; fp16 always folds).
     calibration: int8 only: a CalibrationSet, or a directory for calibration_set (None: the
@@ -376,9 +414,10 @@ def export_onnx(
         check_output_path(ort_out, inputs, force)
     spec = ckpt.spec
     outputs = ("coords", "heatmaps") if heatmaps else ("coords",)
-    defaults, mean_defaults = precision_tolerances(precision, spec)
-    tolerances = {name: (atol or defaults).get(name, defaults[name]) for name in outputs}
-    mean_tolerances = {k: v for k, v in mean_defaults.items() if k in outputs}
+    if atol is not None and precision != "fp32":
+        raise UsageError(f"--atol applies to fp32; {precision} is judged by its pose budget")
+    limits = fp32_limits(outputs, atol)
+    seed = fresh_seed() if seed is None else int(seed)
     if precision == "int8" and not isinstance(calibration, CalibrationSet):
         calibration = calibration_set(spec, calibration)  # bad data fails before the export
 
@@ -418,36 +457,52 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = "quantization", json.dumps(quantization.to_dict())
     proto.doc_string = f"ConvNeXtPose-{spec.name} exported by cnp-convert {__version__}"
-    facts = _checked_facts(proto, out, spec, outputs, batch, opset)
+    facts = _checked_facts(proto, out, spec, outputs, batch, opset, precision)
 
     # Dynamic graphs are checked at two batch sizes: a graph that only works at the
     # example's size is the classic dynamic-batch failure.
     batches = (1, 2) if batch == "dynamic" else (int(batch),)
-    images = normalize_images(seeded_images(max(batches), PARITY_SEED + 1, spec.input_hw), spec)
+    if precision == "fp32":
+        images = verdict_images(spec, max(batches), seed, FP32_CROPS)
+        reference = float64_reference(model)
+    else:
+        crops = synthetic_crops(spec, POSE_FRAMES, seed)
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_output(out))
         onnx.save(proto, str(tmp))
         session = open_onnx_session(tmp, "cpu")
 
-        def check(candidate: OnnxSession) -> tuple[ParityReport, ...]:
-            return run_parity(
-                model,
-                candidate,
-                images,
-                batches,
-                tolerances,
-                torch_device=torch.device("cpu"),
-                spec=spec,
-                mean_atol=mean_tolerances,
+        def check(
+            candidate: OnnxSession,
+        ) -> tuple[tuple[ParityReport, ...], tuple[PoseChange, ...]]:
+            cpu = torch.device("cpu")
+            if precision == "fp32":
+                return run_fp32_verdict(
+                    model, candidate, images, batches, limits,
+                    torch_device=cpu, spec=spec, reference=reference,
+                ), ()  # fmt: skip
+            return (), tuple(
+                run_pose_verdict(
+                    model,
+                    candidate,
+                    crops,
+                    b,
+                    precision=precision,
+                    budget=POSE_BUDGETS[precision],
+                    torch_device=cpu,
+                    spec=spec,
+                )
+                for b in batches
             )
 
-        parity = check(session)
+        parity, pose = check(session)
         ort_parity: tuple[ParityReport, ...] = ()
-        if ort_out is not None and all(p.passed for p in parity):
+        ort_pose: tuple[PoseChange, ...] = ()
+        if ort_out is not None and all(c.passed for c in (*parity, *pose)):
             ort_tmp = stack.enter_context(atomic_output(ort_out))
             save_ort_format(tmp, ort_tmp)
             # The .ort file is held to the same check: it is what a phone will run.
-            ort_parity = check(open_onnx_session(ort_tmp, "cpu", ort_format=True))
+            ort_parity, ort_pose = check(open_onnx_session(ort_tmp, "cpu", ort_format=True))
         size = tmp.stat().st_size
         report = ExportReport(
             path=str(out),
@@ -469,22 +524,29 @@ def export_onnx(
             metadata=metadata,
             precision=precision,
             folded_batchnorms=folded,
-            ort_path=str(ort_out) if ort_parity else None,
+            ort_path=str(ort_out) if (ort_parity or ort_pose) else None,
             quantization=quantization,
             ort_parity=ort_parity,
+            pose=pose,
+            ort_pose=ort_pose,
+            seed=seed,
         )
         if not report.passed:
-            worst = _worst_failure((*parity, *ort_parity))
             raise ParityFailedError(
-                f"{out}: parity check failed on onnxruntime CPU ({worst}); no file written",
+                f"{out}: the verdict failed on onnxruntime CPU ({_first_failure(report)}); "
+                "no file written",
                 report,
             )
     return report
 
 
-def _worst_failure(reports: tuple[ParityReport, ...]) -> str:
-    for report in reports:
-        for entry in report.outputs:
+def _first_failure(report: ExportReport) -> str:
+    for check in report.checks:
+        if isinstance(check, PoseChange):
+            if not check.passed:
+                return f"batch {check.batch}: {check.line()}"
+            continue
+        for entry in check.outputs:
             if not entry.passed:
-                return f"batch {report.batch}: {entry.line()}"
+                return f"batch {check.batch}: {entry.line()}"
     return "no output compared"

@@ -52,6 +52,7 @@ class GraphFacts:
     stem_channels: int | None  # first Conv's output channels (the variant's dims[0])
     final_conv_channels: int | None  # last Conv's output channels (18 * depth_dim)
     final_conv_hw: tuple[Dim, Dim] | None  # its spatial size (the heatmap), when inferred
+    precision: str = "fp32"  # from the ops and initializers (graph_precision)
 
     @property
     def dynamic_batch(self) -> bool:
@@ -59,7 +60,8 @@ class GraphFacts:
 
     @property
     def resize_align_corners(self) -> bool:
-        return all(m.endswith("/align_corners") for m in self.resize_modes)
+        """Every Resize is bilinear with align_corners, as UpsamplingBilinear2d computes."""
+        return all(m == "linear/align_corners" for m in self.resize_modes)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +76,7 @@ class GraphFacts:
             "stem_channels": self.stem_channels,
             "final_conv_channels": self.final_conv_channels,
             "final_conv_hw": list(self.final_conv_hw) if self.final_conv_hw else None,
+            "precision": self.precision,
         }
 
 
@@ -121,6 +124,7 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
         stem_channels=_conv_out_channels(convs[0], weights) if convs else None,
         final_conv_channels=_conv_out_channels(convs[-1], weights) if convs else None,
         final_conv_hw=final_hw,
+        precision=graph_precision(model),
     )
 
 
@@ -147,3 +151,48 @@ def variant_disagreements(facts: GraphFacts, spec: VariantSpec) -> list[str]:
         h, w = spec.heatmap_hw
         problems.append(f"heatmap is {format_shape(hw)}, {spec.name} has {h}x{w}")
     return problems
+
+
+_QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
+_HALF_TYPES = frozenset({onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16})
+_INT8_TYPES = frozenset({onnx.TensorProto.INT8, onnx.TensorProto.UINT8})
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """fp32, fp16 or int8, read from the graph itself (never from its metadata).
+
+    int8: any quantization op, or 8-bit integer initializers. fp16: half-precision initializers,
+    constants or casts to half. Otherwise fp32. A graph can claim anything in its metadata_props;
+    the tolerances follow what it really computes.
+    """
+    graph = model.graph
+    if any(node.op_type in _QUANTIZED_OPS for node in graph.node):
+        return "int8"
+    initializer_types = {t.data_type for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    initializer_types.add(attribute.t.data_type)
+    if initializer_types & _INT8_TYPES:
+        return "int8"
+    if initializer_types & _HALF_TYPES:
+        return "fp16"
+    for node in graph.node:
+        if node.op_type == "Cast":
+            for attribute in node.attribute:
+                if attribute.name == "to" and attribute.i in _HALF_TYPES:
+                    return "fp16"
+    return "fp32"

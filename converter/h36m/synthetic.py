@@ -9,7 +9,9 @@ real data, sequence s_11_act_02_subact_02_ca_01 is absent (facts §4.7).
   (z up), walking or standing and pointing, different in every frame.
 * Cameras: Human3.6M's published intrinsics (f ≈ 1145, c ≈ (512, 515)), 1000×1002 images, four
   cameras about 5 m from the subject at head height looking at it; R is orthonormal and
-  joint_cam = R·X + t, the convention of the current annotation files.
+  joint_cam = R·X + t, the convention of the current annotation files. Pixels come from OpenCV's
+  projectPoints, not from the reader's own projection, so the reader is checked against an
+  implementation it does not share.
 * Images: JPEGs of the projected skeleton drawn over a textured background.
 * Boxes: 1.2 × the extent of the 17 projected joints about their centre, like the real files.
 * A RootNet-style file: processed GT boxes and pelvis positions with small seeded errors.
@@ -24,17 +26,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.variants import SKELETON
+from converter.core.variants import SKELETON, VariantSpec
+from converter.h36m.crops import Crops
 from converter.h36m.dataset import (
     ACTION_NAMES,
     KAGGLE_ANNOTATIONS,
     KAGGLE_SUBJECT_DIRS,
     TEST_SAMPLING,
-    add_thorax,
-    camera_to_pixel,
     process_bbox,
-    world_to_camera,
 )
+from converter.h36m.preprocess import crop_patch, normalize_patch
 
 SUBJECTS = (9, 11)
 ACTIONS = (2, 14)  # Directions, Walking (action_idx, 2..16)
@@ -180,6 +181,23 @@ def camera_parameters(subject: int, camera: int) -> dict:
     }
 
 
+def project(world: np.ndarray, camera: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(17, 3) world mm -> (18, 3) camera mm and (18, 2) pixels, Thorax appended.
+
+    The Thorax is the shoulders' midpoint (joints 11 and 14). Pixels by cv2.projectPoints with
+    the camera's R (as a Rodrigues vector), t and pinhole matrix, no distortion.
+    """
+    world18 = np.concatenate([world, (world[11:12] + world[14:15]) / 2.0])
+    rotation = np.asarray(camera["R"], dtype=np.float64)
+    translation = np.asarray(camera["t"], dtype=np.float64).reshape(3, 1)
+    (fx, fy), (cx, cy) = camera["f"], camera["c"]
+    matrix = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    rvec, _ = cv2.Rodrigues(rotation)
+    pixels, _ = cv2.projectPoints(world18.reshape(-1, 1, 3), rvec, translation, matrix, None)
+    joints_cam = (rotation @ world18.T + translation).T
+    return joints_cam, pixels.reshape(-1, 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # Images
 
@@ -269,10 +287,7 @@ def make_synthetic_h36m(root: str | Path, layout: str = "reference") -> Syntheti
                         image_id += 1
                         annotation_id += 1
                         file_name = image_file_name(subject, action, subaction, camera, frame)
-                        joints_cam = world_to_camera(
-                            add_thorax(world), np.asarray(cam["R"]), np.asarray(cam["t"])
-                        )
-                        joints_px = camera_to_pixel(joints_cam, cam["f"], cam["c"])
+                        joints_cam, joints_px = project(world, cam)
                         bbox = _bbox_from_joints(joints_px[:17])
                         images.append(
                             {
@@ -332,3 +347,56 @@ def _rootnet_entry(image_id: int, bbox: list[float], root: np.ndarray, rng) -> d
 def _write_json(path: Path, payload: object) -> None:
     with path.open("w", encoding="utf-8") as handle:
         json.dump(payload, handle)
+
+
+def test_frames() -> list[tuple[int, int, int, int, int]]:
+    """(subject, action, subaction, camera, frame) of every test frame that has an image."""
+    return [
+        (s, a, sa, c, f)
+        for s in SUBJECTS
+        for a in ACTIONS
+        for sa in SUBACTIONS
+        for c in CAMERAS
+        for f in TEST_FRAMES
+        if (s, a, sa, c) != ABSENT_SEQUENCE
+    ]
+
+
+def synthetic_crops(spec: VariantSpec, count: int, seed: int) -> Crops:
+    """count of the set's test frames, drawn by seed, rendered in memory and cropped for real.
+
+    The same pictures make_synthetic_h36m writes (before JPEG), through the reference box
+    processing, affine crop and normalization.
+    """
+    frames = test_frames()
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.permutation(len(frames))[: min(count, len(frames))])
+    backgrounds: dict[tuple[int, int], np.ndarray] = {}
+    images, boxes, roots, focals, centers = [], [], [], [], []
+    aspect = spec.input_hw[1] / spec.input_hw[0]
+    for index in chosen:
+        subject, action, subaction, camera, frame = frames[int(index)]
+        cam = camera_parameters(subject, camera)
+        world = np.round(skeleton_world(subject, action, subaction, frame), 4)
+        joints_cam, joints_px = project(world, cam)
+        raw_box = _bbox_from_joints(joints_px[:17])
+        key = (subject, camera)
+        if key not in backgrounds:
+            backgrounds[key] = _background(subject, camera)
+        picture = backgrounds[key].copy()
+        _draw_person(picture, joints_px[:17], raw_box[3] / 1.2)
+        box = process_bbox(raw_box, *IMAGE_SIZE, aspect)
+        assert box is not None  # the drawn people are well inside the frame
+        images.append(normalize_patch(crop_patch(picture, box, spec.input_hw), spec))
+        boxes.append(box)
+        roots.append(joints_cam[0, 2])
+        focals.append(cam["f"])
+        centers.append(cam["c"])
+    return Crops(
+        images=np.stack(images),
+        boxes=np.array(boxes, dtype=np.float64),
+        root_depths=np.array(roots, dtype=np.float64),
+        focals=np.array(focals, dtype=np.float64),
+        centers=np.array(centers, dtype=np.float64),
+        source=f"{len(images)} synthetic Human3.6M test frames",
+    )

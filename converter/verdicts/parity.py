@@ -1,14 +1,18 @@
-"""Compare a reference backend's outputs with a candidate's: pure numpy, no runtime involved.
+"""Verdicts on a candidate backend's outputs: pure numpy, no runtime involved.
 
-Pass/fail uses an absolute tolerance per output only. Relative error is reported for reading but
-never judged: coordinates near zero (a joint at the heatmap's edge, depth bin 0) make it
-meaningless. For ``coords`` the worst error is also converted to millimetres so a reader can
-judge it against MPJPE figures (~50 mm):
+fp32 graphs are judged against the numerical floor. The reference is the PyTorch model run in
+float64 on the same inputs; the floor is how far PyTorch fp32 itself lands from that reference;
+the candidate (onnxruntime) passes when its own distance from the reference is at most
+``factor x floor + margin`` per output (constants and how they were measured:
+converter.verdicts.tolerances). A checkpoint whose fp32 arithmetic is noisy gets a limit as wide
+as its noise, and a tight one gets a tight limit. An explicit atol replaces the limit.
 
-- x, y: heatmap pixels through a nominal 2000 mm box spanning the heatmap width, i.e.
-  2000/W mm per pixel (the 256-pixel patch of a person is about the 3D box's 2 m; the real
-  Human3.6M crop varies per frame, so this is an order of magnitude, not an exact figure);
-- z: depth bins through bbox_3d_shape (2000 mm over D bins), i.e. 2000/D mm per bin, exact.
+Reduced precisions (fp16, int8) are judged by the task: how far the 3D pose moves, in camera
+millimetres, between PyTorch fp32 and the graph on real-preprocessed crops (pose_change).
+
+Millimetres for ``coords``: x and y are heatmap pixels of a crop whose 256 pixels span the
+2000 mm 3D box (bbox_3d_shape), so 2000/W mm per pixel (nominal: the real crop's size varies per
+frame); z is depth bins, 2000/D mm per bin, exact. Per joint, the worst 3D error over samples.
 """
 
 from __future__ import annotations
@@ -20,9 +24,6 @@ import numpy as np
 
 from converter.core.variants import VariantSpec
 
-# Denominator floor for the (informational) relative error.
-_REL_FLOOR = 1e-6
-
 
 def coords_mm_per_unit(spec: VariantSpec) -> tuple[float, float, float]:
     """Millimetres per coords unit along x, y, z (see the module docstring)."""
@@ -32,54 +33,84 @@ def coords_mm_per_unit(spec: VariantSpec) -> tuple[float, float, float]:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """What an output's error is held to: factor x floor + margin, or a given atol."""
+
+    factor: float
+    margin: float
+    atol: float | None = None  # given by the user: replaces the floor rule
+
+    def value(self, floor: float) -> float:
+        return self.atol if self.atol is not None else self.factor * floor + self.margin
+
+    def describe(self) -> str:
+        if self.atol is not None:
+            return f"atol {self.atol:g} (given)"
+        return f"{self.factor:g} x floor + {self.margin:g}"
+
+
+@dataclass(frozen=True)
 class OutputParity:
     name: str
     shape: tuple[int, ...]
-    atol: float
     passed: bool
-    max_abs: float
-    mean_abs: float
-    max_rel: float
+    error: float  # the candidate's max abs error against the float64 reference
+    floor: float  # PyTorch fp32's max abs error against the same reference
+    limit: float
+    rule: str  # Limit.describe()
+    mean_error: float
     worst_index: tuple[int, ...]
     reference_at_worst: float
     candidate_at_worst: float
-    worst_mm: float | None = None  # coords only: worst per-axis error in millimetres
-    worst_mm_xyz: tuple[float, float, float] | None = None  # coords only: worst per axis, mm
-    note: str | None = None  # why a comparison could not be made (shape, non-finite values)
-    mean_atol: float | None = None  # also judged on the mean abs error (cheaper precisions)
+    joint_error_mm: tuple[float, ...] | None = None  # coords: per joint, worst 3D error in mm
+    joint_floor_mm: tuple[float, ...] | None = None  # the same for PyTorch fp32
+    joint_names: tuple[str, ...] | None = None
+    note: str | None = None  # why no comparison could be made (shape, non-finite values)
+
+    @property
+    def worst_joint(self) -> tuple[str, float, float] | None:
+        """(name, candidate mm, floor mm) of the joint with the largest candidate error."""
+        if not self.joint_error_mm or not self.joint_names:
+            return None
+        j = int(np.argmax(self.joint_error_mm))
+        floor = self.joint_floor_mm[j] if self.joint_floor_mm else float("nan")
+        return self.joint_names[j], self.joint_error_mm[j], floor
 
     def to_dict(self) -> dict[str, object]:
+        worst = self.worst_joint
         return {
             "name": self.name,
             "shape": list(self.shape),
-            "atol": self.atol,
             "passed": self.passed,
-            "max_abs": self.max_abs,
-            "mean_abs": self.mean_abs,
-            "max_rel": self.max_rel,
+            "error": self.error,
+            "floor": self.floor,
+            "limit": self.limit,
+            "rule": self.rule,
+            "mean_error": self.mean_error,
             "worst_index": list(self.worst_index),
             "reference_at_worst": self.reference_at_worst,
             "candidate_at_worst": self.candidate_at_worst,
-            "worst_mm": self.worst_mm,
-            "worst_mm_xyz": list(self.worst_mm_xyz) if self.worst_mm_xyz else None,
+            "joint_error_mm": list(self.joint_error_mm) if self.joint_error_mm else None,
+            "joint_floor_mm": list(self.joint_floor_mm) if self.joint_floor_mm else None,
+            "worst_joint": {"name": worst[0], "mm": worst[1], "floor_mm": worst[2]}
+            if worst
+            else None,
             "note": self.note,
-            "mean_atol": self.mean_atol,
         }
 
     def line(self) -> str:
-        """One human-readable line."""
-        verdict = "ok" if self.passed else "FAIL"
+        verdict = "within limit" if self.passed else "OVER LIMIT"
         if self.note:
             return f"{self.name}: {verdict} ({self.note})"
-        mean_limit = f" (limit {self.mean_atol:g})" if self.mean_atol is not None else ""
         text = (
-            f"{self.name}: max abs {self.max_abs:.3g} (atol {self.atol:g}) {verdict}, "
-            f"mean abs {self.mean_abs:.3g}{mean_limit}, max rel {self.max_rel:.3g}, "
-            f"worst at {list(self.worst_index)} ({self.reference_at_worst:.6g} vs "
-            f"{self.candidate_at_worst:.6g})"
+            f"{self.name}: max abs {self.error:.3g} vs float64 (PyTorch fp32 floor "
+            f"{self.floor:.3g}; limit {self.limit:.3g} = {self.rule}) {verdict}, "
+            f"mean {self.mean_error:.3g}, worst at {list(self.worst_index)} "
+            f"({self.candidate_at_worst:.6g} vs {self.reference_at_worst:.6g})"
         )
-        if self.worst_mm is not None:
-            text += f", worst {self.worst_mm:.3g} mm"
+        worst = self.worst_joint
+        if worst is not None:
+            text += f"; worst joint {worst[0]} {worst[1]:.3g} mm (floor {worst[2]:.3g} mm)"
         return text
 
 
@@ -108,90 +139,184 @@ class ParityReport:
         }
 
 
-def _failed(name: str, shape: tuple[int, ...], atol: float, note: str) -> OutputParity:
+def _failed(name: str, shape: tuple[int, ...], note: str) -> OutputParity:
     nan = float("nan")
-    return OutputParity(name, shape, atol, False, nan, nan, nan, (), nan, nan, note=note)
+    return OutputParity(name, shape, False, nan, nan, nan, "", nan, (), nan, nan, note=note)
 
 
-def compare_output(
+def _joint_mm(diff: np.ndarray, mm: tuple[float, float, float]) -> tuple[float, ...]:
+    """(N, J, 3) abs differences -> per joint, the worst 3D distance in millimetres."""
+    distances = np.sqrt(((diff * np.asarray(mm)) ** 2).sum(axis=-1))
+    return tuple(float(v) for v in distances.max(axis=0))
+
+
+def judge_output(
     name: str,
-    reference: np.ndarray,
+    reference64: np.ndarray,
+    torch32: np.ndarray,
     candidate: np.ndarray,
-    atol: float,
-    mm_per_unit: tuple[float, float, float] | None = None,
-    mean_atol: float | None = None,
+    limit: Limit,
+    spec: VariantSpec | None = None,
 ) -> OutputParity:
-    ref = np.asarray(reference, dtype=np.float64)
-    cand = np.asarray(candidate, dtype=np.float64)
-    if ref.shape != cand.shape:
-        return _failed(
-            name, tuple(ref.shape), atol, f"shape {list(cand.shape)}, expected {list(ref.shape)}"
-        )
+    """One output: the candidate's and PyTorch fp32's errors against float64, and the verdict."""
+    ref = np.asarray(reference64, dtype=np.float64)
+    shape = tuple(int(s) for s in ref.shape)
+    arrays = {"PyTorch fp32": np.asarray(torch32, dtype=np.float64)}
+    arrays["candidate"] = np.asarray(candidate, dtype=np.float64)
+    for side, values in arrays.items():
+        if values.shape != ref.shape:
+            return _failed(
+                name, shape, f"{side} shape {list(values.shape)}, expected {list(shape)}"
+            )
     if ref.size == 0:
-        return _failed(name, tuple(ref.shape), atol, "empty output")
-    for side, values in (("reference", ref), ("candidate", cand)):
+        return _failed(name, shape, "empty output")
+    for side, values in (("reference", ref), *arrays.items()):
         count = int((~np.isfinite(values)).sum())
-        if count:  # NaN compares as "not greater than atol": never let it pass
-            return _failed(name, tuple(ref.shape), atol, f"{count} non-finite value(s) in {side}")
-    diff = np.abs(cand - ref)
+        if count:  # NaN compares as "not greater than" anything: never let it pass
+            return _failed(name, shape, f"{count} non-finite value(s) in {side}")
+    diff = np.abs(arrays["candidate"] - ref)
+    floor_diff = np.abs(arrays["PyTorch fp32"] - ref)
     worst_flat = int(np.argmax(diff))
     worst = tuple(int(i) for i in np.unravel_index(worst_flat, diff.shape))
-    max_abs = float(diff.flat[worst_flat])
-    mean_abs = float(diff.mean())
-    rel = diff / np.maximum(np.abs(ref), _REL_FLOOR)
-    worst_mm = worst_mm_xyz = None
-    if mm_per_unit is not None and ref.shape[-1] == 3:
-        per_axis = diff.reshape(-1, 3).max(axis=0) * np.asarray(mm_per_unit)
-        worst_mm_xyz = (float(per_axis[0]), float(per_axis[1]), float(per_axis[2]))
-        worst_mm = max(worst_mm_xyz)
+    error, floor = float(diff.flat[worst_flat]), float(floor_diff.max())
+    bound = limit.value(floor)
+    joint_error = joint_floor = names = None
+    if name == "coords" and spec is not None and ref.ndim == 3 and ref.shape[-1] == 3:
+        mm = coords_mm_per_unit(spec)
+        joint_error, joint_floor = _joint_mm(diff, mm), _joint_mm(floor_diff, mm)
+        names = spec.joint_names[: ref.shape[1]]
     return OutputParity(
         name=name,
-        shape=tuple(int(s) for s in ref.shape),
-        atol=float(atol),
-        passed=max_abs <= atol and (mean_atol is None or mean_abs <= mean_atol),
-        max_abs=max_abs,
-        mean_abs=mean_abs,
-        max_rel=float(rel.max()),
+        shape=shape,
+        passed=error <= bound,
+        error=error,
+        floor=floor,
+        limit=bound,
+        rule=limit.describe(),
+        mean_error=float(diff.mean()),
         worst_index=worst,
         reference_at_worst=float(ref[worst]),
-        candidate_at_worst=float(cand[worst]),
-        worst_mm=worst_mm,
-        worst_mm_xyz=worst_mm_xyz,
-        mean_atol=mean_atol,
+        candidate_at_worst=float(arrays["candidate"][worst]),
+        joint_error_mm=joint_error,
+        joint_floor_mm=joint_floor,
+        joint_names=names,
     )
 
 
-def compare_outputs(
-    reference: Mapping[str, np.ndarray],
+def judge_outputs(
+    reference64: Mapping[str, np.ndarray],
+    torch32: Mapping[str, np.ndarray],
     candidate: Mapping[str, np.ndarray],
-    atol: Mapping[str, float],
+    limits: Mapping[str, Limit],
     *,
-    coords_mm: tuple[float, float, float] | None = None,
+    spec: VariantSpec | None = None,
     batch: int | None = None,
-    mean_atol: Mapping[str, float] | None = None,
 ) -> ParityReport:
-    """Every reference output against the candidate's output of the same name.
-
-    atol must name every reference output (a silent default would hide a forgotten output).
-    coords_mm (from coords_mm_per_unit) adds the millimetre figures to the ``coords`` entry.
-    mean_atol: outputs also judged on their mean abs error (others: max abs only).
-    """
-    missing_atol = [name for name in reference if name not in atol]
-    if missing_atol:
-        raise ValueError(f"no tolerance given for output(s) {missing_atol}")
+    """Every reference output judged; limits must name each (a silent default would hide one)."""
+    missing = [name for name in reference64 if name not in limits]
+    if missing:
+        raise ValueError(f"no limit given for output(s) {missing}")
     entries = []
-    for name, ref in reference.items():
+    for name, ref in reference64.items():
         ref = np.asarray(ref)
-        if name not in candidate:
-            entries.append(_failed(name, tuple(ref.shape), atol[name], "missing in candidate"))
+        if name not in candidate or name not in torch32:
+            entries.append(_failed(name, tuple(ref.shape), "missing in candidate"))
             continue
-        scale = coords_mm if name == "coords" else None
-        mean_limit = (mean_atol or {}).get(name)
-        entries.append(compare_output(name, ref, candidate[name], atol[name], scale, mean_limit))
-    samples = int(np.asarray(next(iter(reference.values()))).shape[0]) if reference else None
+        entries.append(judge_output(name, ref, torch32[name], candidate[name], limits[name], spec))
+    samples = int(np.asarray(next(iter(reference64.values()))).shape[0]) if reference64 else None
     return ParityReport(outputs=tuple(entries), batch=batch, samples=samples)
 
 
-# fp32 tolerances per output. coords are in heatmap units: 2e-3 is ~0.1 mm in x/y for a 64-wide
-# heatmap and ~0.06 mm in z for 64 bins (measured worst on ORT CPU: see README).
-DEFAULT_ATOL: dict[str, float] = {"coords": 2e-3, "heatmaps": 1e-2}
+# ---------------------------------------------------------------------------------------------
+# Reduced precision: the pose change in millimetres
+
+
+@dataclass(frozen=True)
+class PoseBudget:
+    mean_mm: float
+    p95_mm: float
+    worst_mm: float
+
+
+@dataclass(frozen=True)
+class PoseChange:
+    """How far the graph moves the 3D pose from PyTorch fp32, per joint, in camera mm."""
+
+    precision: str
+    frames: int
+    source: str
+    mean_mm: float
+    p95_mm: float
+    worst_mm: float
+    worst_joint: str
+    budget: PoseBudget
+    batch: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return (
+            np.isfinite([self.mean_mm, self.p95_mm, self.worst_mm]).all()
+            and self.mean_mm <= self.budget.mean_mm
+            and self.p95_mm <= self.budget.p95_mm
+            and self.worst_mm <= self.budget.worst_mm
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "precision": self.precision,
+            "frames": self.frames,
+            "source": self.source,
+            "batch": self.batch,
+            "mean_mm": self.mean_mm,
+            "p95_mm": self.p95_mm,
+            "worst_mm": self.worst_mm,
+            "worst_joint": self.worst_joint,
+            "budget": {
+                "mean_mm": self.budget.mean_mm,
+                "p95_mm": self.budget.p95_mm,
+                "worst_mm": self.budget.worst_mm,
+            },
+            "passed": bool(self.passed),
+        }
+
+    def line(self) -> str:
+        verdict = "within budget" if self.passed else "OVER BUDGET"
+        b = self.budget
+        return (
+            f"{self.precision} pose change on {self.frames} crops ({self.source}): mean "
+            f"{self.mean_mm:.2f} mm, p95 {self.p95_mm:.2f} mm, worst {self.worst_mm:.2f} mm "
+            f"({self.worst_joint}); budget mean {b.mean_mm:g} / p95 {b.p95_mm:g} / worst "
+            f"{b.worst_mm:g} mm: {verdict}"
+        )
+
+
+def pose_change(
+    reference_mm: np.ndarray,
+    candidate_mm: np.ndarray,
+    joints: tuple[int, ...],
+    joint_names: tuple[str, ...],
+    *,
+    precision: str,
+    source: str,
+    budget: PoseBudget,
+    batch: int | None = None,
+) -> PoseChange:
+    """(N, J, 3) camera-mm poses of both backends -> per-joint 3D distance statistics."""
+    ref = np.asarray(reference_mm, dtype=np.float64)[:, joints]
+    cand = np.asarray(candidate_mm, dtype=np.float64)[:, joints]
+    distances = np.linalg.norm(cand - ref, axis=-1)  # (N, len(joints))
+    if not np.isfinite(distances).all() or distances.size == 0:
+        nan = float("nan")
+        return PoseChange(precision, ref.shape[0], source, nan, nan, nan, "-", budget, batch)
+    worst = np.unravel_index(int(np.argmax(distances)), distances.shape)
+    return PoseChange(
+        precision=precision,
+        frames=int(ref.shape[0]),
+        source=source,
+        mean_mm=float(distances.mean()),
+        p95_mm=float(np.percentile(distances, 95)),
+        worst_mm=float(distances[worst]),
+        worst_joint=joint_names[joints[int(worst[1])]],
+        budget=budget,
+        batch=batch,
+    )

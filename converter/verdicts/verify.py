@@ -1,54 +1,53 @@
 """Does this ONNX file compute what the PyTorch model of this checkpoint computes?
 
-Before any numerics: the file must be an ONNX graph with a 256x256 image input, and its metadata
-(variant, depth_dim, heatmap size, weights sha256) must agree with the checkpoint. A graph
-without our metadata is verified only when the caller names the variant, with a warning. Then
-both backends run the same seeded images in the model's real input range (RGB 0..255 through the
-real normalization) at each batch size, on the same device family.
+Before any numerics: the file must be an ONNX graph with a 256x256 image input, its metadata
+(variant, depth_dim, heatmap size, weights sha256) must agree with the checkpoint, and the
+precision its metadata claims must be the one its ops and initializers show. A graph without
+our metadata is verified only when the caller names the variant, with a warning. Then the
+verdict of converter.verdicts.judge: fp32 against the float64 floor, fp16/int8 by the pose change
+in millimetres. Inputs come from a fresh seed each run (reported; seed= repeats a run).
 
-A parity failure raises ParityFailedError (a CheckFailedError, exit 1) that carries the report,
+A failed verdict raises ParityFailedError (a CheckFailedError, exit 1) that carries the report,
 so a CLI can print the evidence before it fails.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.checkpoints.fabricate import normalize_images, seeded_images
-from converter.core.errors import CheckFailedError, OnnxModelError, UsageError, VariantMismatchError
-from converter.core.model import ConvNeXtPose
+from converter.core.errors import OnnxModelError, UsageError, VariantMismatchError
 from converter.core.variants import VariantSpec, get_variant
-from converter.graphs.facts import format_shape, graph_facts, variant_disagreements
+from converter.graphs.facts import format_shape, graph_facts, graph_precision, variant_disagreements
 from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
-from converter.verdicts.parity import ParityReport, compare_outputs, coords_mm_per_unit
-from converter.verdicts.runtime import (
-    OnnxSession,
-    open_onnx_session,
-    resolve_torch_device,
-    strict_fp32,
+from converter.h36m.crops import Crops, dataset_crops
+from converter.h36m.dataset import load_dataset
+from converter.h36m.synthetic import synthetic_crops
+from converter.verdicts.judge import (
+    FP32_CROPS,
+    POSE_FRAMES,
+    ParityFailedError,
+    fresh_seed,
+    run_fp32_verdict,
+    run_pose_verdict,
+    verdict_images,
 )
-from converter.verdicts.tolerances import PRECISIONS, precision_tolerances
+from converter.verdicts.parity import ParityReport, PoseChange
+from converter.verdicts.runtime import OnnxSession, open_onnx_session, resolve_torch_device
+from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits
 
-VERIFY_SEED = 20231004  # the release date of the checkpoints; any fixed seed would do
 DEFAULT_BATCHES = (1, 4)
 DEFAULT_SAMPLES = 8
+MAX_SAMPLES = 4096  # seeded images are held in memory with their outputs: 4096 L images ~ 3 GB
+MAX_BATCH = 256
 
-
-class ParityFailedError(CheckFailedError):
-    """Parity ran and failed (exit 1); .report holds the evidence for printing."""
-
-    def __init__(self, message: str, report: object) -> None:
-        super().__init__(message)
-        self.report = report
+__all__ = ["ParityFailedError", "VerifyReport", "verify_onnx"]
 
 
 class MetadataMismatchError(OnnxModelError):
@@ -68,17 +67,20 @@ class VerifyReport:
     torch_device: str
     device_note: str | None
     samples: int
+    crops: int
     batches: tuple[int, ...]
-    atol: dict[str, float]
-    results: tuple[ParityReport, ...]
+    seed: int
+    precision: str  # read from the graph's ops and initializers
+    limits: dict[str, str]  # per output, the rule it was judged by
+    results: tuple[ParityReport, ...]  # fp32 graphs
+    pose: tuple[PoseChange, ...]  # fp16 / int8 graphs
     warnings: tuple[str, ...]
     seconds: float
-    precision: str = "fp32"  # the graph's, from its metadata; it picks the default tolerances
-    mean_atol: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return bool(self.results) and all(r.passed for r in self.results)
+        checks = (*self.results, *self.pose)
+        return bool(checks) and all(c.passed for c in checks)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -93,90 +95,41 @@ class VerifyReport:
             "torch_device": self.torch_device,
             "device_note": self.device_note,
             "samples": self.samples,
+            "crops": self.crops,
             "batches": list(self.batches),
+            "seed": self.seed,
             "precision": self.precision,
-            "atol": self.atol,
-            "mean_atol": self.mean_atol,
+            "precision_source": "graph",
+            "limits": self.limits,
             "results": [r.to_dict() for r in self.results],
+            "pose_change": [p.to_dict() for p in self.pose],
             "warnings": list(self.warnings),
             "seconds": round(self.seconds, 3),
             "passed": self.passed,
         }
 
     def lines(self) -> list[str]:
+        inputs = (
+            f"{self.samples} seeded images + {self.crops} crops per batch size"
+            if self.precision == "fp32"
+            else f"{self.crops} crops"
+        )
         out = [
             f"verify {self.onnx_path} against {self.checkpoint}: ConvNeXtPose-{self.variant}, "
             f"weights {self.weights}, sha256 {self.weights_sha256[:12]}",
             f"  onnxruntime on {self.onnx_device} ({', '.join(self.providers)}), "
-            f"PyTorch on {self.torch_device}; {self.samples} seeded images per batch size; "
-            f"graph precision {self.precision}",
+            f"PyTorch on {self.torch_device}; {inputs}, seed {self.seed}; "
+            f"graph precision {self.precision} (read from its ops)",
         ]
         if self.device_note:
             out.append(f"  note: {self.device_note}")
         for report in self.results:
             for entry in report.outputs:
                 out.append(f"  batch {report.batch}: {entry.line()}")
+        for change in self.pose:
+            out.append(f"  batch {change.batch}: {change.line()}")
         out.append(f"{'PASS' if self.passed else 'FAIL'} in {self.seconds:.1f} s")
         return out
-
-
-def _torch_outputs(
-    model: ConvNeXtPose, images: np.ndarray, device: torch.device, heatmaps: bool
-) -> dict[str, np.ndarray]:
-    with torch.inference_mode(), strict_fp32(device):
-        x = torch.from_numpy(images).to(device)
-        coords, maps = model.forward_heatmaps(x)
-        out = {"coords": coords.float().cpu().numpy()}
-        if heatmaps:
-            out["heatmaps"] = maps.float().cpu().numpy()
-    return out
-
-
-def run_parity(
-    model: ConvNeXtPose,
-    session: OnnxSession,
-    images: np.ndarray,
-    batches: Sequence[int],
-    atol: Mapping[str, float],
-    *,
-    torch_device: torch.device,
-    spec: VariantSpec,
-    output_map: Mapping[str, str] | None = None,
-    mean_atol: Mapping[str, float] | None = None,
-) -> tuple[ParityReport, ...]:
-    """Both backends over all images at each batch size; one ParityReport per batch size.
-
-    Images are taken cyclically so every run is a full batch (fixed-batch graphs need that).
-    output_map: our output name -> the graph's (defaults to the same names).
-    mean_atol: outputs also judged on their mean abs error (int8: converter.verdicts.tolerances).
-    """
-    output_map = dict(output_map or {name: name for name in atol})
-    heatmaps = "heatmaps" in output_map
-    model = model.to(torch_device).eval()
-    samples = images.shape[0]
-    reports = []
-    for batch in batches:
-        refs: dict[str, list[np.ndarray]] = {name: [] for name in output_map}
-        cands: dict[str, list[np.ndarray]] = {name: [] for name in output_map}
-        for run in range(math.ceil(samples / batch)):
-            index = [(run * batch + k) % samples for k in range(batch)]
-            chunk = np.ascontiguousarray(images[index])
-            ref = _torch_outputs(model, chunk, torch_device, heatmaps)
-            cand = session.run(chunk)
-            for name, graph_name in output_map.items():
-                refs[name].append(ref[name])
-                cands[name].append(cand[graph_name])
-        reports.append(
-            compare_outputs(
-                {k: np.concatenate(v) for k, v in refs.items()},
-                {k: np.concatenate(v) for k, v in cands.items()},
-                {name: atol[name] for name in output_map},
-                coords_mm=coords_mm_per_unit(spec),
-                batch=batch,
-                mean_atol=mean_atol,
-            )
-        )
-    return tuple(reports)
 
 
 def check_variant_option(path: str | Path, meta: OnnxMetadata | None, variant: str | None) -> None:
@@ -215,11 +168,6 @@ def _check_metadata(
             f"in the graph, {cmeta.weights_sha256[:16]}… in {cmeta.source_name})"
         )
     notes = []
-    if meta.source_sha256 and cmeta.source_sha256 and meta.source_sha256 != cmeta.source_sha256:
-        notes.append(
-            f"{path} was exported from another file (source sha256 {meta.source_sha256[:16]}…) "
-            "holding the same weights"
-        )
     if meta.weights != cmeta.weights:
         notes.append(f"{path} records weights={meta.weights}, the checkpoint {cmeta.weights}")
     return notes
@@ -248,8 +196,8 @@ def _parse_batches(batches: Sequence[int] | None, fixed: int | None) -> tuple[in
     if batches is None:
         return (fixed,) if fixed is not None else DEFAULT_BATCHES
     values = tuple(int(b) for b in batches)
-    if not values or any(b < 1 for b in values):
-        raise UsageError(f"batch sizes must be positive integers, not {list(batches)}")
+    if not values or any(b < 1 or b > MAX_BATCH for b in values):
+        raise UsageError(f"batch sizes must be integers from 1 to {MAX_BATCH}, not {list(batches)}")
     if fixed is not None and any(b != fixed for b in values):
         raise UsageError(
             f"the graph has a fixed batch of {fixed}; cannot run batch sizes {list(values)}"
@@ -267,19 +215,22 @@ def _checkpoint_label(ckpt: CanonicalCheckpoint) -> str:
     return given if Path(given).name == source else f"{given} (from {source})"
 
 
-def _tolerances(
-    given: float | Mapping[str, float] | None,
-    defaults: Mapping[str, float],
-    outputs: Mapping[str, str],
-) -> dict[str, float]:
-    """Per-output limits: a float overrides coords, a mapping any output, else the defaults."""
-    if isinstance(given, Mapping):
-        merged = {**defaults, **{k: float(v) for k, v in given.items()}}
-    else:
-        merged = dict(defaults)
-        if given is not None:
-            merged["coords"] = float(given)
-    return {name: merged[name] for name in outputs if name in merged}
+def _check_precision(path: Path, proto: onnx.ModelProto, meta: OnnxMetadata | None) -> str:
+    """The graph's precision from its ops; metadata that claims another one is bad input."""
+    precision = graph_precision(proto)
+    if meta is not None and meta.precision != precision:
+        raise OnnxModelError(
+            f"{path}: the metadata says precision {meta.precision!r} but the graph's ops and "
+            f"initializers are {precision}; the tolerance is never taken from metadata alone"
+        )
+    return precision
+
+
+def _pose_crops(spec: VariantSpec, seed: int, frames: int, data: str | Path | None) -> Crops:
+    if data is None:
+        return synthetic_crops(spec, frames, seed)
+    dataset = load_dataset(data, 2, input_hw=spec.input_hw)
+    return dataset_crops(dataset, spec, frames, seed)
 
 
 def verify_onnx(
@@ -291,21 +242,29 @@ def verify_onnx(
     samples: int = DEFAULT_SAMPLES,
     atol: float | Mapping[str, float] | None = None,
     variant: str | None = None,
-    mean_atol: float | Mapping[str, float] | None = None,
+    seed: int | None = None,
+    data: str | Path | None = None,
+    frames: int = POSE_FRAMES,
 ) -> VerifyReport:
-    """Check metadata, then compare onnxruntime with PyTorch; raises on any failure.
+    """Check metadata and precision, then run the verdict; raises on any failure.
 
     batches: None means (1, 4) for a dynamic-batch graph, its own size for a fixed one.
-    atol: a float sets the coords tolerance (heatmap units); a mapping sets any output's.
-    Defaults depend on the graph's precision (metadata; fp32 without it) and variant:
-    converter.verdicts.tolerances.precision_tolerances.
-    mean_atol: the same for the mean abs error, judged where set (int8 by default).
+    atol (fp32 only): a float replaces the floor rule for coords (heatmap units, against the
+    float64 reference); a mapping sets any output's.
+    seed: None draws a fresh one (reported); give it to repeat a run exactly.
+    data (fp16/int8): a Human3.6M root whose frames the pose change is measured on (default:
+    the synthetic set), frames of them.
     variant: required when the graph has no cnp-convert metadata.
     """
     started = time.perf_counter()
     path = Path(onnx_path)
-    if samples < 1:
-        raise UsageError(f"samples must be at least 1, not {samples}")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, not {samples}")
+    if not 1 <= frames <= MAX_SAMPLES:
+        raise UsageError(f"frames must be from 1 to {MAX_SAMPLES}, not {frames}")
+    seed = fresh_seed() if seed is None else int(seed)
+    if not 0 <= seed < 2**63:
+        raise UsageError(f"seed must be a non-negative integer, not {seed}")
     spec = ckpt.spec
     if variant is not None and get_variant(variant).name != spec.name:
         raise VariantMismatchError(
@@ -331,6 +290,14 @@ def verify_onnx(
         )
     else:
         warnings.extend(_check_metadata(path, meta, ckpt, variant))
+    precision = _check_precision(path, proto, meta)
+    if precision not in PRECISIONS:
+        raise OnnxModelError(f"{path}: unsupported precision {precision!r}")
+    if atol is not None and precision != "fp32":
+        raise UsageError(
+            f"--atol applies to fp32 graphs; {path} is {precision}, judged by its pose budget"
+        )
+    limits = fp32_limits(("coords", "heatmaps"), atol)
 
     facts = graph_facts(proto)
     if facts.input_shape is None or len(facts.input_shape) != 4:
@@ -359,28 +326,39 @@ def verify_onnx(
         output_map = dict(zip(("coords", "heatmaps"), graph_outputs, strict=False))
     fixed = facts.input_shape[0] if isinstance(facts.input_shape[0], int) else None
     batch_sizes = _parse_batches(batches, fixed)
-
-    precision = meta.precision if meta is not None else "fp32"
-    if precision not in PRECISIONS:
-        raise OnnxModelError(f"{path}: metadata names an unknown precision {precision!r}")
-    default_atol, default_mean_atol = precision_tolerances(precision, spec)
-    tolerances = _tolerances(atol, default_atol, output_map)
-    mean_tolerances = _tolerances(mean_atol, default_mean_atol, output_map)
+    crops = _pose_crops(spec, seed, frames, data) if precision != "fp32" else None
 
     session, torch_device, note = _choose_devices(path, device)
     model = build_loaded_model(ckpt)
-    images = normalize_images(seeded_images(samples, VERIFY_SEED, spec.input_hw), spec)
-    results = run_parity(
-        model,
-        session,
-        images,
-        batch_sizes,
-        tolerances,
-        torch_device=torch_device,
-        spec=spec,
-        output_map=output_map,
-        mean_atol=mean_tolerances,
-    )
+    results: tuple[ParityReport, ...] = ()
+    pose: tuple[PoseChange, ...] = ()
+    if crops is None:
+        images = verdict_images(spec, samples, seed, FP32_CROPS)
+        results = run_fp32_verdict(
+            model,
+            session,
+            images,
+            batch_sizes,
+            {name: limits[name] for name in output_map},
+            torch_device=torch_device,
+            spec=spec,
+            output_map=output_map,
+        )
+    else:
+        pose = tuple(
+            run_pose_verdict(
+                model,
+                session,
+                crops,
+                batch,
+                precision=precision,
+                budget=POSE_BUDGETS[precision],
+                torch_device=torch_device,
+                spec=spec,
+                coords_name=output_map["coords"],
+            )
+            for batch in batch_sizes
+        )
     report = VerifyReport(
         onnx_path=str(path),
         variant=spec.name,
@@ -392,19 +370,32 @@ def verify_onnx(
         providers=session.providers,
         torch_device=str(torch_device),
         device_note=note or session.fallback_reason,
-        samples=samples,
+        samples=samples if crops is None else 0,
+        crops=FP32_CROPS if crops is None else len(crops),
         batches=batch_sizes,
-        atol=tolerances,
+        seed=seed,
+        precision=precision,
+        limits={name: limits[name].describe() for name in output_map}
+        if crops is None
+        else {"pose": f"{precision} budget"},
         results=results,
+        pose=pose,
         warnings=tuple(warnings),
         seconds=time.perf_counter() - started,
-        precision=precision,
-        mean_atol=mean_tolerances,
     )
     if not report.passed:
-        failed = next(e for r in results for e in r.outputs if not e.passed)
-        batch = next(r.batch for r in results if not r.passed)
-        raise ParityFailedError(
-            f"{path}: parity failed on {session.device} at batch {batch}: {failed.line()}", report
-        )
+        raise ParityFailedError(f"{path}: {_first_failure(report)}", report)
     return report
+
+
+def _first_failure(report: VerifyReport) -> str:
+    for result in report.results:
+        for entry in result.outputs:
+            if not entry.passed:
+                return (
+                    f"parity failed on {report.onnx_device} at batch {result.batch}: {entry.line()}"
+                )
+    for change in report.pose:
+        if not change.passed:
+            return f"pose change over budget at batch {change.batch}: {change.line()}"
+    return "no check ran"

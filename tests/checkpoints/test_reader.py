@@ -136,7 +136,6 @@ def test_dot_directory_gets_its_real_name(xs_file: Path, tmp_path: Path, monkeyp
     assert read_checkpoint(".").archive_prefix == "snapshot_68.pth"
 
 
-@pytest.mark.slow
 def test_release_l_prefix_and_epoch(release_file: Callable[[str], Path]) -> None:
     path = release_file("L")
     raw = read_checkpoint(path)
@@ -148,7 +147,6 @@ def test_release_l_prefix_and_epoch(release_file: Callable[[str], Path]) -> None
     assert "module.head.deconv_layers_1.0.weight" in raw.tensors  # legacy names kept as stored
 
 
-@pytest.mark.slow
 def test_release_m_archive_prefix(release_file: Callable[[str], Path]) -> None:
     raw = read_checkpoint(release_file("M"))
     assert raw.container == "torch-zip"

@@ -27,6 +27,7 @@ def xs_cli_onnx(tmp_path_factory, release_file) -> Path:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"wrote {out}")
     assert "parity (onnxruntime CPU) batch 2: coords: max abs" in result.stdout
+    assert "within limit" in result.stdout
     assert "Resize 2 (linear/align_corners), Range none, final conv 576 channels" in result.stdout
     return out
 
@@ -37,7 +38,7 @@ def test_onnx_then_verify(xs_cli_onnx: Path, release_file) -> None:
     result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--samples", 4)
     assert result.exit_code == 0, result.output
     assert "batch 1: coords: max abs" in result.stdout
-    assert "batch 4: coords: max abs" in result.stdout
+    assert "batch 4: coords: max abs" in result.stdout and "vs float64" in result.stdout
     assert result.stdout.rstrip().splitlines()[-1].startswith("PASS")
 
 
@@ -51,8 +52,18 @@ def test_verify_json(xs_cli_onnx: Path, release_file) -> None:
     assert report["passed"] is True and report["batches"] == [2]
     assert report["providers"] == ["CPUExecutionProvider"]
     coords = report["results"][0]["outputs"][0]
-    assert coords["name"] == "coords" and coords["max_abs"] < 2e-3
-    assert set(coords) >= {"mean_abs", "max_rel", "worst_index", "worst_mm", "passed"}
+    assert coords["name"] == "coords" and coords["error"] <= coords["limit"]
+    assert set(coords) >= {"floor", "error", "limit", "rule", "worst_joint", "passed"}
+    assert report["precision"] == "fp32" and isinstance(report["seed"], int)
+
+
+@pytest.mark.parametrize("atol", ["-1", "nan", "0", "inf"])
+def test_bad_atol_exit_2(xs_cli_onnx: Path, release_file, atol: str) -> None:
+    result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--atol", atol)
+    assert result.exit_code == 2 and "positive finite" in result.stderr
+    out = xs_cli_onnx.parent / "never.onnx"
+    result = invoke("onnx", "--variant", "XS", "-o", out, "--atol", atol)
+    assert result.exit_code == 2 and not out.exists()
 
 
 def test_verify_failure_prints_report_then_exits_1(xs_cli_onnx: Path, release_file) -> None:

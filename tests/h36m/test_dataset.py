@@ -22,7 +22,8 @@ from converter.h36m.dataset import (
 )
 from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
 
-SHARED_ROOTNET = Path(__file__).resolve().parents[3] / "shared" / "data" / "h36m_bbox_root"
+# The real RootNet boxes and root depths (public, MIT, from the ConvNeXtPose release): test data.
+ROOTNET_DIR = Path(__file__).resolve().parents[1] / "data" / "h36m_bbox_root"
 
 
 @pytest.fixture(scope="module")
@@ -260,9 +261,6 @@ def test_bbox_root_without_an_entry_is_an_error(reference_root: Path, tmp_path: 
         load_bbox_root(broken)
 
 
-@pytest.mark.skipif(
-    not SHARED_ROOTNET.is_dir(), reason=f"real RootNet files not present at {SHARED_ROOTNET}"
-)
 @pytest.mark.parametrize(
     ("name", "count", "first_id", "last_id"),
     [
@@ -273,7 +271,7 @@ def test_bbox_root_without_an_entry_is_an_error(reference_root: Path, tmp_path: 
 def test_real_rootnet_files_parse_and_look_up(
     name: str, count: int, first_id: int, last_id: int
 ) -> None:
-    path = SHARED_ROOTNET / name
+    path = ROOTNET_DIR / name
     raw = json.loads(path.read_text())
     table = load_bbox_root(path)
     assert len(table) == len(raw) == count
@@ -292,12 +290,9 @@ def test_real_rootnet_files_parse_and_look_up(
     assert np.mean(steps == 64) > 0.95
 
 
-@pytest.mark.skipif(
-    not SHARED_ROOTNET.is_dir(), reason=f"real RootNet files not present at {SHARED_ROOTNET}"
-)
 def test_real_rootnet_protocol1_frames_are_the_s11_part_of_protocol2() -> None:
-    p1 = load_bbox_root(SHARED_ROOTNET / "protocol1_S11.json")
-    p2 = load_bbox_root(SHARED_ROOTNET / "protocol2_S9_S11.json")
+    p1 = load_bbox_root(ROOTNET_DIR / "protocol1_S11.json")
+    p2 = load_bbox_root(ROOTNET_DIR / "protocol2_S9_S11.json")
     assert set(p1) <= set(p2)
     s11_in_p2 = [i for i in p2 if i >= min(p1)]
     assert len(s11_in_p2) == len(p1)

@@ -1,0 +1,219 @@
+"""Specificity and sensitivity of the fp32 verdict, measured (not a test; minutes of CPU).
+
+    python benchmarks/verdicts.py specificity --variants XS,S,M,L --seeds 101-105
+    python benchmarks/verdicts.py sensitivity --variants XS,S,M,L --seed 101
+
+specificity: checkpoints made like the released files (fabricate's recipe) with seeds other than
+its default, each exported by `export_onnx` (the export-time verdict) and checked by
+`verify_onnx` with a fresh seed: every one must pass. Also prints, per checkpoint, the fp32
+floor, onnxruntime's error against float64 and their ratio: the data FLOOR_FACTOR rests on.
+
+sensitivity: per variant, the smallest perturbation the verdict catches, found by bisection on
+eps: one conv's weights scaled by 1+eps, one BatchNorm's running mean shifted by eps x its
+running std, and (discrete) one channel of a head conv zeroed, plus other seeds' weights. The
+candidate is the perturbed model in PyTorch fp32, judged against the unperturbed float64
+reference with the floor of the unperturbed fp32 model, i.e. exactly verify's rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from converter.checkpoints.canonical import (  # noqa: E402
+    CanonicalCheckpoint,
+    build_loaded_model,
+    random_checkpoint,
+    weights_digest,
+)
+from converter.core.variants import get_variant  # noqa: E402
+from converter.export.exporter import export_onnx  # noqa: E402
+from converter.verdicts.judge import (  # noqa: E402
+    ParityFailedError,
+    _torch_outputs,
+    float64_reference,
+    verdict_images,
+)
+from converter.verdicts.parity import judge_output  # noqa: E402
+from converter.verdicts.tolerances import fp32_limits  # noqa: E402
+from converter.verdicts.verify import verify_onnx  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        low, high = (int(v) for v in text.split("-"))
+        return list(range(low, high + 1))
+    return [int(v) for v in text.split(",")]
+
+
+def sharpened(ckpt: CanonicalCheckpoint, factor: float) -> CanonicalCheckpoint:
+    """The same checkpoint with its final conv (the heatmap logits) scaled by factor.
+
+    Trained networks have peaked heatmaps: large logits make the softmax, and so the fp32
+    floor, far more sensitive than fabricate's calibrated logit std of 4 does.
+    """
+    if factor == 1.0:
+        return ckpt
+    state = dict(ckpt.state_dict)
+    for key in ("head.final_layer.weight", "head.final_layer.bias"):
+        state[key] = state[key] * factor
+    metadata = dataclasses.replace(ckpt.metadata, weights_sha256=weights_digest(state))
+    return dataclasses.replace(ckpt, state_dict=state, metadata=metadata)
+
+
+def specificity(
+    variants: list[str], seeds: list[int], sharpness: list[float], out: Path
+) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, seed, factor in itertools.product(variants, seeds, sharpness):
+            ckpt = sharpened(random_checkpoint(get_variant(name), seed), factor)
+            path = Path(tmp) / f"{name}_{seed}.onnx"
+            row: dict = {"variant": name, "seed": seed, "logit_scale": factor}
+            started = time.perf_counter()
+            try:
+                report = export_onnx(ckpt, path, seed=seed * 7 + 1)
+                coords = report.parity[0].output("coords")
+                row.update(export="pass", floor=coords.floor, error=coords.error)
+            except ParityFailedError as exc:
+                coords = exc.report.parity[0].output("coords")
+                row.update(export="REFUSED", floor=coords.floor, error=coords.error)
+            row["export_s"] = round(time.perf_counter() - started, 1)
+            if path.exists():
+                try:
+                    verified = verify_onnx(path, ckpt, device="cpu")
+                    entry = verified.results[0].output("coords")
+                    row.update(verify="pass", verify_floor=entry.floor, verify_error=entry.error)
+                except ParityFailedError as exc:
+                    entry = exc.report.results[0].output("coords")
+                    row.update(verify="REFUSED", verify_floor=entry.floor, verify_error=entry.error)
+                path.unlink()
+            row["ratio"] = row["error"] / row["floor"]
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    tag = "_".join(f"{s:g}" for s in sharpness)
+    (out / f"specificity_{'_'.join(variants)}_x{tag}.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def _perturbations(state: dict[str, torch.Tensor]):
+    """name -> function(eps) returning a perturbed copy of the state dict."""
+
+    def scaled(key: str):
+        def make(eps: float) -> dict:
+            new = dict(state)
+            new[key] = state[key] * (1.0 + eps)
+            return new
+
+        return make
+
+    def bn_shift(prefix: str):
+        def make(eps: float) -> dict:
+            new = dict(state)
+            std = state[prefix + ".running_var"].clamp(min=0).sqrt()
+            new[prefix + ".running_mean"] = state[prefix + ".running_mean"] + eps * std
+            return new
+
+        return make
+
+    return {
+        "backbone pwconv x(1+eps)": scaled("backbone.stages.2.1.pwconv1.weight"),
+        "head final conv x(1+eps)": scaled("head.final_layer.weight"),
+        "BN running mean +eps*std": bn_shift("backbone.stages.1.0.norm"),
+    }
+
+
+def _sensitivity_of(name: str, seed: int) -> list[dict]:
+    spec = get_variant(name)
+    ckpt = random_checkpoint(spec, seed)
+    model = build_loaded_model(ckpt)
+    reference = float64_reference(model)
+    images = verdict_images(spec, 8, seed)
+    ref64 = _torch_outputs(reference, images.astype(np.float64), CPU, False)["coords"]
+    fp32 = _torch_outputs(model, images, CPU, False)["coords"]
+    limit = fp32_limits(("coords",))["coords"]
+    floor = float(np.abs(fp32 - ref64).max())
+    bound = limit.value(floor)
+
+    def judge(state: dict) -> tuple[bool, float]:
+        candidate = copy.deepcopy(model)
+        candidate.load_state_dict(state)
+        coords = _torch_outputs(candidate, images, CPU, False)["coords"]
+        entry = judge_output("coords", ref64, fp32, coords, limit, spec)
+        return entry.passed, entry.error
+
+    rows: list[dict] = []
+    for label, make in _perturbations(ckpt.state_dict).items():
+        low, high = 1e-8, 1.0  # passes at low, fails at high (checked)
+        if judge(make(high))[0] or not judge(make(low))[0]:
+            rows.append({"variant": name, "perturbation": label, "eps": None})
+            continue
+        for _ in range(30):
+            middle = float(np.sqrt(low * high))
+            if judge(make(middle))[0]:
+                low = middle
+            else:
+                high = middle
+        caught = all(not judge(make(high * f))[0] for f in (1.0, 2.0, 10.0, 100.0))
+        rows.append({"variant": name, "perturbation": label, "smallest_eps_caught": high,
+                     "caught_above": caught, "floor": floor, "limit": bound})  # fmt: skip
+    zeroed = dict(ckpt.state_dict)
+    weight = zeroed["head.deconv_layers_1.pwconv.weight"].clone()
+    weight[0] = 0.0
+    zeroed["head.deconv_layers_1.pwconv.weight"] = weight
+    passed, error = judge(zeroed)
+    rows.append({"variant": name, "perturbation": "one head channel zeroed", "caught": not passed,
+                 "error": error, "limit": bound})  # fmt: skip
+    for other in (seed + 1000, seed + 2000):
+        passed, error = judge(random_checkpoint(spec, other).state_dict)
+        rows.append({"variant": name, "perturbation": f"weights of seed {other}",
+                     "caught": not passed, "error": error, "limit": bound})  # fmt: skip
+    return rows
+
+
+def sensitivity(variants: list[str], seed: int, out: Path) -> list[dict]:
+    rows = []
+    for name in variants:
+        for row in _sensitivity_of(name, seed):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    (out / f"sensitivity_{'_'.join(variants)}.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("specificity", "sensitivity"))
+    parser.add_argument("--variants", default="XS,S,M,L")
+    parser.add_argument("--seeds", default="101-105")
+    parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--logit-scale", default="1", help="comma list, e.g. 1,8")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "verdicts")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    variants = [v.strip() for v in args.variants.split(",")]
+    if args.what == "specificity":
+        scales = [float(v) for v in args.logit_scale.split(",")]
+        specificity(variants, _seeds(args.seeds), scales, args.out)
+    else:
+        sensitivity(variants, args.seed, args.out)
+
+
+if __name__ == "__main__":
+    main()

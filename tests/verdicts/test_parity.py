@@ -1,0 +1,110 @@
+"""The verdict rules on hand-made numbers: floor rule, atol override, mm per joint, pose budgets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from converter.core.variants import get_variant
+from converter.verdicts.parity import Limit, PoseBudget, judge_output, pose_change
+from converter.verdicts.tolerances import check_atol, fp32_limits
+
+XS = get_variant("XS")  # 32x32 heatmap, 32 depth bins: 2000 / 32 = 62.5 mm per unit on each axis
+L = get_variant("L")  # 64 bins: 31.25 mm per unit
+FLOOR_RULE = Limit(factor=4.0, margin=2e-4)
+
+
+def _outputs(floor: float, error: float, joint: int = 5, axis: int = 0):
+    ref = np.full((2, 18, 3), 10.0)
+    torch32, candidate = ref.copy(), ref.copy()
+    torch32[1, joint, axis] += floor
+    candidate[0, joint, axis] -= error
+    return ref, torch32, candidate
+
+
+def test_floor_rule_just_inside_and_just_outside() -> None:
+    # limit = 4 x 1e-4 + 2e-4 = 6e-4, computed by hand
+    inside = judge_output("coords", *_outputs(1e-4, 5.99e-4), FLOOR_RULE, XS)
+    outside = judge_output("coords", *_outputs(1e-4, 6.01e-4), FLOOR_RULE, XS)
+    assert inside.limit == pytest.approx(6e-4) and inside.floor == pytest.approx(1e-4)
+    assert inside.passed and "within limit" in inside.line()
+    assert not outside.passed and "OVER LIMIT" in outside.line()
+    assert outside.error == pytest.approx(6.01e-4) and outside.worst_index == (0, 5, 0)
+
+
+def test_a_noisy_checkpoint_gets_a_wider_limit() -> None:
+    # The same candidate error fails beside a quiet fp32 and passes beside a noisy one.
+    assert not judge_output("coords", *_outputs(1e-4, 3e-3), FLOOR_RULE, XS).passed
+    assert judge_output("coords", *_outputs(1e-3, 3e-3), FLOOR_RULE, XS).passed
+
+
+def test_given_atol_replaces_the_floor_rule() -> None:
+    given = Limit(4.0, 2e-4, atol=1e-3)
+    assert judge_output("coords", *_outputs(1.0, 0.99e-3), given, XS).passed  # floor ignored
+    entry = judge_output("coords", *_outputs(0.0, 1.01e-3), given, XS)
+    assert not entry.passed and entry.limit == 1e-3 and "given" in entry.rule
+
+
+def test_millimetres_per_joint_by_hand() -> None:
+    ref = np.zeros((1, 18, 3))
+    candidate = ref.copy()
+    candidate[0, 3] = (3e-3, 0.0, 4e-3)  # 3-4-5: 5e-3 units x 62.5 mm = 0.3125 mm
+    entry = judge_output("coords", ref, ref, candidate, FLOOR_RULE, XS)
+    assert entry.joint_error_mm[3] == pytest.approx(0.3125)
+    assert entry.worst_joint == ("R_Ankle", pytest.approx(0.3125), 0.0)
+    wide = judge_output("coords", ref, ref, candidate, FLOOR_RULE, L)
+    assert wide.joint_error_mm[3] == pytest.approx(0.15625)  # 64 bins: half the mm per unit
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_candidate_never_passes(bad: float) -> None:
+    ref = np.zeros((1, 18, 3))
+    candidate = ref.copy()
+    candidate[0, 0, 0] = bad
+    entry = judge_output("coords", ref, ref, candidate, Limit(4.0, 1.0, atol=1e9), XS)
+    assert not entry.passed and "non-finite" in entry.note
+
+
+def test_shape_mismatch_fails() -> None:
+    ref = np.zeros((1, 18, 3))
+    entry = judge_output("coords", ref, ref, np.zeros((1, 17, 3)), FLOOR_RULE, XS)
+    assert not entry.passed and "shape" in entry.note
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, math.inf, -math.inf])
+def test_bad_atol_is_a_usage_error(value: float) -> None:
+    with pytest.raises(Exception, match="positive finite") as info:
+        check_atol(value)
+    assert info.value.exit_code == 2
+    with pytest.raises(Exception, match="positive finite"):
+        fp32_limits(("coords",), value)
+
+
+def test_pose_change_by_hand() -> None:
+    ref = np.zeros((2, 18, 3))
+    candidate = ref.copy()
+    candidate[0, 3] = (3.0, 4.0, 0.0)  # 5 mm at R_Ankle
+    candidate[1, 17] = (900.0, 0.0, 0.0)  # the Thorax is never scored
+    joints = tuple(range(17))
+    budget = PoseBudget(mean_mm=1.0, p95_mm=1.0, worst_mm=5.0)
+    change = pose_change(ref, candidate, joints, XS.joint_names, precision="int8",
+                         source="test", budget=budget)  # fmt: skip
+    assert change.mean_mm == pytest.approx(5.0 / 34)
+    assert change.worst_mm == pytest.approx(5.0) and change.worst_joint == "R_Ankle"
+    assert change.p95_mm == pytest.approx(0.0)  # one of 34 distances is non-zero
+    assert change.passed and "within budget" in change.line()
+    tighter = PoseBudget(mean_mm=1.0, p95_mm=1.0, worst_mm=4.99)
+    over = pose_change(ref, candidate, joints, XS.joint_names, precision="int8",
+                       source="test", budget=tighter)  # fmt: skip
+    assert not over.passed and "OVER BUDGET" in over.line()
+
+
+def test_pose_change_with_nan_fails() -> None:
+    ref = np.zeros((1, 18, 3))
+    candidate = ref.copy()
+    candidate[0, 2, 1] = np.nan
+    change = pose_change(ref, candidate, tuple(range(17)), XS.joint_names, precision="fp16",
+                         source="test", budget=PoseBudget(1e9, 1e9, 1e9))  # fmt: skip
+    assert not change.passed
