@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 
 import typer
 
+from converter import __version__
 from converter.core.errors import ConverterError
+from converter.verdicts.runtime import quiet_onnxruntime
 
 app = typer.Typer(
     name="cnp-convert",
@@ -57,6 +59,22 @@ def emit_json(payload: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cnp-convert {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Let onnxruntime's own log through (warnings and errors)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Turn released ConvNeXtPose checkpoints into verified ONNX models."""
+    # Provider loading failures are reported by the tool in one honest line; onnxruntime's own
+    # coloured log of the same failure would only add noise (and reach stdout under --json).
+    quiet_onnxruntime(verbose)

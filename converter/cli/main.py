@@ -7,6 +7,7 @@ from converter.cli import (
     bench,  # noqa: F401
     checkpoint,  # noqa: F401
     demo,  # noqa: F401
+    doctor,  # noqa: F401
     eval,  # noqa: F401
     export,  # noqa: F401
 )

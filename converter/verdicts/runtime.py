@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -47,6 +48,41 @@ def resolve_torch_device(device: str) -> torch.device:
     else:
         why = f"PyTorch built with CUDA {torch.version.cuda} sees no GPU"
     raise ProviderError(f"--device cuda: {why}")
+
+
+def quiet_onnxruntime(verbose: bool = False) -> None:
+    """onnxruntime's own process-wide logger: fatal only (our messages say what failed and why),
+    or warnings with verbose. SessionOptions.log_severity_level does not reach provider loading."""
+    ort.set_default_logger_severity(2 if verbose else 4)
+
+
+def onnxruntime_cuda_version() -> str | None:
+    """The CUDA version this onnxruntime-gpu was built for ("13.0"), or None (CPU build)."""
+    try:
+        from onnxruntime.capi import build_and_package_info
+    except ImportError:
+        return None
+    version = getattr(build_and_package_info, "cuda_version", None)
+    return str(version) if version else None
+
+
+def preload_cuda_libraries() -> str | None:
+    """Let onnxruntime load CUDA/cuDNN from the nvidia-* pip packages (PyTorch brings them).
+
+    Without this the CUDA provider finds them only when torch happens to be imported first, or
+    when they are on the system's library path. Versions of onnxruntime without preload_dlls
+    (before 1.21) are left alone. Returns a note when preloading failed, else None.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None or CUDA_EP not in ort.get_available_providers():
+        return None
+    chatter = io.StringIO()  # it prints each library it cannot find; the provider check says more
+    try:
+        with contextlib.redirect_stdout(chatter):
+            preload(cuda=True, cudnn=True, msvc=False)
+    except Exception as exc:  # missing packages raise various errors; the session will say more
+        return f"onnxruntime.preload_dlls failed: {' '.join(str(exc).split())[:200]}"
+    return None
 
 
 def cuda_failure_reason() -> str:
@@ -124,6 +160,7 @@ def _requested_providers(
         if device == "cuda":
             raise ProviderError(f"--device cuda: {reason}")
         return [CPU_EP], reason
+    preload_cuda_libraries()
     # TF32 off by default: parity is measured against strict fp32 PyTorch.
     providers: list[str | tuple[str, Mapping[str, str]]] = [
         (CUDA_EP, {"use_tf32": "1" if tf32 else "0"}),

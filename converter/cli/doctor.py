@@ -1,0 +1,27 @@
+"""``cnp-convert doctor``: the environment report, and whether the asked-for device works."""
+
+from __future__ import annotations
+
+import typer
+
+from converter.cli.app import app, emit_json, handle_errors
+from converter.verdicts.doctor import run_doctor
+
+
+@app.command("doctor")
+@handle_errors
+def doctor_command(
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu or cuda: what must work (exit 1 if not)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Python, CPU, PyTorch, onnxruntime and each provider: listed, and whether it really starts."""
+    report = run_doctor(device)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for line in report.lines():
+            typer.echo(line)
+    if not report.passed:
+        raise typer.Exit(1)
