@@ -48,7 +48,7 @@ def write_canonical(
     build_loaded_model(ckpt)  # strict load into the built model before anything is written
     tensors = {k: v.contiguous() for k, v in ckpt.state_dict.items()}
     metadata = ckpt.metadata.to_strings()
-    with atomic_output(out) as tmp:
+    with atomic_output(out, overwrite=force) as tmp:
         if fmt == "safetensors":
             save_file(tensors, str(tmp), metadata=metadata)
         else:

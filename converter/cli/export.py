@@ -9,12 +9,20 @@ import typer
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
 from converter.cli.app import app, emit_json, handle_errors, warn
+from converter.core.atomic import check_output_path
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
-from converter.export.exporter import DEFAULT_OPSET, EXPORTERS, export_onnx, parse_batch
+from converter.export.exporter import (
+    DEFAULT_OPSET,
+    EXPORTERS,
+    export_onnx,
+    parse_batch,
+    resolve_exporter,
+)
 from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.judge import POSE_FRAMES
+from converter.verdicts.runtime import check_device
 from converter.verdicts.tolerances import (
     FLOOR_FACTOR,
     PRECISIONS,
@@ -85,8 +93,10 @@ def onnx_command(
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also output the raw heatmaps."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
-    exporter: str = typer.Option(
-        "dynamo", "--exporter", help=f"{' or '.join(EXPORTERS)} (the fallback)."
+    exporter: str | None = typer.Option(
+        None,
+        "--exporter",
+        help=f"{' or '.join(EXPORTERS)} (default: dynamo for opset 18+, else torchscript).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     precision: str = typer.Option(
@@ -115,8 +125,11 @@ def onnx_command(
     parsed_batch = parse_batch(batch)  # bad options fail before any loading
     atol = check_atol(atol) if atol is not None else None
     check_seed(seed)
-    if exporter not in EXPORTERS:
-        raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
+    exporter, note = resolve_exporter(exporter, opset)
+    if note:
+        warn(note)
+    if output is not None:
+        check_output_path(output, (), force)
     precision = check_precision(precision)
     if precision != "int8" and (calibration is not None or calibration_count is not None):
         raise UsageError("--calibration and --calibration-count are for --precision int8 only")
@@ -196,6 +209,7 @@ def verify_command(
     batches = parse_batch_list(batch)
     atol = check_atol(atol) if atol is not None else None
     check_seed(seed)
+    check_device(device)
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
     check_variant_option(model, read_onnx_metadata(model), variant)
     ckpt = checkpoint_or_random(checkpoint, variant)

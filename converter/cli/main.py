@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 # Importing the command modules registers their commands on the shared app.
 from converter.cli import (
     bench,  # noqa: F401
@@ -14,7 +17,13 @@ from converter.cli import (
 from converter.cli.app import app
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds the stack, so temporary outputs are removed as on Ctrl-C.
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app()
 
 

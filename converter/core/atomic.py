@@ -1,7 +1,9 @@
-"""Write outputs through a temporary file in the target directory, then rename.
+"""Write outputs through a temporary file in the target directory, then publish it.
 
 A crash or a failed check never leaves a half-written file at the output path, and an input
-file is never the output.
+file is never the output. Publishing does not clobber: without overwrite, a file that appeared at
+the output path meanwhile is kept and the new one is refused. The published file gets the mode
+a plain open() would give it (0666 minus the umask), not mkstemp's private 0600.
 """
 
 from __future__ import annotations
@@ -32,15 +34,45 @@ def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = Fa
     return out
 
 
+_NAME_ROOM = (
+    200  # of NAME_MAX (255): mkstemp adds 8 random characters, we add ".", "." and ".partial"
+)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: Path, out: Path, overwrite: bool = False) -> None:
+    """Move a finished temporary file to out; without overwrite, never replace an existing file."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    if overwrite:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)  # fails if out exists: the check and the publish are one step
+    except FileExistsError:
+        raise OutputExistsError(f"{out}: appeared while it was being written; kept it") from None
+    except OSError:  # a filesystem without hard links: the closest non-atomic equivalent
+        if out.exists():
+            raise OutputExistsError(f"{out}: already exists; pass --force to replace it") from None
+        os.replace(tmp, out)
+        return
+    tmp.unlink()
+
+
 @contextlib.contextmanager
-def atomic_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary path beside out; rename it to out only if the block succeeds."""
+def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside out; publish it to out only if the block succeeds."""
     out = Path(out)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    prefix = f".{out.name[:_NAME_ROOM]}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, out)
+        publish(tmp, out, overwrite)
     finally:
         tmp.unlink(missing_ok=True)

@@ -218,6 +218,35 @@ def _export_module(
     return (_CoordsAndHeatmaps(model) if heatmaps else model), folded
 
 
+DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 and newer only
+
+
+def resolve_exporter(exporter: str | None, opset: int) -> tuple[str, str | None]:
+    """The exporter that can honour opset (None: pick one), and a note when it was picked.
+
+    Checked before any weights are loaded: a wrong pair fails in milliseconds, not after an
+    export.
+    """
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise UsageError(
+            f"--opset {opset}: this tool exports opsets {MIN_OPSET} to {newest} (Resize with "
+            f"align_corners needs {MIN_OPSET}; onnx {onnx.__version__} knows up to {newest})"
+        )
+    if exporter is None:
+        if opset >= DYNAMO_MIN_OPSET:
+            return "dynamo", None
+        return "torchscript", f"--opset {opset}: using the torchscript exporter (dynamo writes 18+)"
+    if exporter not in EXPORTERS:
+        raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
+    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
+        raise UsageError(
+            f"--opset {opset}: the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or newer; "
+            "use --exporter torchscript for older opsets"
+        )
+    return exporter, None
+
+
 def parse_batch(batch: str | int) -> str | int:
     """ "dynamic" or a positive int (also as text)."""
     if isinstance(batch, int) and not isinstance(batch, bool):
@@ -397,10 +426,7 @@ def export_onnx(
     started = time.perf_counter()
     out = Path(out)
     precision = check_precision(precision)
-    if exporter not in EXPORTERS:
-        raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
-    if opset < MIN_OPSET:
-        raise UsageError(f"--opset {opset} is too old: Resize with align_corners needs 11+")
+    exporter, _ = resolve_exporter(exporter, opset)
     if calibration is not None and precision != "int8":
         raise UsageError("calibration images are for --precision int8 only")
     batch = parse_batch(batch)
@@ -468,7 +494,7 @@ def export_onnx(
     else:
         crops = synthetic_crops(spec, POSE_FRAMES, seed)
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_output(out))
+        tmp = stack.enter_context(atomic_output(out, overwrite=force))
         onnx.save(proto, str(tmp))
         session = open_onnx_session(tmp, "cpu")
 
@@ -499,7 +525,7 @@ def export_onnx(
         ort_parity: tuple[ParityReport, ...] = ()
         ort_pose: tuple[PoseChange, ...] = ()
         if ort_out is not None and all(c.passed for c in (*parity, *pose)):
-            ort_tmp = stack.enter_context(atomic_output(ort_out))
+            ort_tmp = stack.enter_context(atomic_output(ort_out, overwrite=force))
             save_ort_format(tmp, ort_tmp)
             # The .ort file is held to the same check: it is what a phone will run.
             ort_parity, ort_pose = check(open_onnx_session(ort_tmp, "cpu", ort_format=True))

@@ -27,7 +27,7 @@ TENSORRT_EP = "TensorrtExecutionProvider"
 _GPU_EPS = (CUDA_EP, TENSORRT_EP)
 
 
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
     name = device.strip().lower()
     if name not in DEVICES:
         raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
@@ -36,7 +36,7 @@ def _check_device(device: str) -> str:
 
 def resolve_torch_device(device: str) -> torch.device:
     """ "auto" -> CUDA when torch can use it, else CPU; "cuda" without CUDA -> ProviderError."""
-    name = _check_device(device)
+    name = check_device(device)
     if name == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -190,7 +190,7 @@ def open_onnx_session(
     17% faster on XS at batch 1, 3% on L); off when something else needs the cores between runs.
     """
     path = Path(path)
-    name = _check_device(device)
+    name = check_device(device)
     if not path.is_file():
         raise OnnxModelError(f"{path}: no such file")
     if threads is not None and threads < 1:

@@ -219,3 +219,40 @@ def test_verify_cuda(xs_cli_onnx: Path, release_file) -> None:
     report = json.loads(result.stdout)
     assert report["onnx_device"] == "cuda"
     assert report["providers"][0] == "CUDAExecutionProvider"
+
+
+def test_bad_option_pairs_fail_fast_with_exit_2(tmp_path: Path) -> None:
+    cases = [
+        (("--opset", "13", "--exporter", "dynamo"), "dynamo exporter writes opset 18"),
+        (("--opset", "99"), "exports opsets 11 to"),
+        (("-o", tmp_path / "no" / "m.onnx"), "does not exist"),
+        (("--exporter", "tf"), "--exporter must be one of"),
+    ]
+    for options, message in cases:
+        result = invoke("onnx", "--variant", "XS", *options)
+        assert result.exit_code == 2 and message in result.stderr, (options, result.output)
+        assert "RANDOM" not in result.stderr  # refused before any weights were made
+    result = invoke("verify", tmp_path / "m.onnx", "--variant", "XS", "--device", "gpu")
+    assert result.exit_code == 2 and "device must be one of" in result.stderr
+
+
+def test_old_opset_picks_torchscript_and_loads_in_opencv_dnn(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from converter.checkpoints.fabricate import normalize_images, seeded_images
+    from converter.core.variants import get_variant
+    from converter.verdicts.runtime import open_onnx_session
+
+    out = tmp_path / "o13.onnx"
+    result = invoke("onnx", "--variant", "XS", "--opset", "13", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "using the torchscript exporter" in result.stderr
+    meta = read_onnx_metadata(out)
+    assert meta.opset == 13 and meta.exporter == "torchscript"
+    image = normalize_images(seeded_images(1, 5), get_variant("XS"))
+    net = cv2.dnn.readNetFromONNX(str(out))
+    net.setInput(image)
+    coords = net.forward()
+    expected = open_onnx_session(out, "cpu").run(image)["coords"]
+    assert coords.shape == (1, 18, 3) and np.abs(coords - expected).max() < 1e-3
