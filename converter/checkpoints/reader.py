@@ -25,6 +25,7 @@ import os
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -56,6 +57,13 @@ _WRAPPER_KEYS = {
 _METADATA_KEY = "cnp_metadata"
 
 _CHUNK = 8 * 1024 * 1024
+# Input limits. The released files are 14-101 MB with ~260 tensors in one flat folder; these
+# bounds sit far above any real checkpoint and far below what a crafted file could make us spend.
+MAX_FILE_BYTES = 4 * 1024**3  # a file (or a folder's files together) larger than this is refused
+MAX_INFLATED_BYTES = 4 * 1024**3  # total declared size of a zip's records
+MAX_FOLDER_FILES = 100_000
+MAX_FOLDER_DEPTH = 8  # data/0 sits at depth 2; .data/serialization_id at 2
+MAX_TENSORS = 100_000
 # torch.save's pre-1.6 format opens with this number pickled (protocol 2 by default).
 _LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[2:]
 # Name under which an unzipped directory's records are repacked; torch accepts any prefix.
@@ -130,11 +138,22 @@ def read_checkpoint(path: str | Path) -> RawCheckpoint:
 
 
 def _read_and_hash(path: Path) -> tuple[bytes, str]:
+    """The whole file, bounded: refused by its size before a byte is read, and never read past
+    the bound even if it grows meanwhile."""
     digest = hashlib.sha256()
     chunks = []
+    total = 0
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _error(
+                path, f"{size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for a checkpoint"
+            )
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
+                total += len(chunk)
+                if total > MAX_FILE_BYTES:
+                    raise _error(path, f"grew past the {MAX_FILE_BYTES:,}-byte limit while read")
                 digest.update(chunk)
                 chunks.append(chunk)
     except OSError as exc:
@@ -214,6 +233,7 @@ def _check_zip(path: Path, data: bytes) -> str:
             infos = archive.infolist()
             if not infos:
                 raise _error(path, "empty zip archive, not a checkpoint")
+            _check_zip_records(path, infos)
             names = {info.filename for info in infos}
             prefix = _zip_prefix(path, infos[0].filename, names)
             view = memoryview(data)
@@ -226,6 +246,31 @@ def _check_zip(path: Path, data: bytes) -> str:
             reason = "no central directory at the end, the file is probably cut short"
         raise _error(path, f"{corrupt} ({reason}; {len(data)} bytes)") from exc
     return prefix
+
+
+def _check_zip_records(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse what torch and zipfile would read differently, or what costs more than it holds."""
+    if len(infos) > MAX_FOLDER_FILES:
+        raise _error(path, f"zip archive with {len(infos):,} records (limit {MAX_FOLDER_FILES:,})")
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise _error(path, f"zip archive holds the record {_brief(duplicate)} twice")
+    declared = 0
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise _error(path, f"zip record {_brief(info.filename)} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _error(
+                path,
+                f"zip record {_brief(info.filename)} uses compression method "
+                f"{info.compress_type} (torch archives are stored or deflated)",
+            )
+        declared += info.file_size
+    if declared > MAX_INFLATED_BYTES:
+        raise _error(
+            path, f"zip records declare {declared:,} bytes, over the {MAX_INFLATED_BYTES:,} limit"
+        )
 
 
 def _zip_prefix(path: Path, first: str, names: set[str]) -> str:
@@ -246,7 +291,11 @@ def _zip_prefix(path: Path, first: str, names: set[str]) -> str:
 
 def _crc_ok(archive: zipfile.ZipFile, view: memoryview, info: zipfile.ZipInfo) -> bool:
     if info.compress_type != zipfile.ZIP_STORED:
-        archive.read(info)  # zipfile checks the CRC itself while inflating
+        # Streamed: zipfile checks the CRC at the end and refuses to inflate past the declared
+        # size, so a small record that claims little and inflates to gigabytes stops early.
+        with archive.open(info) as stream:
+            while stream.read(_CHUNK):
+                pass
         return True
     if info.CRC == 0:
         return True  # torch with set_crc32_options(False) writes 0: nothing to check against
@@ -271,7 +320,10 @@ def _read_directory(given: Path) -> RawCheckpoint:
         files = _list_files(records)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as repacked:
             for relative in files:
-                content = (records / relative).read_bytes()
+                with (records / relative).open("rb") as handle:  # read no more than was listed
+                    content = handle.read(MAX_FILE_BYTES - total + 1)
+                if len(content) + total > MAX_FILE_BYTES:
+                    raise _error(given, "folder grew past the size limit while read")
                 digest.update(f"{relative}\0{len(content)}\0".encode())
                 digest.update(content)
                 total += len(content)
@@ -307,18 +359,34 @@ def _find_record_dir(given: Path) -> Path:
 
 
 def _list_files(records: Path) -> list[str]:
-    """Every file under the record folder, as sorted POSIX relative paths (hash order)."""
-    files = []
-    for root, _dirs, names in os.walk(records, onerror=_reraise):
-        for name in names:
-            full = Path(root) / name
-            if full.is_file():
-                files.append(full.relative_to(records).as_posix())
+    """Every file under the record folder, as sorted POSIX relative paths (hash order).
+
+    Bounded and contained: no symbolic link (a data/0 that points outside the folder would be
+    read into the output), nothing but regular files and folders, at most MAX_FOLDER_DEPTH deep
+    and MAX_FOLDER_FILES in all, sizes summed against MAX_FILE_BYTES, all before any read.
+    """
+    files: list[str] = []
+    total = 0
+    pending = [(records, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                relative = Path(entry.path).relative_to(records).as_posix()
+                if entry.is_symlink():
+                    raise _error(records, f"{_brief(relative)} is a symbolic link; refused")
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 >= MAX_FOLDER_DEPTH:
+                        raise _error(records, f"folders nested deeper than {MAX_FOLDER_DEPTH}")
+                    pending.append((Path(entry.path), depth + 1))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    files.append(relative)
+                else:
+                    raise _error(records, f"{_brief(relative)} is not a regular file; refused")
+                if len(files) > MAX_FOLDER_FILES or total > MAX_FILE_BYTES:
+                    raise _error(records, "folder too large for a checkpoint")
     return sorted(files)
-
-
-def _reraise(exc: OSError) -> None:
-    raise exc
 
 
 # --- unpickling ----------------------------------------------------------------------------------
@@ -327,9 +395,17 @@ def _reraise(exc: OSError) -> None:
 def _torch_load(path: Path, source: io.BytesIO, container: str) -> object:
     """torch.load with weights_only=True and nothing else; translate failures into one line."""
     try:
-        return torch.load(source, map_location="cpu", weights_only=True)
+        # torch warns (several lines) about e.g. quantized or sparse storages it is rebuilding;
+        # whether they are acceptable is decided afterwards, in one line of our own.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise _refusal(path, str(exc)) from None
+    except RecursionError:
+        raise _error(path, "its pickle nests objects too deeply to be a checkpoint") from None
+    except MemoryError:
+        raise _error(path, "its pickle asks for more memory than this machine has") from None
     except Exception as exc:  # torch reports corruption as RuntimeError, EOFError, KeyError, ...
         what = {
             CONTAINER_ZIP: "truncated or corrupt torch zip archive",
@@ -407,7 +483,7 @@ def _unwrap(
 
 
 def _explain_missing(obj: dict) -> str:
-    keys = ", ".join(repr(key) for key in list(obj)[:8])
+    keys = ", ".join(_brief(key) for key in list(obj)[:8])
     more = ", ..." if len(obj) > 8 else ""
     return (
         "expected a 'network', 'state_dict' or 'model' entry, or a flat name -> tensor dict; "
@@ -420,14 +496,19 @@ def _state_dict(path: Path, value: object, where: str) -> dict[str, torch.Tensor
         raise _error(path, f"{where} is {_a(value)}, not a state dict")
     if not value:
         raise _error(path, f"{where} is an empty state dict")
+    if len(value) > MAX_TENSORS:
+        raise _error(path, f"{where} holds {len(value):,} entries (limit {MAX_TENSORS:,})")
     tensors = {}
     for key, tensor in value.items():
         if not isinstance(key, str):
-            raise _error(path, f"{where} is not a state dict: key {key!r} is not a string")
+            raise _error(path, f"{where} is not a state dict: a key is {_a(key)}, not a string")
         if not isinstance(tensor, torch.Tensor):
             raise _error(
-                path, f"{where} is not a state dict: {key!r} is {_a(tensor)}, not a tensor"
+                path, f"{where} is not a state dict: {_brief(key)} is {_a(tensor)}, not a tensor"
             )
+        problem = _tensor_problem(tensor)
+        if problem:
+            raise _error(path, f"{where}: {_brief(key)} is {problem}")
         # Parameters come back with requires_grad; the values are the same, minus autograd.
         tensors[key] = tensor.detach() if tensor.requires_grad else tensor
     return tensors
@@ -453,7 +534,7 @@ def _epoch(path: Path, value: object, metadata: dict[str, str]) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _error(path, f"'epoch' is {_one_line(repr(value))[:60]}, expected an integer")
+        raise _error(path, f"'epoch' is {_brief(value)}, expected an integer")
     return value
 
 
@@ -496,6 +577,32 @@ def _reason(exc: BaseException) -> str:
         return "unexpected end of file"
     first = text.split(". ", 1)[0].rstrip(".")
     return first[:200]
+
+
+def _tensor_problem(tensor: torch.Tensor) -> str | None:
+    """Why a tensor cannot be a weight: checked before anything reads or prints it."""
+    if tensor.layout != torch.strided:
+        return f"a {str(tensor.layout).removeprefix('torch.')} tensor, not a dense one"
+    if tensor.device.type != "cpu":
+        return f"a tensor on the {tensor.device.type} device, with no data"
+    if tensor.is_quantized:
+        return "a quantized tensor"
+    if tensor.dtype.is_complex:
+        return "a complex tensor"
+    return None
+
+
+def _brief(value: object, limit: int = 60) -> str:
+    """A bounded, one-line description of an untrusted value: never walks containers (a tuple
+    nested with shared references can take exponential time and memory to repr)."""
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("..." if len(value) > limit else "")
+    if isinstance(value, bool | int | float) or value is None:
+        text = (
+            repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "a huge int"
+        )
+        return text[:limit]
+    return _a(value)
 
 
 def _a(value: object) -> str:

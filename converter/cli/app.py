@@ -43,15 +43,30 @@ def handle_errors(command: F) -> F:
             if os.environ.get("CNP_DEBUG"):
                 raise
             message = " ".join(str(exc).split())  # always one line
-            typer.echo(f"error: {message}", err=True)
+            echo(f"error: {message}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def printable(text: str) -> str:
+    """Text for a terminal: control characters from untrusted strings (a checkpoint's source
+    name, a graph's metadata) are shown escaped, so they cannot forge or hide lines."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch == "\n" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def echo(text: str, err: bool = False) -> None:
+    typer.echo(printable(text), err=err)
+
+
 def warn(message: str) -> None:
     """Warnings go to stderr so stdout stays parseable with --json."""
-    typer.echo(f"warning: {message}", err=True)
+    echo(f"warning: {message}", err=True)
 
 
 def emit_json(payload: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, random_checkpoint
-from converter.cli.app import app, emit_json, handle_errors, warn
+from converter.cli.app import app, echo, emit_json, handle_errors, warn
 from converter.cli.export import checkpoint_or_random, parse_batch_list
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
@@ -92,4 +92,4 @@ def bench_command(
         emit_json(report.to_dict())
     else:
         for line in report.lines():
-            typer.echo(line)
+            echo(line)

@@ -9,7 +9,7 @@ import typer
 from converter.checkpoints.canonical import load_checkpoint
 from converter.checkpoints.inspection import inspect_checkpoint
 from converter.checkpoints.writer import FORMATS, default_output_path, write_canonical
-from converter.cli.app import app, emit_json, handle_errors, warn
+from converter.cli.app import app, echo, emit_json, handle_errors, warn
 from converter.core.errors import UsageError
 from converter.core.variant_report import variant_rows
 
@@ -28,9 +28,9 @@ def variants_command(
         f"{'name':<4} {'backbone':<8} {'depths':<13} {'dims':<18} {'head':>4} {'up':>3} "
         f"{'heatmap':>9} {'params':>10} {'paper':>6} {'GMACs':>6} {'paper':>5} {'P2 MPJPE':>8}"
     )
-    typer.echo(header)
+    echo(header)
     for row in rows:
-        typer.echo(row.table_line())
+        echo(row.table_line())
 
 
 @app.command("inspect")
@@ -49,7 +49,7 @@ def inspect_command(
         emit_json(report.to_dict())
     else:
         for line in report.lines():
-            typer.echo(line)
+            echo(line)
 
 
 @app.command("legacy")
@@ -73,7 +73,7 @@ def legacy_command(
     if as_json:
         emit_json(report.to_dict())
         return
-    typer.echo(
+    echo(
         f"wrote {report.output}: ConvNeXtPose-{report.variant}, {report.tensors} tensors "
         f"({report.format}), {report.keys_renamed} head keys renamed from {report.head_naming}, "
         f"prefixes stripped: {', '.join(report.prefixes_stripped) or 'none'}, "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from converter.cli.app import app, handle_errors
+from converter.cli.app import app, echo, handle_errors
 from converter.core.variants import get_variant
 from converter.demo import run_demo
 
@@ -26,7 +26,7 @@ def demo_command(
     spec = get_variant(variant)
     report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=typer.echo)
     seconds = sum(s.seconds for s in report.steps)
-    typer.echo(
+    echo(
         f"demo done in {seconds:.1f} s: torch {report.torch_mm:.2f} mm, "
         f"onnxruntime {report.onnx_mm:.2f} mm, delta {report.delta_mm:+.4f} mm, largest joint "
         f"distance {report.max_joint_distance_mm:.4f} mm"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from converter.cli.app import app, emit_json, handle_errors
+from converter.cli.app import app, echo, emit_json, handle_errors
 from converter.verdicts.doctor import run_doctor
 
 
@@ -22,6 +22,6 @@ def doctor_command(
         emit_json(report.to_dict())
     else:
         for line in report.lines():
-            typer.echo(line)
+            echo(line)
     if not report.passed:
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from converter.cli.app import app, emit_json, handle_errors, warn
+from converter.cli.app import app, echo, emit_json, handle_errors, warn
 from converter.core.errors import (
     CheckFailedError,
     OutputExistsError,
@@ -160,19 +160,19 @@ def eval_command(
             }
         )
     else:
-        typer.echo(format_report(report, max_delta_mm))
+        echo(format_report(report, max_delta_mm))
         if precision != "fp32" and report.comparison is not None and "torch" in names:
             change = (
                 report.backend("onnx").summary.total_mm - report.backend("torch").summary.total_mm
             )
-            typer.echo(
+            echo(
                 f"the {precision} graph's {report.metric} change against fp32 PyTorch: "
                 f"{change:+.4f} mm"
             )
         for path in written:
-            typer.echo(f"predictions: {path}")
+            echo(f"predictions: {path}")
         if pictures:
-            typer.echo(f"pictures: {len(pictures)} in {vis}")
+            echo(f"pictures: {len(pictures)} in {vis}")
     if not agree:
         c = report.comparison
         raise CheckFailedError(
@@ -205,7 +205,7 @@ def demo_data_command(
     if as_json:
         emit_json(result.to_dict())
         return
-    typer.echo(
+    echo(
         f"wrote a synthetic Human3.6M set ({result.layout} layout) to {result.root}: "
         f"{result.images} test images, {result.annotations} annotated frames, RootNet-style "
         f"file {result.bbox_root}"

@@ -8,7 +8,7 @@ from typing import Protocol
 import typer
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
-from converter.cli.app import app, emit_json, handle_errors, warn
+from converter.cli.app import app, echo, emit_json, handle_errors, warn
 from converter.core.atomic import check_output_path
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
@@ -74,7 +74,7 @@ def _print(report: _Report, as_json: bool) -> None:
         emit_json(report.to_dict())
     else:
         for line in report.lines():
-            typer.echo(line)
+            echo(line)
 
 
 @app.command("onnx")

@@ -1,0 +1,174 @@
+"""A generator of hostile checkpoint inputs (no binary blobs are committed): each function writes
+one crafted input under a folder and returns its path. Used by test_hostile.py and by hand:
+
+    python tests/checkpoints/hostile.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+
+
+def _torch_zip(payload: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def nested_tuple_key(folder: Path, levels: int = 26) -> Path:
+    """A dict key that is a tuple nested `levels` deep, each level holding the one below twice
+    (shared references): 1.4 KB on disk, 2**levels nodes for anything that walks it."""
+    key: object = "x"
+    for _ in range(levels):
+        key = (key, key)
+    path = folder / "nested_key.pth"
+    path.write_bytes(_torch_zip({key: torch.zeros(1), "network": {"a": torch.zeros(1)}}))
+    return path
+
+
+def nested_epoch(folder: Path, levels: int = 26) -> Path:
+    value: object = 1
+    for _ in range(levels):
+        value = (value, value)
+    path = folder / "nested_epoch.pth"
+    path.write_bytes(_torch_zip({"epoch": value, "network": {"a": torch.zeros(1)}}))
+    return path
+
+
+def _patch_sizes(data: bytes, declared: int) -> bytes:
+    """Rewrite every record's declared uncompressed size (local and central headers)."""
+    out = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = 0
+        while (start := out.find(signature, start)) != -1:
+            struct.pack_into("<I", out, start + offset, declared)
+            start += 4
+    return bytes(out)
+
+
+def _deflated_archive(records: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in records.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def zip_bomb_declared(folder: Path) -> Path:
+    """Records that declare 4 GB each: refused from the directory alone."""
+    records = {"a/data.pkl": pickle.dumps({}), "a/version": b"3\n", "a/data/0": b"\0" * 1000}
+    path = folder / "bomb_declared.pth"
+    path.write_bytes(_patch_sizes(_deflated_archive(records), 0xF0000000))
+    return path
+
+
+def zip_bomb_understated(folder: Path, inflated: int = 64 * 1024 * 1024) -> Path:
+    """A record that declares 1 KB but inflates to `inflated` bytes."""
+    records = {"a/data.pkl": pickle.dumps({}), "a/version": b"3\n", "a/data/0": b"\0" * inflated}
+    path = folder / "bomb_understated.pth"
+    path.write_bytes(_patch_sizes(_deflated_archive(records), 1024))
+    return path
+
+
+def zip_method(folder: Path, method: int, name: str) -> Path:
+    records = {"a/data.pkl": pickle.dumps({}), "a/version": b"3\n"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for record, content in records.items():
+            archive.writestr(record, content)
+    data = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            struct.pack_into("<H", data, start + offset, method)
+            start += 4
+    path = folder / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+def zip_encrypted(folder: Path) -> Path:
+    path = zip_method(folder, zipfile.ZIP_STORED, "encrypted.pth")
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            flags = struct.unpack_from("<H", data, start + offset)[0]
+            struct.pack_into("<H", data, start + offset, flags | 0x1)
+            start += 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+def zip_duplicate(folder: Path, good: bytes) -> Path:
+    """A real archive with its data/0 record added a second time, other bytes."""
+    buffer = io.BytesIO(good)
+    with zipfile.ZipFile(buffer) as archive:
+        names = archive.namelist()
+    record = next(n for n in names if n.endswith("/data/0"))
+    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_STORED) as archive:
+        archive.writestr(record, b"\x7f" * len(good[:16]))
+    path = folder / "duplicate.pth"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def folder_with_link(folder: Path, unzipped: Path, outside: Path) -> Path:
+    """An unzipped checkpoint whose data/0 is a symbolic link to a file outside it."""
+    target = unzipped / "data" / "0"
+    target.unlink()
+    target.symlink_to(outside)
+    return unzipped
+
+
+def deep_folder(folder: Path, depth: int = 1100) -> Path:
+    records = folder / "deep"
+    records.mkdir()
+    (records / "data.pkl").write_bytes(pickle.dumps({}))
+    (records / "version").write_bytes(b"3\n")
+    current = records
+    for _ in range(depth):  # one mkdir at a time: os.makedirs recurses per level
+        current = current / "d"
+        current.mkdir()
+    return records
+
+
+def sparse_huge(folder: Path, size: int = 64 * 1024**3) -> Path:
+    path = folder / "huge.pth"
+    with path.open("wb") as handle:
+        handle.write(b"PK\x03\x04")
+        handle.truncate(size)
+    return path
+
+
+def odd_tensor(folder: Path, kind: str) -> Path:
+    tensors = {
+        "meta": torch.empty(3, device="meta"),
+        "sparse": torch.eye(3).to_sparse(),
+        "quantized": torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8),
+    }
+    path = folder / f"{kind}.pth"
+    path.write_bytes(_torch_zip({"network": {"backbone.norm.weight": tensors[kind]}}))
+    return path
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for make in (nested_tuple_key, nested_epoch, zip_bomb_declared, zip_bomb_understated,
+                 zip_encrypted, deep_folder, sparse_huge):  # fmt: skip
+        print(make(out))
+    print(zip_method(out, zipfile.ZIP_BZIP2, "bzip2.pth"))
+    print(zip_method(out, 99, "method99.pth"))
+    for kind in ("meta", "sparse", "quantized"):
+        print(odd_tensor(out, kind))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,103 @@
+"""Hostile inputs end in one line naming the file, exit 2, quickly, and nothing is written."""
+
+from __future__ import annotations
+
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import hostile
+import pytest
+from typer.testing import CliRunner
+
+from converter.checkpoints.fabricate import unzip_release
+from converter.cli.main import app
+
+runner = CliRunner()
+
+
+def _refused(path: Path, *expected: str, seconds: float = 10.0) -> str:
+    started = time.perf_counter()
+    result = runner.invoke(app, ["inspect", str(path)])
+    elapsed = time.perf_counter() - started
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert elapsed < seconds, f"{path.name} took {elapsed:.1f} s"
+    return lines[0]
+
+
+@pytest.mark.parametrize("make", [hostile.nested_tuple_key, hostile.nested_epoch])
+def test_shared_nesting_is_not_walked(tmp_path: Path, make) -> None:
+    _refused(make(tmp_path), str(tmp_path))
+
+
+def test_zip_records_declaring_gigabytes_are_refused(tmp_path: Path) -> None:
+    _refused(hostile.zip_bomb_declared(tmp_path), "declare", "limit")
+
+
+def test_zip_record_inflating_past_its_size_stops_early(tmp_path: Path) -> None:
+    _refused(hostile.zip_bomb_understated(tmp_path), "corrupt")
+
+
+@pytest.mark.parametrize(
+    ("method", "name"), [(zipfile.ZIP_BZIP2, "bzip2.pth"), (99, "m99.pth"), (14, "lzma.pth")]
+)
+def test_unsupported_compression_is_one_line(tmp_path: Path, method: int, name: str) -> None:
+    _refused(hostile.zip_method(tmp_path, method, name), "compression method")
+
+
+def test_encrypted_record(tmp_path: Path) -> None:
+    _refused(hostile.zip_encrypted(tmp_path), "encrypted")
+
+
+def test_duplicate_record_names(tmp_path: Path, release_file) -> None:
+    good = release_file("XS").read_bytes()
+    _refused(hostile.zip_duplicate(tmp_path, good), "twice")
+
+
+def test_folder_link_to_outside_is_refused_before_reading(tmp_path: Path, release_file) -> None:
+    unzipped = unzip_release(release_file("XS"), tmp_path / "unzipped")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(os.urandom(7680))
+    hostile.folder_with_link(tmp_path, unzipped, secret)
+    _refused(unzipped, "symbolic link")
+    out = tmp_path / "out.safetensors"
+    result = runner.invoke(app, ["legacy", str(unzipped), "-o", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+
+
+def test_special_files_are_refused(tmp_path: Path, release_file) -> None:
+    fifo = tmp_path / "ckpt.pth"
+    os.mkfifo(fifo)
+    _refused(fifo, "not a regular file")
+    _refused(Path("/dev/zero"), "not a regular file")
+    unzipped = unzip_release(release_file("XS"), tmp_path / "unzipped")
+    os.mkfifo(unzipped / "data" / "fifo")
+    _refused(unzipped, "not a regular file")
+
+
+def test_deep_folder_is_refused_without_recursion(tmp_path: Path) -> None:
+    _refused(hostile.deep_folder(tmp_path), "nested deeper")
+
+
+def test_huge_sparse_file_is_refused_by_its_size(tmp_path: Path) -> None:
+    _refused(hostile.sparse_huge(tmp_path), "over the", seconds=2.0)
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse", "quantized"])
+def test_odd_tensors_are_named(tmp_path: Path, kind: str) -> None:
+    _refused(hostile.odd_tensor(tmp_path, kind), "backbone.norm.weight")
+
+
+def test_control_characters_from_a_checkpoint_are_escaped(tmp_path: Path, release_file) -> None:
+    evil = tmp_path / "ConvNeXtPose_XS\x1b[2K\rPASS.tar"
+    evil.write_bytes(release_file("XS").read_bytes())
+    result = runner.invoke(app, ["inspect", str(evil)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout
+    assert "\\x1b[2K\\rPASS.tar" in result.stdout
