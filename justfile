@@ -26,3 +26,13 @@ golden:
 # Speed and accuracy figures on this machine.
 bench *ARGS:
     {{py}} benchmarks/bench.py {{ARGS}}
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml); not part of CI.
+mutate:
+    rm -rf mutants
+    {{venv}}/bin/mutmut run --max-children 2
+    {{venv}}/bin/mutmut results
+
+# Property-based fuzzing of the checkpoint readers, a long run (CI runs a fixed small budget).
+fuzz EXAMPLES="20000":
+    CNP_FUZZ_EXAMPLES={{EXAMPLES}} {{py}} -m pytest -q tests/checkpoints/test_fuzz.py

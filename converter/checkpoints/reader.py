@@ -161,6 +161,18 @@ def _read_and_hash(path: Path) -> tuple[bytes, str]:
     return b"".join(chunks), digest.hexdigest()
 
 
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, or None as soon as there are more than limit (no large preallocation)."""
+    chunks, total = [], 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(min(_CHUNK, limit - total + 1)):
+            total += len(chunk)
+            if total > limit:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _sniff(path: Path, data: bytes) -> str:
     """Name the container from the leading bytes (never the file name), or explain what it is."""
     if not data:
@@ -320,9 +332,8 @@ def _read_directory(given: Path) -> RawCheckpoint:
         files = _list_files(records)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as repacked:
             for relative in files:
-                with (records / relative).open("rb") as handle:  # read no more than was listed
-                    content = handle.read(MAX_FILE_BYTES - total + 1)
-                if len(content) + total > MAX_FILE_BYTES:
+                content = _read_bounded(records / relative, MAX_FILE_BYTES - total)
+                if content is None:
                     raise _error(given, "folder grew past the size limit while read")
                 digest.update(f"{relative}\0{len(content)}\0".encode())
                 digest.update(content)
