@@ -15,8 +15,8 @@ test *ARGS:
     {{py}} -m pytest -q {{ARGS}}
 
 lint:
-    {{venv}}/bin/ruff check converter tests golden benchmarks
-    {{venv}}/bin/ruff format --check converter tests golden benchmarks
+    {{venv}}/bin/ruff check converter tests golden benchmarks training
+    {{venv}}/bin/ruff format --check converter tests golden benchmarks training
 
 # Regenerate the golden reference files (review the diff before committing).
 golden:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from converter.core.variants import SKELETON, VariantSpec
+from converter.core.variants import VariantSpec
 from converter.h36m.dataset import process_bbox
 from converter.h36m.preprocess import crop_patch, normalize_patch
+from converter.h36m.synthetic import FigureStyle, draw_figure
 
 IMAGE_SIZE = (1000, 1002)  # (width, height), as the Human3.6M frames
 DEPTH_RANGE_MM = 2000.0  # bbox_3d_shape[0]
-_RIGHT_JOINTS, _LEFT_JOINTS = {1, 2, 3, 14, 15, 16}, {4, 5, 6, 11, 12, 13}
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -138,24 +138,15 @@ def _jitter(rng: np.random.Generator, colour: tuple[int, int, int], spread: floa
 def draw_person(rng: np.random.Generator, image: np.ndarray, joints_px: np.ndarray) -> None:
     """The synthetic set's stick figure, with random thickness and colours around its scheme."""
     height_px = float(np.ptp(joints_px[:, 1])) + 1.0
-    thickness = max(2, int(height_px * rng.uniform(0.025, 0.045)))
-    right = _jitter(rng, (40, 60, 230), 40)
-    left = _jitter(rng, (230, 120, 40), 40)
-    trunk = _jitter(rng, (200, 200, 200), 50)
-    dots = _jitter(rng, (30, 220, 230), 60)
-    points = [(round(float(p[0])), round(float(p[1]))) for p in joints_px]
-    for a, b in SKELETON:
-        if a in _RIGHT_JOINTS or b in _RIGHT_JOINTS:
-            colour = right
-        elif a in _LEFT_JOINTS or b in _LEFT_JOINTS:
-            colour = left
-        else:
-            colour = trunk
-        cv2.line(image, points[a], points[b], colour, thickness, cv2.LINE_AA)
-    for point in points:
-        cv2.circle(image, point, thickness, dots, -1, cv2.LINE_AA)
-    head = _jitter(rng, (160, 190, 220), 50)
-    cv2.circle(image, points[10], int(thickness * rng.uniform(1.6, 2.8)), head, -1, cv2.LINE_AA)
+    style = FigureStyle(
+        right=_jitter(rng, (40, 60, 230), 40),
+        left=_jitter(rng, (230, 120, 40), 40),
+        trunk=_jitter(rng, (200, 200, 200), 50),
+        dots=_jitter(rng, (30, 220, 230), 60),
+        head=_jitter(rng, (160, 190, 220), 50),
+        head_scale=rng.uniform(1.6, 2.8),
+    )
+    draw_figure(image, joints_px, max(2, int(height_px * rng.uniform(0.025, 0.045))), style)
 
 
 def add_thorax(joints: np.ndarray) -> np.ndarray:

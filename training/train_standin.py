@@ -31,16 +31,16 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render import draw_sample, random_background  # noqa: E402
+from render import draw_sample, random_background
 
-from converter.checkpoints.canonical import (  # noqa: E402
+from converter.checkpoints.canonical import (
     CheckpointMetadata,
     check_against_model,
     read_evidence,
     weights_digest,
 )
-from converter.core.model import build_model  # noqa: E402
-from converter.core.variants import VariantSpec, get_variant  # noqa: E402
+from converter.core.model import build_model
+from converter.core.variants import VariantSpec, get_variant
 
 BACKGROUNDS_PER_WORKER = 48
 
@@ -76,21 +76,39 @@ def plot_loss(rows: list[dict], path: Path) -> None:
     steps = np.array([r["step"] for r in rows], float)
     losses = np.log10(np.array([r["loss"] for r in rows], float))
     low, high = math.floor(losses.min() * 2) / 2, math.ceil(losses.max() * 2) / 2
+
     def xy(step: float, log_loss: float) -> tuple[int, int]:
         x = margin + (step / max(steps.max(), 1)) * (width - 2 * margin)
         y = height - margin - (log_loss - low) / max(high - low, 1e-9) * (height - 2 * margin)
         return int(x), int(y)
+
     for tick in np.arange(low, high + 1e-9, 0.5):
         y = xy(0, tick)[1]
         cv2.line(image, (margin, y), (width - margin, y), (225, 225, 225), 1)
         cv2.putText(image, f"{10**tick:.2g}", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1)
-    points = np.array([xy(s, v) for s, v in zip(steps, losses)], np.int32)
+    points = np.array([xy(s, v) for s, v in zip(steps, losses, strict=True)], np.int32)
     cv2.polylines(image, [points], False, (180, 90, 30), 2, cv2.LINE_AA)
     cv2.rectangle(image, (margin, margin), (width - margin, height - margin), (0, 0, 0), 1)
-    cv2.putText(image, "L1 loss (heatmap units, log scale) vs step", (margin, 35),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.6, 0, 1, cv2.LINE_AA)
-    cv2.putText(image, f"0 .. {int(steps.max())} steps", (width - 260, height - 20),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    cv2.putText(
+        image,
+        "L1 loss (heatmap units, log scale) vs step",
+        (margin, 35),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6,
+        0,
+        1,
+        cv2.LINE_AA,
+    )
+    cv2.putText(
+        image,
+        f"0 .. {int(steps.max())} steps",
+        (width - 260, height - 20),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        0,
+        1,
+        cv2.LINE_AA,
+    )
     cv2.imwrite(str(path), image)
 
 
@@ -127,10 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(spec).train().to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=args.lr, betas=(0.9, 0.999),
-    )  # fmt: skip
+    groups = [
+        {"params": decay, "weight_decay": args.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},  # biases and BatchNorm affine: no decay
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999))
     loader = DataLoader(
         DrawnPeople(spec, args.seed), batch_size=args.batch, num_workers=args.workers,
         prefetch_factor=4 if args.workers else None, persistent_workers=bool(args.workers),
@@ -165,9 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - started
 
     model.eval()
-    state = check_against_model(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, spec
-    )
+    state = check_against_model({k: v.contiguous() for k, v in model.state_dict().items()}, spec)
     stored = {
         k: (v.float() if ("running_" in k or not v.is_floating_point()) else v.half())
         for k, v in state.items()
@@ -176,9 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     # The digest describes the stored (rounded) weights: that is what every later load sees.
     loaded = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
     metadata = standin_metadata(spec, loaded, f"{args.out.name}.safetensors")
+    given = sys.argv[1:] if argv is None else argv
     metadata["training"] = json.dumps(
         {
-            "command": "python training/train_standin.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+            "command": "python training/train_standin.py " + shlex.join(given),
             "seed": args.seed, "steps": args.steps, "batch": args.batch, "lr": args.lr,
             "weight_decay": args.weight_decay, "warmup": args.warmup,
             "wall_s": round(wall, 1), "threads": args.threads, "workers": args.workers,

@@ -218,20 +218,42 @@ def _background(subject: int, camera: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _draw_person(image: np.ndarray, joints_px: np.ndarray, height_px: float) -> None:
-    thickness = max(3, int(height_px * 0.035))
+Colour = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """How a figure is drawn (BGR colours): right limbs warm, left cool, trunk grey."""
+
+    right: Colour = _RIGHT
+    left: Colour = _LEFT
+    trunk: Colour = _TRUNK
+    dots: Colour = (30, 220, 230)
+    head: Colour = (160, 190, 220)
+    head_scale: float = 2.2  # head disc radius, in limb thicknesses
+
+
+def draw_figure(
+    image: np.ndarray, joints_px: np.ndarray, thickness: int, style: FigureStyle = FigureStyle()
+) -> None:
+    """The stick figure of (17, 2) pixel joints, drawn into image in place."""
     points = [(round(float(p[0])), round(float(p[1]))) for p in joints_px]
     for a, b in SKELETON:
         if a in _RIGHT_JOINTS or b in _RIGHT_JOINTS:
-            colour = _RIGHT
+            colour = style.right
         elif a in _LEFT_JOINTS or b in _LEFT_JOINTS:
-            colour = _LEFT
+            colour = style.left
         else:
-            colour = _TRUNK
+            colour = style.trunk
         cv2.line(image, points[a], points[b], colour, thickness, cv2.LINE_AA)
     for point in points:
-        cv2.circle(image, point, thickness, (30, 220, 230), -1, cv2.LINE_AA)
-    cv2.circle(image, points[10], int(thickness * 2.2), (160, 190, 220), -1, cv2.LINE_AA)
+        cv2.circle(image, point, thickness, style.dots, -1, cv2.LINE_AA)
+    head_radius = int(thickness * style.head_scale)
+    cv2.circle(image, points[10], head_radius, style.head, -1, cv2.LINE_AA)
+
+
+def _draw_person(image: np.ndarray, joints_px: np.ndarray, height_px: float) -> None:
+    draw_figure(image, joints_px, max(3, int(height_px * 0.035)))
 
 
 def _bbox_from_joints(joints_px: np.ndarray) -> list[float]:
