@@ -2,6 +2,7 @@
 
     python benchmarks/verdicts.py specificity --variants XS,S,M,L --seeds 101-105
     python benchmarks/verdicts.py sensitivity --variants XS,S,M,L --seed 101
+    python benchmarks/verdicts.py budgets --frames 93
 
 specificity: checkpoints made like the released files (fabricate's recipe) with seeds other than
 its default, each exported by `export_onnx` (the export-time verdict) and checked by
@@ -33,22 +34,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import unverified_graph  # noqa: E402  (the sibling script)
+
 from converter.checkpoints.canonical import (  # noqa: E402
     CanonicalCheckpoint,
     build_loaded_model,
     random_checkpoint,
     weights_digest,
 )
+from converter.checkpoints.standin import load_standin  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
+from converter.h36m.synthetic import synthetic_crops  # noqa: E402
 from converter.verdicts.judge import (  # noqa: E402
     ParityFailedError,
     _torch_outputs,
     float64_reference,
+    run_pose_verdict,
     verdict_images,
 )
 from converter.verdicts.parity import judge_output  # noqa: E402
-from converter.verdicts.tolerances import fp32_limits  # noqa: E402
+from converter.verdicts.runtime import open_onnx_session  # noqa: E402
+from converter.verdicts.tolerances import POSE_BUDGETS, fp32_limits  # noqa: E402
 from converter.verdicts.verify import verify_onnx  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -196,9 +203,34 @@ def sensitivity(variants: list[str], seed: int, out: Path) -> list[dict]:
     return rows
 
 
+def budgets(out: Path, frames: int) -> list[dict]:
+    """Pose change of fp16/int8 graphs on the synthetic frames: the data POSE_BUDGETS rest on."""
+    cases = [("stand-in (trained)", load_standin())]
+    cases += [(f"fabricated {v} seed 0", random_checkpoint(get_variant(v), 0)) for v in ("XS", "L")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, ckpt in cases:
+            crops = synthetic_crops(ckpt.spec, frames, 0)
+            model = build_loaded_model(ckpt)
+            for precision in ("fp16", "int8"):
+                graph = unverified_graph(ckpt, precision, Path(tmp) / f"{precision}.onnx")
+                session = open_onnx_session(graph, "cpu")
+                for batch in (1, 8):
+                    change = run_pose_verdict(
+                        model, session, crops, batch, precision=precision,
+                        budget=POSE_BUDGETS[precision], torch_device=CPU, spec=ckpt.spec,
+                    )  # fmt: skip
+                    row = {"weights": label, **change.to_dict()}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+    (out / "budgets.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("specificity", "sensitivity"))
+    parser.add_argument("what", choices=("specificity", "sensitivity", "budgets"))
+    parser.add_argument("--frames", type=int, default=93)
     parser.add_argument("--variants", default="XS,S,M,L")
     parser.add_argument("--seeds", default="101-105")
     parser.add_argument("--seed", type=int, default=101)
@@ -208,7 +240,9 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [v.strip() for v in args.variants.split(",")]
-    if args.what == "specificity":
+    if args.what == "budgets":
+        budgets(args.out, args.frames)
+    elif args.what == "specificity":
         scales = [float(v) for v in args.logit_scale.split(",")]
         specificity(variants, _seeds(args.seeds), scales, args.out)
     else:

@@ -371,7 +371,7 @@ def _write_json(path: Path, payload: object) -> None:
         json.dump(payload, handle)
 
 
-def test_frames() -> list[tuple[int, int, int, int, int]]:
+def evaluated_frames() -> list[tuple[int, int, int, int, int]]:
     """(subject, action, subaction, camera, frame) of every test frame that has an image."""
     return [
         (s, a, sa, c, f)
@@ -390,7 +390,7 @@ def synthetic_crops(spec: VariantSpec, count: int, seed: int) -> Crops:
     The same pictures make_synthetic_h36m writes (before JPEG), through the reference box
     processing, affine crop and normalization.
     """
-    frames = test_frames()
+    frames = evaluated_frames()
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.permutation(len(frames))[: min(count, len(frames))])
     backgrounds: dict[tuple[int, int], np.ndarray] = {}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerates the README's "whole flow" sample output from real runs (paste the result in).
+#   bash benchmarks/readme_sample.sh > /tmp/sample.txt
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+cd "$work"
+cnp="$root/.venv/bin/cnp-convert"
+"$root/.venv/bin/python" -c "from converter.checkpoints.fabricate import fabricate_release; fabricate_release('L', '.')"
+run() { echo "\$ cnp-convert $*"; "$cnp" "$@" 2>&1; echo; }
+run inspect ConvNeXtPose_L.tar
+run legacy ConvNeXtPose_L.tar
+run onnx --checkpoint ConvNeXtPose_L.canonical.safetensors -o convnextpose_l.onnx
+run verify convnextpose_l.onnx --checkpoint ConvNeXtPose_L.tar
+cp ConvNeXtPose_L.tar snapshot_83.pth
+echo "\$ cnp-convert legacy snapshot_83.pth --variant XS      # the L snapshot, wrongly called XS"
+"$cnp" legacy snapshot_83.pth --variant XS 2>&1
+echo "\$ echo \$?"; echo $?
+echo
+run verify convnextpose_l.onnx --checkpoint ConvNeXtPose_L.tar --device cuda
+rm -rf "$work"
