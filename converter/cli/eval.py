@@ -103,7 +103,8 @@ def eval_command(
         write_predictions,
     )
     from converter.evaluation.visualize import write_visualisations
-    from converter.graphs.metadata import read_onnx_metadata
+    from converter.graphs.facts import graph_precision
+    from converter.graphs.metadata import load_onnx_model, read_onnx_metadata
     from converter.h36m.dataset import load_dataset
 
     names = _parse_backends(backend)
@@ -114,9 +115,26 @@ def eval_command(
     ckpt = load_checkpoint(checkpoint, variant) if checkpoint is not None else None
     graph = onnx if "onnx" in names else None
     # Read once: with embedded weights this parses the whole graph file.
-    metadata = read_onnx_metadata(graph) if graph is not None else None
+    proto = load_onnx_model(graph) if graph is not None else None
+    metadata = read_onnx_metadata(proto) if proto is not None else None
     spec = _resolve_spec(ckpt, graph, metadata, variant)
-    precision = metadata.precision if metadata is not None else "fp32"
+    # The precision (and so the default limit) comes from the graph's ops, never its metadata.
+    precision = graph_precision(proto) if proto is not None else "fp32"
+    if metadata is not None and metadata.precision != precision:
+        raise UsageError(
+            f"{graph}: the metadata says precision {metadata.precision!r} but the graph's ops "
+            f"are {precision}"
+        )
+    del proto
+    origins = {
+        "checkpoint": ckpt.metadata.weights if ckpt is not None else None,
+        "graph": metadata.weights if metadata is not None else None,
+    }
+    digest = ckpt.metadata.weights_sha256 if ckpt is not None else None
+    if digest is None and metadata is not None:
+        digest = metadata.weights_sha256
+    if "random" in origins.values():
+        warn("random (seeded) weights: the MPJPE itself means nothing, only the backend delta")
     if max_delta_mm is None:
         max_delta_mm = EVAL_MAX_DELTA_MM[precision]
     dataset = load_dataset(
@@ -147,11 +165,15 @@ def eval_command(
     )
     written = write_predictions(report, dataset, spec, predictions) if predictions else []
     pictures = write_visualisations(report, dataset, spec, vis) if vis else []
-    agree = report.comparison is None or report.comparison.agrees(max_delta_mm)
+    agree = None if report.comparison is None else report.comparison.agrees(max_delta_mm)
     if as_json:
         emit_json(
             {
                 **report.to_dict(),
+                "onnx": str(graph) if graph is not None else None,
+                "checkpoint": str(checkpoint) if checkpoint is not None else None,
+                "weights_sha256": digest,
+                "weights": origins,
                 "onnx_precision": precision,
                 "max_delta_mm": max_delta_mm,
                 "agree": agree,
@@ -173,7 +195,7 @@ def eval_command(
             echo(f"predictions: {path}")
         if pictures:
             echo(f"pictures: {len(pictures)} in {vis}")
-    if not agree:
+    if agree is False:
         c = report.comparison
         raise CheckFailedError(
             f"{c.backends[0]} and {c.backends[1]} {c.metric} differ by "  # type: ignore[union-attr]

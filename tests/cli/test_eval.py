@@ -168,3 +168,36 @@ def test_eval_cuda_without_cuda_exit_2(data_root: Path, models) -> None:
                     "--device", "cuda", "--limit", "1", "--no-progress")  # fmt: skip
     assert result.exit_code == 2
     assert "--device cuda" in result.stderr
+
+
+def test_json_says_what_was_judged_and_one_backend_has_no_verdict(
+    data_root: Path, onnx_cache
+) -> None:
+    graph, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0), exporter="torchscript")
+    result = invoke("eval", "--data", data_root, "--onnx", graph, "--backend", "onnx",
+                    "--limit", 4, "--no-progress", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["onnx"] == str(graph) and report["checkpoint"] is None
+    assert report["weights"] == {"checkpoint": None, "graph": "random"}
+    assert len(report["weights_sha256"]) == 64
+    assert report["agree"] is None and report["comparison"] is None  # one backend: no verdict
+    assert "random (seeded) weights" in result.stderr
+
+
+def test_onnxruntime_logs_nothing_of_its_own(data_root: Path, models) -> None:
+    """Its provider-loading errors go to the process's stderr, below Python: a real process."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from converter.cli.main import main; main()", "eval",
+               "--data", str(data_root), "--onnx", str(models[1]), "--backend", "onnx",
+               "--device", "auto", "--limit", "2", "--no-progress"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ":onnxruntime:" not in done.stderr and "EP Error" not in done.stdout + done.stderr
+    if "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
+        # --verbose lets the same failure through: the check above can see it.
+        loud = [*command[:3], "--verbose", *command[3:]]
+        done = subprocess.run(loud, capture_output=True, text=True, timeout=300)
+        assert ":onnxruntime:" in done.stderr or torch.cuda.is_available()
