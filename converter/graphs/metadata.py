@@ -163,8 +163,10 @@ class OnnxMetadata:
                     if k.startswith(CHECKPOINT_PREFIX)
                 },
             )
-        except (KeyError, ValueError, TypeError) as exc:
-            reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        except (KeyError, ValueError, TypeError, RecursionError) as exc:
+            reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)[:200]
+            if isinstance(exc, RecursionError):
+                reason = "a value nested too deeply"
             raise OnnxModelError(
                 f"{source}: cnp-convert metadata is incomplete or malformed ({reason})"
             ) from None

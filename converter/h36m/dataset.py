@@ -304,16 +304,28 @@ class H36MDataset:
         return len(self.samples)
 
 
+# The largest real annotation file (S11's joint_3d) is ~200 MB; a FIFO or /dev/zero given as one
+# would otherwise hang or fill memory.
+MAX_JSON_BYTES = 1024**3
+
+
 def _read_json(path: Path):
     try:
+        if not path.exists():
+            raise DatasetError(f"{path}: file not found")
+        if not path.is_file():
+            raise DatasetError(f"{path}: not a regular file")
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise DatasetError(f"{path}: {size:,} bytes, over the {MAX_JSON_BYTES:,}-byte limit")
         with path.open("r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
+            return json.loads(handle.read(MAX_JSON_BYTES + 1))
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply to be annotations") from None
 
 
 def _parse_cameras(path: Path, data: object) -> dict[int, Camera]:

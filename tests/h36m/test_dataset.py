@@ -301,3 +301,18 @@ def test_real_rootnet_protocol1_frames_are_the_s11_part_of_protocol2() -> None:
 def test_action_names_table() -> None:
     assert len(ACTION_NAMES) == 15
     assert ACTION_NAMES[0] == "Directions" and ACTION_NAMES[14] == "WalkTogether"
+
+
+def test_bbox_root_that_is_not_a_regular_file_or_nests_deeply(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "bbox.json"
+    os.mkfifo(fifo)
+    with pytest.raises(DatasetError, match="not a regular file"):
+        load_bbox_root(fifo)  # used to hang forever
+    with pytest.raises(DatasetError, match="not a regular file"):
+        load_bbox_root("/dev/zero")  # used to read until memory ran out
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DatasetError, match="nested too deeply"):
+        load_bbox_root(deep)

@@ -292,3 +292,15 @@ def test_cuda_requested_without_cuda_is_exit_2(xs_onnx: Path, xs_ckpt) -> None:
     with pytest.raises(Exception, match="--device cuda") as info:
         verify_onnx(xs_onnx, xs_ckpt, device="cuda", **FAST)
     assert info.value.exit_code == 2
+
+
+def test_deeply_nested_metadata_is_one_line(xs_onnx: Path, xs_ckpt, tmp_path: Path) -> None:
+    model = onnx.load(str(xs_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "joint_names":
+            prop.value = "[" * 100_000 + "]" * 100_000
+    bad = tmp_path / "nested.onnx"
+    onnx.save(model, str(bad))
+    with pytest.raises(OnnxModelError, match="nested too deeply") as info:
+        verify_onnx(bad, xs_ckpt, device="cpu", **FAST)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
