@@ -41,3 +41,18 @@ def test_quantization_ops_or_int8_weights_are_int8() -> None:
     nodes = [helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
              helper.make_node("Add", ["x", "wf"], ["y"])]  # fmt: skip
     assert graph_precision(_graph(nodes, [w])) == "int8"
+
+
+def test_constant_nodes_count_like_initializers() -> None:
+    for dtype, expected in ((np.float16, "fp16"), (np.int8, "int8"), (np.float32, "fp32")):
+        value = numpy_helper.from_array(np.ones(1, dtype))
+        nodes = [helper.make_node("Constant", [], ["w"], value=value),
+                 helper.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
+                 helper.make_node("Add", ["x", "wf"], ["y"])]  # fmt: skip
+        assert graph_precision(_graph(nodes)) == expected
+
+
+def test_casts_to_other_types_are_not_half() -> None:
+    nodes = [helper.make_node("Cast", ["x"], ["i"], to=TensorProto.INT64),
+             helper.make_node("Cast", ["i"], ["y"], to=TensorProto.FLOAT)]  # fmt: skip
+    assert graph_precision(_graph(nodes)) == "fp32"

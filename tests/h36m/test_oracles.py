@@ -172,3 +172,34 @@ def test_kaggle_i6_spelling_is_found(tmp_path: Path) -> None:
     dataset = load_dataset(root, 2)
     assert dataset.layout.name == "kaggle" and len(dataset.samples) == 93
     assert all("ACT2_i6" in str(s.image_path) and s.image_path.is_file() for s in dataset.samples)
+
+
+def test_back_projection_by_hand_with_a_tall_box_and_unequal_focals() -> None:
+    from converter.h36m.metrics import back_project, to_heatmap_units
+
+    coords = np.array([[[16.0, 8.0, 24.0]]])  # x, y heatmap pixels of 32; z = 24 of 32 bins
+    box = np.array([[100.0, 200.0, 64.0, 128.0]])  # x, y, w, h: not square
+    root, focal, centre = (
+        np.array([5000.0]),
+        np.array([[1000.0, 1200.0]]),
+        np.array([[500.0, 400.0]]),
+    )
+    # u = 16/32*64 + 100 = 132, v = 8/32*128 + 200 = 232; z = (24/32*2 - 1)*1000 + 5000 = 5500
+    # X = (132 - 500)/1000*5500 = -2024, Y = (232 - 400)/1200*5500 = -770
+    camera = back_project(coords, box, root, focal, centre, (32, 32), 32)
+    np.testing.assert_allclose(camera[0, 0], [-2024.0, -770.0, 5500.0], atol=1e-9)
+    back = to_heatmap_units(camera, box, root, focal, centre, (32, 32), 32)
+    np.testing.assert_allclose(back, coords, atol=1e-9)
+
+
+def test_rigid_alignment_of_a_mirror_image_is_the_best_rotation() -> None:
+    from converter.h36m.metrics import rigid_align
+
+    rng = np.random.default_rng(12)
+    target = rng.normal(0, 300, size=(1, 18, 3))
+    source = target * np.array([-1.0, 1.0, 1.0])  # a reflection: no rotation maps it exactly
+    aligned = rigid_align(source, target)[0]
+    s, t = source[0] - source[0].mean(0), target[0] - target[0].mean(0)
+    best, _ = Rotation.align_vectors(t, s)  # scipy: the best proper rotation
+    expected = best.apply(s) + target[0].mean(0)
+    np.testing.assert_allclose(aligned, expected, atol=1e-6)

@@ -108,3 +108,28 @@ def test_pose_change_with_nan_fails() -> None:
     change = pose_change(ref, candidate, tuple(range(17)), XS.joint_names, precision="fp16",
                          source="test", budget=PoseBudget(1e9, 1e9, 1e9))  # fmt: skip
     assert not change.passed
+
+
+def test_the_floor_rule_constants_reach_every_output() -> None:
+    limits = fp32_limits(("coords", "heatmaps"))
+    assert limits["coords"] == Limit(4.0, 2e-4, None) and limits["heatmaps"] == Limit(4.0, 2e-4)
+    given = fp32_limits(("coords", "heatmaps"), 1e-3)
+    assert given["coords"].atol == 1e-3 and given["heatmaps"].atol is None
+    mapped = fp32_limits(("coords", "heatmaps"), {"heatmaps": 0.5})
+    assert mapped["heatmaps"].atol == 0.5 and mapped["coords"].atol is None
+    assert check_atol(0.5) == 0.5 and check_atol("2e-3") == 2e-3  # small positive values are fine
+
+
+def test_a_failed_comparison_is_complete_and_reportable() -> None:
+    entry = judge_output("heatmaps", np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 4)),
+                         FLOOR_RULE)  # fmt: skip
+    assert entry.name == "heatmaps" and entry.shape == (2, 3) and entry.passed is False
+    assert all(math.isnan(v) for v in (entry.error, entry.floor, entry.limit, entry.mean_error))
+    assert entry.worst_index == () and entry.rule == "" and entry.worst_joint is None
+    assert entry.line() == "heatmaps: OVER LIMIT (candidate shape [2, 4], expected [2, 3])"
+    assert entry.to_dict()["passed"] is False and entry.to_dict()["worst_joint"] is None
+    empty = judge_output("coords", np.zeros((0, 18, 3)), np.zeros((0, 18, 3)),
+                         np.zeros((0, 18, 3)), FLOOR_RULE, XS)  # fmt: skip
+    assert not empty.passed and empty.note == "empty output" and empty.shape == (0, 18, 3)
+    single = judge_output("coords", np.zeros(1), np.zeros(1), np.zeros(1), FLOOR_RULE)
+    assert single.passed and single.note is None  # one value is a comparison, not an empty one
