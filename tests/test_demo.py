@@ -1,4 +1,4 @@
-"""The demo runs every step end to end (XS and a few frames, to stay quick)."""
+"""The demo runs every step end to end (XS, the trained stand-in, and a few frames)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     steps = [line.split(" (")[0] for line in result.stdout.splitlines() if line.startswith("== ")]
     assert steps == [
-        "== fabricate",
+        "== release",
         "== inspect",
         "== legacy",
         "== onnx",
@@ -26,5 +26,6 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     ]
     assert "== verify" in result.stdout and ": PASS" in result.stdout
     assert "agree within 0.1 mm" in result.stdout
+    assert "trained stand-in weights" in result.stdout and "mean-pose baseline" in result.stdout
     written = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"ConvNeXtPose_XS.canonical.safetensors", "convnextpose_xs.onnx"} <= written

@@ -168,11 +168,13 @@ def run_pose_verdict(
         chunk = np.ascontiguousarray(crops.images[index])
         reference.append(_torch_outputs(model, chunk, torch_device, False)["coords"])
         candidate.append(session.run(chunk)[coords_name])
-    order = [i for index in groups for i in index]
+    # Cyclic batches repeat a few crops at the end; each crop counts once.
+    unique = len(crops)
+    order = [i for index in groups for i in index][:unique]
     taken = crops.take(order)
     return pose_change(
-        crops_to_mm(np.concatenate(reference), taken, spec),
-        crops_to_mm(np.concatenate(candidate), taken, spec),
+        crops_to_mm(np.concatenate(reference)[:unique], taken, spec),
+        crops_to_mm(np.concatenate(candidate)[:unique], taken, spec),
         eval_joint_indices(spec.joint_names),
         spec.joint_names,
         precision=precision,

@@ -22,9 +22,15 @@ PRECISIONS = ("fp32", "fp16", "int8")
 FLOOR_FACTOR = 4.0
 FLOOR_MARGIN: dict[str, float] = {"coords": 2e-4, "heatmaps": 2e-4}
 
+# Measured (benchmarks/verdicts.py budgets, 93 synthetic crops, onnxruntime CPU), per-joint 3D
+# distance to PyTorch fp32, mean / p95 / worst in mm:
+#   fp16: trained stand-in 0.04 / 0.09 / 0.21; random XS 1.22 / 3.73 / 9.9; L 1.16 / 3.14 / 8.3
+#   int8: trained stand-in 2.64 / 6.18 / 20.3; random XS 125 / 363 / 1057, L 128 / 351 / 958
+# fp16's budget sits above every fp16 graph measured; int8's at ~4x the trained stand-in, an
+# order of magnitude under what int8 does to random weights.
 POSE_BUDGETS: dict[str, PoseBudget] = {
     "fp16": PoseBudget(mean_mm=2.0, p95_mm=6.0, worst_mm=25.0),
-    "int8": PoseBudget(mean_mm=25.0, p95_mm=80.0, worst_mm=250.0),
+    "int8": PoseBudget(mean_mm=10.0, p95_mm=25.0, worst_mm=100.0),
 }
 
 # Default `eval --max-delta-mm` between fp32 PyTorch and an ONNX graph of each precision: fp32

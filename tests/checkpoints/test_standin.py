@@ -23,7 +23,7 @@ from converter.h36m.synthetic import make_synthetic_h36m
 
 # Protocol-2 MPJPE of the stand-in (PyTorch, CPU, no flip) on the 93 synthetic test frames, as
 # recorded when it was trained (README, "The trained stand-in").
-RECORDED_MPJPE_MM = None
+RECORDED_MPJPE_MM = 62.78
 MARGIN_MM = 0.5
 
 

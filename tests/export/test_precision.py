@@ -19,12 +19,13 @@ from converter.cli.main import app
 from converter.core.errors import DatasetError, UsageError
 from converter.core.variants import get_variant
 from converter.evaluation.precision_cost import compare_onnx_precisions
+from converter.export.exporter import export_onnx
 from converter.export.fold import fold_batchnorms, fold_into_next_conv, fold_into_previous_conv
 from converter.export.precision import calibration_set, soft_argmax_nodes, softmax_input_types
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.runtime import open_onnx_session
 from converter.verdicts.tolerances import POSE_BUDGETS
-from converter.verdicts.verify import verify_onnx
+from converter.verdicts.verify import ParityFailedError, verify_onnx
 
 XS = get_variant("XS")
 runner = CliRunner()
@@ -314,3 +315,13 @@ def test_eval_reports_the_int8_change_with_its_default_limit(
     )
     assert strict.exit_code == 1
     assert "differ by" in strict.stderr
+
+
+def test_int8_of_random_weights_is_refused_over_budget(ckpt, tmp_path: Path) -> None:
+    """Random weights' flat heatmaps: int8 moves joints by ~125 mm on average (measured)."""
+    out = tmp_path / "random_int8.onnx"
+    with pytest.raises(ParityFailedError, match="OVER BUDGET") as info:
+        export_onnx(ckpt, out, precision="int8")
+    change = info.value.report.pose[0]
+    assert change.mean_mm > 5 * POSE_BUDGETS["int8"].mean_mm
+    assert not out.exists() and list(tmp_path.iterdir()) == []
