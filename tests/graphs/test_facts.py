@@ -75,7 +75,7 @@ def _pose_like_graph(resize_mode: str = "linear", with_range: bool = False) -> o
             ["b"],
             mode=resize_mode,
             coordinate_transformation_mode="align_corners",
-        ),  # fmt: skip
+        ),
         helper.make_node("Conv", ["b", "final.w"], ["coords"]),
     ]
     if with_range:
