@@ -65,15 +65,22 @@ class Row:
     verdict: str  # "pass", or why the graph would not be kept
 
 
-def unverified_graph(ckpt: CanonicalCheckpoint, precision: str, path: Path) -> Path:
+def unverified_graph(
+    ckpt: CanonicalCheckpoint, precision: str, path: Path, metadata_from: Path | None = None
+) -> Path:
     """The fp16/int8 graph export_onnx would build, without its verdict (to time or measure a
-    graph the verdict refuses)."""
+    graph the verdict refuses). metadata_from: a graph of the same weights whose metadata is
+    copied (with this precision), so the evaluation can pair the two."""
     model = build_loaded_model(ckpt)
     module, _ = exporter._export_module(model, precision, False, True)
     proto = exporter._export_proto(module, ckpt.spec, ("coords",), "dynamic", 18, "dynamo")
     proto, _ = exporter._simplify(proto)
     if precision == "int8":
         proto, _ = quantize_int8(proto, calibration_set(ckpt.spec))
+    if metadata_from is not None:
+        for prop in onnx.load(str(metadata_from), load_external_data=False).metadata_props:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = prop.key, precision if prop.key == "precision" else prop.value
     onnx.save(proto, str(path))
     return path
 
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                     export_onnx(ckpt, path, precision=precision, calibration=calibration)
                 except ParityFailedError as exc:
                     verdict = f"refused by the verdict ({exc})"
-                    unverified_graph(ckpt, precision, path)
+                    unverified_graph(ckpt, precision, path, metadata_from=fp32_path)
                 export_seconds = time.perf_counter() - started
                 if precision == "fp32":
                     fp32_path = path

@@ -14,8 +14,8 @@ run onnx --checkpoint ConvNeXtPose_L.canonical.safetensors -o convnextpose_l.onn
 run verify convnextpose_l.onnx --checkpoint ConvNeXtPose_L.tar
 cp ConvNeXtPose_L.tar snapshot_83.pth
 echo "\$ cnp-convert legacy snapshot_83.pth --variant XS      # the L snapshot, wrongly called XS"
-"$cnp" legacy snapshot_83.pth --variant XS 2>&1
-echo "\$ echo \$?"; echo $?
+"$cnp" legacy snapshot_83.pth --variant XS 2>&1; rc=$?
+echo "\$ echo \$?"; echo "$rc"
 echo
 run verify convnextpose_l.onnx --checkpoint ConvNeXtPose_L.tar --device cuda
 rm -rf "$work"
