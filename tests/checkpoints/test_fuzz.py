@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import signal
+import tempfile
 import traceback
 import zipfile
 from pathlib import Path
@@ -92,7 +93,7 @@ FUZZ = settings(
     edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8),
     cut=st.one_of(st.none(), st.floats(0, 1)),
 )
-def test_mutated_bytes_are_read_or_refused(seeds, tmp_path_factory, kind, edits, cut) -> None:
+def test_mutated_bytes_are_read_or_refused(seeds, kind, edits, cut) -> None:
     data = bytearray(seeds[kind].read_bytes())
     # Most checkpoints are tensor bytes; edit the structured head and tail more often.
     for where, value in edits:
@@ -100,9 +101,11 @@ def test_mutated_bytes_are_read_or_refused(seeds, tmp_path_factory, kind, edits,
         data[min(int(region * len(data)), len(data) - 1)] = value
     if cut is not None:
         data = data[: int(cut * len(data))]
-    path = tmp_path_factory.mktemp("fuzz") / f"case.{'pth' if kind == 'zip' else 'safetensors'}"
-    path.write_bytes(bytes(data))
-    _assert_contained(*_read_in_child(path))
+    # One example's files at a time: a long run would otherwise keep thousands of copies.
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        path = Path(tmp) / f"case.{'pth' if kind == 'zip' else 'safetensors'}"
+        path.write_bytes(bytes(data))
+        _assert_contained(*_read_in_child(path))
 
 
 @FUZZ
@@ -111,11 +114,15 @@ def test_mutated_bytes_are_read_or_refused(seeds, tmp_path_factory, kind, edits,
     pick=st.integers(0, 10_000),
     payload=st.binary(max_size=64),
 )
-def test_mutated_folders_are_read_or_refused(
-    seeds, tmp_path_factory, action, pick, payload
-) -> None:
-    folder = tmp_path_factory.mktemp("fuzzdir") / "snapshot"
-    shutil.copytree(seeds["folder"], folder)
+def test_mutated_folders_are_read_or_refused(seeds, action, pick, payload) -> None:
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        folder = Path(tmp) / "snapshot"
+        shutil.copytree(seeds["folder"], folder)
+        _mutate_folder(folder, action, pick, payload)
+        _assert_contained(*_read_in_child(folder))
+
+
+def _mutate_folder(folder: Path, action: str, pick: int, payload: bytes) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     target = files[pick % len(files)]
     if action == "drop":
@@ -137,7 +144,6 @@ def test_mutated_folders_are_read_or_refused(
         start = pick % max(1, len(raw))
         raw[start : start + len(payload)] = payload
         pkl.write_bytes(bytes(raw))
-    _assert_contained(*_read_in_child(folder))
 
 
 def test_the_harness_sees_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
