@@ -133,3 +133,64 @@ def test_a_failed_comparison_is_complete_and_reportable() -> None:
     assert not empty.passed and empty.note == "empty output" and empty.shape == (0, 18, 3)
     single = judge_output("coords", np.zeros(1), np.zeros(1), np.zeros(1), FLOOR_RULE)
     assert single.passed and single.note is None  # one value is a comparison, not an empty one
+
+
+def test_pose_statistics_by_hand() -> None:
+    # 34 scored distances 1..34 mm (2 frames x 17 joints), on top of a non-zero reference.
+    ref = np.full((2, 18, 3), 100.0)
+    candidate = ref.copy()
+    distances = np.arange(1.0, 35.0).reshape(2, 17)
+    candidate[:, :17, 0] += distances
+    budget = PoseBudget(mean_mm=17.5, p95_mm=32.35, worst_mm=34.0)
+    change = pose_change(ref, candidate, tuple(range(17)), XS.joint_names, precision="int8",
+                         source="hand", budget=budget, batch=4)  # fmt: skip
+    assert change.mean_mm == pytest.approx(17.5)
+    # numpy's linear percentile: rank 0.95 x 33 = 31.35 between the 32nd (32) and 33rd (33) values
+    assert change.p95_mm == pytest.approx(32.35)
+    assert change.worst_mm == pytest.approx(34.0) and change.worst_joint == "R_Wrist"
+    assert (change.frames, change.precision, change.source, change.batch) == (2, "int8", "hand", 4)
+    assert change.passed  # exactly at every budget
+    assert change.to_dict() == {
+        "precision": "int8", "frames": 2, "source": "hand", "batch": 4,
+        "mean_mm": pytest.approx(17.5), "p95_mm": pytest.approx(32.35), "worst_mm": 34.0,
+        "worst_joint": "R_Wrist", "budget": {"mean_mm": 17.5, "p95_mm": 32.35, "worst_mm": 34.0},
+        "passed": True,
+    }  # fmt: skip
+
+
+def test_pose_change_of_nothing_or_nan_keeps_its_labels() -> None:
+    ref = np.zeros((3, 18, 3))
+    candidate = ref.copy()
+    candidate[1, 4, 2] = np.nan
+    change = pose_change(ref, candidate, tuple(range(17)), XS.joint_names, precision="fp16",
+                         source="s", budget=PoseBudget(1, 1, 1), batch=2)  # fmt: skip
+    assert (change.frames, change.precision, change.source, change.batch) == (3, "fp16", "s", 2)
+    assert change.worst_joint == "-" and change.budget == PoseBudget(1, 1, 1)
+    assert math.isnan(change.mean_mm) and not change.passed
+    nothing = np.zeros((0, 18, 3))
+    empty = pose_change(nothing, nothing, tuple(range(17)), XS.joint_names, precision="fp16",
+                        source="s", budget=PoseBudget(1, 1, 1))  # fmt: skip
+    assert empty.frames == 0 and not empty.passed
+
+
+def test_output_report_as_json_by_hand() -> None:
+    entry = judge_output("coords", *_outputs(1e-4, 5e-4), FLOOR_RULE, XS)
+    payload = entry.to_dict()
+    assert payload == {
+        "name": "coords", "shape": [2, 18, 3], "passed": True, "error": pytest.approx(5e-4),
+        "floor": pytest.approx(1e-4), "limit": pytest.approx(6e-4), "rule": "4 x floor + 0.0002",
+        "mean_error": pytest.approx(5e-4 / 108), "worst_index": [0, 5, 0],
+        "reference_at_worst": 10.0, "candidate_at_worst": pytest.approx(10.0 - 5e-4),
+        "joint_error_mm": payload["joint_error_mm"], "joint_floor_mm": payload["joint_floor_mm"],
+        "worst_joint": {"name": "L_Knee", "mm": pytest.approx(5e-4 * 62.5),
+                        "floor_mm": pytest.approx(1e-4 * 62.5)},
+        "note": None,
+    }  # fmt: skip
+    assert payload["joint_error_mm"][5] == pytest.approx(5e-4 * 62.5)
+    assert sum(payload["joint_error_mm"]) == pytest.approx(5e-4 * 62.5)
+    assert payload["joint_floor_mm"][5] == pytest.approx(1e-4 * 62.5)
+    assert entry.line().startswith("coords: max abs 0.0005 vs float64 (PyTorch fp32 floor 0.0001; ")
+    assert (
+        "within limit" in entry.line()
+        and "worst joint L_Knee 0.0313 mm (floor 0.00625 mm)" in entry.line()
+    )
