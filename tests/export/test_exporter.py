@@ -157,7 +157,8 @@ def test_torchscript_fixed_batch_with_heatmaps(xs_torchscript) -> None:
 def test_l_graph_fits_and_matches(onnx_cache) -> None:
     path, report = onnx_cache.exported(onnx_cache.release_checkpoint("L"))
     _assert_fits(path, "L", upsampling=3, depth_dim=64, hw=64)
-    assert report.passed
+    # A high fp32 floor (64 bins; ~2e-3, the old fixed limit) that the verdict must still pass.
+    assert report.passed and report.parity[0].output("coords").floor > 1e-3
     assert read_onnx_metadata(path).heatmap_hw == (64, 64)
     # Independent of the report: ORT against the strictly loaded PyTorch model.
     ckpt = onnx_cache.release_checkpoint("L")
