@@ -25,6 +25,7 @@ import torch
 from onnx import TensorProto, helper
 
 from converter import __version__
+from converter.core.errors import UsageError
 from converter.verdicts.runtime import (
     CPU_EP,
     CUDA_EP,
@@ -191,8 +192,6 @@ def run_doctor(device: str = "cpu") -> DoctorReport:
     """The report; device ("cpu" or "cuda") is what must work for the report to pass."""
     device = device.strip().lower()
     if device not in ("cpu", "cuda"):
-        from converter.core.errors import UsageError
-
         raise UsageError(f"--device must be cpu or cuda, not {device!r}")
     preload_note = preload_cuda_libraries()
     torch_cuda = torch.version.cuda
