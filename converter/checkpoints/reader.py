@@ -184,11 +184,19 @@ def _sniff(path: Path, data: bytes) -> str:
     if len(data) >= 10 and data[8:9] == b"{":  # safetensors: u64 header length, then JSON
         return CONTAINER_SAFETENSORS
     if data[:1] == b"\x80":
+        if path.name == "data.pkl":
+            raise _error(
+                path,
+                "is one record of an unzipped checkpoint; pass the folder that holds it "
+                f"({path.parent})",
+            )
         raise _error(
             path,
             "is a plain Python pickle, not a torch.save checkpoint (no torch magic number); "
             "it cannot be loaded safely",
         )
+    if path.suffix.lower() == ".onnx":
+        raise _error(path, "is an ONNX graph, not a checkpoint; check it with `cnp-convert verify`")
     raise _error(path, _describe_foreign(path, data))
 
 

@@ -101,3 +101,11 @@ def test_control_characters_from_a_checkpoint_are_escaped(tmp_path: Path, releas
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.stdout and "\r" not in result.stdout
     assert "\\x1b[2K\\rPASS.tar" in result.stdout
+
+
+def test_a_record_file_or_a_graph_says_what_to_pass_instead(tmp_path: Path, release_file) -> None:
+    unzipped = unzip_release(release_file("XS"), tmp_path / "unzipped")
+    _refused(unzipped / "data.pkl", "pass the folder that holds it", str(unzipped))
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"\x08\x08\x12\x07pytorch")  # an ONNX protobuf's first bytes
+    _refused(graph, "is an ONNX graph", "cnp-convert verify")
