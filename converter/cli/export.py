@@ -21,7 +21,7 @@ from converter.export.exporter import (
 )
 from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
 from converter.graphs.metadata import read_onnx_metadata
-from converter.verdicts.judge import POSE_FRAMES
+from converter.verdicts.judge import POSE_FRAMES, resolve_seed
 from converter.verdicts.runtime import check_device
 from converter.verdicts.tolerances import (
     FLOOR_FACTOR,
@@ -43,11 +43,6 @@ ATOL_HELP = (
     "limit on coords, heatmap units. Positive and finite."
 )
 SEED_HELP = "Seed of the verdict's inputs (default: a fresh one, printed; give it to repeat a run)."
-
-
-def check_seed(seed: int | None) -> None:
-    if seed is not None and not 0 <= seed < 2**63:
-        raise UsageError(f"--seed must be a non-negative integer, not {seed}")
 
 
 def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
@@ -124,7 +119,7 @@ def onnx_command(
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
     parsed_batch = parse_batch(batch)  # bad options fail before any loading
     atol = check_atol(atol) if atol is not None else None
-    check_seed(seed)
+    resolve_seed(seed)  # a bad seed fails before any weights are loaded
     exporter, note = resolve_exporter(exporter, opset)
     if note:
         warn(note)
@@ -208,7 +203,7 @@ def verify_command(
     """Run PyTorch and onnxruntime on the same images; exit 1 when they disagree."""
     batches = parse_batch_list(batch)
     atol = check_atol(atol) if atol is not None else None
-    check_seed(seed)
+    resolve_seed(seed)  # a bad seed fails before any weights are loaded
     check_device(device)
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
     check_variant_option(model, read_onnx_metadata(model), variant)

@@ -53,7 +53,7 @@ from converter.verdicts.judge import (
     POSE_FRAMES,
     ParityFailedError,
     float64_reference,
-    fresh_seed,
+    resolve_seed,
     run_fp32_verdict,
     run_pose_verdict,
     verdict_images,
@@ -443,7 +443,7 @@ def export_onnx(
     if atol is not None and precision != "fp32":
         raise UsageError(f"--atol applies to fp32; {precision} is judged by its pose budget")
     limits = fp32_limits(outputs, atol)
-    seed = fresh_seed() if seed is None else int(seed)
+    seed = resolve_seed(seed)
     if precision == "int8" and not isinstance(calibration, CalibrationSet):
         calibration = calibration_set(spec, calibration)  # bad data fails before the export
 

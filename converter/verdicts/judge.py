@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from converter.checkpoints.fabricate import normalize_images, seeded_images
-from converter.core.errors import CheckFailedError
+from converter.core.errors import CheckFailedError, UsageError
 from converter.core.model import ConvNeXtPose
 from converter.core.variants import VariantSpec
 from converter.h36m.crops import Crops
@@ -47,9 +47,17 @@ class ParityFailedError(CheckFailedError):
         self.report = report
 
 
-def fresh_seed() -> int:
-    """A seed nobody chose: the inputs of one run cannot be known before it starts."""
-    return secrets.randbelow(2**31 - 1)
+MAX_SEED = 2**63
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The given seed, checked; or, for None, a fresh one nobody chose (the inputs of one run
+    cannot be known before it starts)."""
+    if seed is None:
+        return secrets.randbelow(2**31 - 1)
+    if isinstance(seed, bool) or not 0 <= int(seed) < MAX_SEED:
+        raise UsageError(f"--seed must be a non-negative integer below 2**63, not {seed}")
+    return int(seed)
 
 
 def verdict_images(spec: VariantSpec, samples: int, seed: int, crops: int = FP32_CROPS):

@@ -33,7 +33,7 @@ from converter.verdicts.judge import (
     FP32_CROPS,
     POSE_FRAMES,
     ParityFailedError,
-    fresh_seed,
+    resolve_seed,
     run_fp32_verdict,
     run_pose_verdict,
     verdict_images,
@@ -262,9 +262,7 @@ def verify_onnx(
         raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, not {samples}")
     if not 1 <= frames <= MAX_SAMPLES:
         raise UsageError(f"frames must be from 1 to {MAX_SAMPLES}, not {frames}")
-    seed = fresh_seed() if seed is None else int(seed)
-    if not 0 <= seed < 2**63:
-        raise UsageError(f"seed must be a non-negative integer, not {seed}")
+    seed = resolve_seed(seed)
     spec = ckpt.spec
     if variant is not None and get_variant(variant).name != spec.name:
         raise VariantMismatchError(

@@ -194,3 +194,15 @@ def test_output_report_as_json_by_hand() -> None:
         "within limit" in entry.line()
         and "worst joint L_Knee 0.0313 mm (floor 0.00625 mm)" in entry.line()
     )
+
+
+def test_seeds_are_checked_or_drawn() -> None:
+    from converter.verdicts.judge import MAX_SEED, resolve_seed
+
+    assert resolve_seed(0) == 0 and resolve_seed(MAX_SEED - 1) == MAX_SEED - 1
+    for bad in (-1, MAX_SEED, True):
+        with pytest.raises(Exception, match="--seed must be") as info:
+            resolve_seed(bad)
+        assert info.value.exit_code == 2
+    drawn = {resolve_seed(None) for _ in range(5)}
+    assert len(drawn) > 1 and all(0 <= s < 2**31 for s in drawn)
