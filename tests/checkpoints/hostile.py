@@ -140,6 +140,19 @@ def deep_folder(folder: Path, depth: int = 1100) -> Path:
     return records
 
 
+def remove_deep_folder(records: Path) -> None:
+    """Undo deep_folder one level at a time (shutil.rmtree recurses per level and would fail)."""
+    bottom = records
+    while (bottom / "d").is_dir():
+        bottom = bottom / "d"
+    while bottom != records:
+        bottom.rmdir()
+        bottom = bottom.parent
+    for path in records.iterdir():
+        path.unlink()
+    records.rmdir()
+
+
 def sparse_huge(folder: Path, size: int = 64 * 1024**3) -> Path:
     path = folder / "huge.pth"
     with path.open("wb") as handle:

@@ -82,7 +82,12 @@ def test_special_files_are_refused(tmp_path: Path, release_file) -> None:
 
 
 def test_deep_folder_is_refused_without_recursion(tmp_path: Path) -> None:
-    _refused(hostile.deep_folder(tmp_path), "nested deeper")
+    deep = hostile.deep_folder(tmp_path)
+    try:
+        _refused(deep, "nested deeper")
+    finally:  # pytest's own clean-up of old temporary folders would recurse 1,100 levels
+        hostile.remove_deep_folder(deep)
+    assert not deep.exists()
 
 
 def test_huge_sparse_file_is_refused_by_its_size(tmp_path: Path) -> None:
