@@ -38,6 +38,7 @@ from converter.evaluation.precision_cost import compare_onnx_precisions  # noqa:
 from converter.export import exporter  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
 from converter.export.precision import calibration_set, quantize_int8  # noqa: E402
+from converter.export.rewrite import rewrite_head  # noqa: E402
 from converter.h36m.synthetic import evaluated_frames, synthetic_crops  # noqa: E402
 from converter.verdicts.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
 from converter.verdicts.judge import ParityFailedError, run_pose_verdict  # noqa: E402
@@ -71,7 +72,7 @@ def unverified_graph(
     """The fp16/int8 graph export_onnx would build, without its verdict (to time or measure a
     graph the verdict refuses). metadata_from: a graph of the same weights whose metadata is
     copied (with this precision), so the evaluation can pair the two."""
-    model = build_loaded_model(ckpt)
+    model, _ = rewrite_head(build_loaded_model(ckpt))  # as export_onnx does by default
     module, _ = exporter._export_module(model, precision, False, True)
     proto = exporter._export_proto(module, ckpt.spec, ("coords",), "dynamic", 18, "dynamo")
     proto, _ = exporter._simplify(proto)

@@ -40,6 +40,7 @@ from converter.export.precision import (
     calibration_set,
     quantize_int8,
 )
+from converter.export.rewrite import NO_REWRITES, REWRITES, RewriteReport, rewrite_head
 from converter.graphs.facts import (
     GraphFacts,
     format_shape,
@@ -97,6 +98,7 @@ class ExportReport:
     pose: tuple[PoseChange, ...] = ()  # fp16 / int8: the pose change verdict
     ort_pose: tuple[PoseChange, ...] = ()
     seed: int = 0
+    rewrites: RewriteReport = NO_REWRITES
 
     @property
     def checks(self) -> tuple[ParityReport | PoseChange, ...]:
@@ -124,6 +126,7 @@ class ExportReport:
             "export_seconds": round(self.export_seconds, 3),
             "precision": self.precision,
             "folded_batchnorms": self.folded_batchnorms,
+            "rewrites": self.rewrites.to_dict(),
             "ort_path": self.ort_path,
             "quantization": self.quantization.to_dict() if self.quantization else None,
             "graph": self.graph.to_dict(),
@@ -146,12 +149,18 @@ class ExportReport:
             f"(sha256 {self.weights_sha256[:12]}), opset {self.opset}, exporter {self.exporter}, "
             f"batch {self.batch}, outputs {', '.join(self.outputs)}, "
             f"simplified {'yes' if self.simplified else 'no'}, precision {self.precision}, "
-            f"{self.folded_batchnorms} BatchNorms folded",
+            f"{self.folded_batchnorms} BatchNorms folded, "
+            f"rewrites {', '.join(self.rewrites.applied) or 'none'}",
             f"  graph: input {g.input_names[0]} {format_shape(g.input_shape)}; "
             + "; ".join(f"{k} {format_shape(v)}" for k, v in g.output_shapes.items()),
             f"  {g.node_count} nodes: {ops}",
             f"  Resize {g.resize_count} ({modes}), Range {'present' if g.has_range else 'none'}, "
-            f"final conv {g.final_conv_channels} channels at {format_shape(g.final_conv_hw)}",
+            f"final conv {g.final_conv_channels} channels at {format_shape(g.final_conv_hw)}"
+            + (
+                f", upsampled to {format_shape(g.heatmap_hw)}"
+                if g.heatmap_hw is not None and g.heatmap_hw != g.final_conv_hw
+                else ""
+            ),
         ]
         if self.quantization is not None:
             q = self.quantization
@@ -410,6 +419,7 @@ def export_onnx(
     calibration: CalibrationSet | str | Path | None = None,
     ort_format: bool = False,
     seed: int | None = None,
+    rewrites: tuple[str, ...] = REWRITES,
 ) -> ExportReport:
     """Export, check and verify; the file exists at out only if every check passed.
 
@@ -422,6 +432,9 @@ def export_onnx(
     calibration: int8 only: a CalibrationSet, or a directory for calibration_set (None: the
     synthetic Human3.6M set).
     ort_format: also write the onnxruntime format file next to out (same name, .ort).
+    rewrites: the exact head rewrites to apply where they fit the variant (names from
+    converter.export.rewrite.REWRITES; () keeps the literal graph). The verdict's reference is
+    the model as loaded either way.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -448,7 +461,8 @@ def export_onnx(
         calibration = calibration_set(spec, calibration)  # bad data fails before the export
 
     model = build_loaded_model(ckpt)
-    module, folded = _export_module(model, precision, heatmaps, fold)
+    rewritten, applied = rewrite_head(model, rewrites)
+    module, folded = _export_module(rewritten, precision, heatmaps, fold)
     try:
         proto = _export_proto(module, spec, outputs, batch, opset, exporter)
     except Exception as exc:  # exporter internals raise many types; the message is what counts
@@ -482,6 +496,8 @@ def export_onnx(
     if quantization is not None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = "quantization", json.dumps(quantization.to_dict())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "rewrites", json.dumps(list(applied.applied))
     proto.doc_string = f"ConvNeXtPose-{spec.name} exported by cnp-convert {__version__}"
     facts = _checked_facts(proto, out, spec, outputs, batch, opset, precision)
 
@@ -556,6 +572,7 @@ def export_onnx(
             pose=pose,
             ort_pose=ort_pose,
             seed=seed,
+            rewrites=applied,
         )
         if not report.passed:
             raise ParityFailedError(

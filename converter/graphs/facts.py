@@ -51,12 +51,20 @@ class GraphFacts:
     output_shapes: dict[str, tuple[Dim, ...] | None]
     stem_channels: int | None  # first Conv's output channels (the variant's dims[0])
     final_conv_channels: int | None  # last Conv's output channels (18 * depth_dim)
-    final_conv_hw: tuple[Dim, Dim] | None  # its spatial size (the heatmap), when inferred
+    final_conv_hw: tuple[Dim, Dim] | None  # its spatial size, when inferred
     precision: str = "fp32"  # from the ops and initializers (graph_precision)
+    # The size of the Resize fed by the final conv, when the conv was moved before the last
+    # upsampling (converter.export.rewrite); None when the conv's output is the heatmap.
+    upsampled_hw: tuple[Dim, Dim] | None = None
 
     @property
     def dynamic_batch(self) -> bool:
         return bool(self.input_shape) and not isinstance(self.input_shape[0], int)
+
+    @property
+    def heatmap_hw(self) -> tuple[Dim, Dim] | None:
+        """The heatmap's spatial size: the final conv's, or its upsampled size."""
+        return self.upsampled_hw if self.upsampled_hw is not None else self.final_conv_hw
 
     @property
     def resize_align_corners(self) -> bool:
@@ -76,6 +84,7 @@ class GraphFacts:
             "stem_channels": self.stem_channels,
             "final_conv_channels": self.final_conv_channels,
             "final_conv_hw": list(self.final_conv_hw) if self.final_conv_hw else None,
+            "heatmap_hw": list(self.heatmap_hw) if self.heatmap_hw else None,
             "precision": self.precision,
         }
 
@@ -83,6 +92,28 @@ class GraphFacts:
 def _conv_out_channels(node: onnx.NodeProto, weights: dict[str, tuple[int, ...]]) -> int | None:
     shape = weights.get(node.input[1]) if len(node.input) > 1 else None
     return int(shape[0]) if shape else None
+
+
+def _spatial(shape: tuple[Dim, ...] | None) -> tuple[Dim, Dim] | None:
+    return (shape[2], shape[3]) if shape and len(shape) == 4 else None
+
+
+# Ops that pass a tensor on without changing its layout (quantization pairs, precision casts).
+_PASSTHROUGH_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
+
+
+def _resize_fed_by(graph: onnx.GraphProto, name: str) -> onnx.NodeProto | None:
+    """The Resize that reads tensor name, directly or through Q/DQ/Cast nodes, if any."""
+    for _ in range(8):  # a Q -> DQ -> Cast chain is three deep; stop at anything longer
+        readers = [n for n in graph.node if name in n.input]
+        if len(readers) != 1:
+            return None
+        if readers[0].op_type == "Resize":
+            return readers[0] if readers[0].input[0] == name else None
+        if readers[0].op_type not in _PASSTHROUGH_OPS:
+            return None
+        name = readers[0].output[0]
+    return None
 
 
 def graph_facts(model: onnx.ModelProto) -> GraphFacts:
@@ -104,11 +135,12 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
             ctm = attrs.get("coordinate_transformation_mode", b"half_pixel").decode()
             resize_modes.append(f"{mode}/{ctm}")
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    final_hw = None
+    final_hw = upsampled_hw = None
     if convs:
-        final_shape = shapes.get(convs[-1].output[0])
-        if final_shape and len(final_shape) == 4:
-            final_hw = (final_shape[2], final_shape[3])
+        final_hw = _spatial(shapes.get(convs[-1].output[0]))
+        resize = _resize_fed_by(graph, convs[-1].output[0])
+        if resize is not None:
+            upsampled_hw = _spatial(shapes.get(resize.output[0]))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return GraphFacts(
         opset=int(opset),
@@ -125,6 +157,7 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
         final_conv_channels=_conv_out_channels(convs[-1], weights) if convs else None,
         final_conv_hw=final_hw,
         precision=graph_precision(model),
+        upsampled_hw=upsampled_hw,
     )
 
 
@@ -145,7 +178,7 @@ def variant_disagreements(facts: GraphFacts, spec: VariantSpec) -> list[str]:
             f"{facts.resize_count} Resize nodes, {spec.name} has {spec.num_upsampling} "
             "upsampling blocks"
         )
-    hw = facts.final_conv_hw
+    hw = facts.heatmap_hw
     known = hw is not None and all(isinstance(d, int) for d in hw)
     if known and tuple(hw) != spec.heatmap_hw:  # type: ignore[arg-type]
         h, w = spec.heatmap_hw

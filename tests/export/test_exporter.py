@@ -61,7 +61,12 @@ def _assert_fits(path: Path, variant: str, upsampling: int, depth_dim: int, hw: 
     final = [n for n in nodes if n.op_type == "Conv"][-1]
     weight = next(t for t in model.graph.initializer if t.name == final.input[1])
     assert weight.dims[0] == 18 * depth_dim
-    assert _shape_of(model, final.output[0])[1:] == [18 * depth_dim, hw, hw]
+    heatmap = final.output[0]
+    readers = [n for n in nodes if heatmap in n.input]
+    if [n.op_type for n in readers] == ["Resize"]:  # the final conv moved before the last x2
+        assert _shape_of(model, heatmap)[1:] == [18 * depth_dim, hw // 2, hw // 2]
+        heatmap = readers[0].output[0]
+    assert _shape_of(model, heatmap)[1:] == [18 * depth_dim, hw, hw]
 
 
 def test_xs_graph_fits_the_variant(xs) -> None:
@@ -160,6 +165,11 @@ def test_l_graph_fits_and_matches(onnx_cache) -> None:
     # A high fp32 floor (64 bins; ~2e-3, the old fixed limit) that the verdict must still pass.
     assert report.passed and report.parity[0].output("coords").floor > 1e-3
     assert read_onnx_metadata(path).heatmap_hw == (64, 64)
+    # Both head rewrites by default: the final conv runs at 32x32, its Resize gives 64x64.
+    assert report.rewrites.applied == ("final_conv_before_upsample", "soft_argmax_marginals")
+    assert report.graph.final_conv_hw == (32, 32) and report.graph.heatmap_hw == (64, 64)
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    assert json.loads(props["rewrites"]) == list(report.rewrites.applied)
     # Independent of the report: ORT against the strictly loaded PyTorch model.
     ckpt = onnx_cache.release_checkpoint("L")
     x = normalize_images(seeded_images(2, 99), ckpt.spec)

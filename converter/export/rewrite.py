@@ -1,0 +1,110 @@
+"""Exact rewrites of the head: the same function as the reference model, with less work.
+
+- final conv before the last upsampling (variants whose last head block upsamples: M, L). The
+  head ends ReLU -> bilinear x2 (align_corners) -> 1x1 conv. Every upsampled pixel is a convex
+  combination of input pixels (its bilinear weights sum to 1) and a 1x1 conv with bias is the same
+  affine map at every pixel, so conv(up(x)) = up(conv(x)) in real arithmetic. Run at 32x32 the
+  conv needs a quarter of its MACs (L: 2.42 of 4.26 GMACs -> 0.60); the upsampling then moves
+  J*D = 1,152 channels instead of 512, a few million additions.
+- soft-argmax by marginals. The reference sums the whole J x D x H x W probability volume three
+  times (once per axis). Here the softmax output is read twice: summed over H*W for the depth
+  marginal and over D for the (H, W) plane, whose row and column sums give x and y. Same sums,
+  fewer passes over the 262,144 cells per joint.
+
+Both are judged by the same fp32 verdict as the literal graph (converter.verdicts.judge): the
+reference stays the unmodified model in float64. Parameter names do not change, so BatchNorm
+folding and the precision recipes apply to the rewritten model as they do to the original.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from converter.core.model import ConvNeXtPose, Head, SoftArgmax
+
+FINAL_CONV_BEFORE_UPSAMPLE = "final_conv_before_upsample"
+SOFT_ARGMAX_MARGINALS = "soft_argmax_marginals"
+REWRITES = (FINAL_CONV_BEFORE_UPSAMPLE, SOFT_ARGMAX_MARGINALS)
+
+
+class ReorderedHead(nn.Module):
+    """The head with its final 1x1 conv moved before the last block's x2 upsampling."""
+
+    def __init__(self, head: Head) -> None:
+        super().__init__()
+        # The same submodules under the same names: state dicts and folding are unchanged.
+        self.deconv_layers_1 = head.deconv_layers_1
+        self.deconv_layers_2 = head.deconv_layers_2
+        self.deconv_layers_3 = head.deconv_layers_3
+        self.final_layer = head.final_layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = self.deconv_layers_3
+        x = self.deconv_layers_2(self.deconv_layers_1(x))
+        x = last.act(last.pwconv(last.norm(last.dwconv(x))))
+        return last.upsample1(self.final_layer(x))
+
+
+class MarginalSoftArgmax(nn.Module):
+    """SoftArgmax's result from two passes over the probability volume instead of three."""
+
+    def __init__(self, soft_argmax: SoftArgmax) -> None:
+        super().__init__()
+        self.joint_num, self.depth_dim = soft_argmax.joint_num, soft_argmax.depth_dim
+        self.height, self.width = soft_argmax.height, soft_argmax.width
+        self.register_buffer("index_x", soft_argmax.index_x.clone(), False)
+        self.register_buffer("index_y", soft_argmax.index_y.clone(), False)
+        self.register_buffer("index_z", soft_argmax.index_z.clone(), False)
+
+    def forward(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        j, d, h, w = self.joint_num, self.depth_dim, self.height, self.width
+        prob = torch.softmax(heatmaps.reshape(-1, j, d * h * w), dim=2).reshape(-1, j, d, h * w)
+        pz = prob.sum(dim=3)  # (N, J, D)
+        plane = prob.sum(dim=2).reshape(-1, j, h, w)  # (N, J, H, W): the only other full pass
+        px = plane.sum(dim=2)  # (N, J, W)
+        py = plane.sum(dim=3)  # (N, J, H)
+        x = (px * self.index_x).sum(dim=2, keepdim=True)
+        y = (py * self.index_y).sum(dim=2, keepdim=True)
+        z = (pz * self.index_z).sum(dim=2, keepdim=True)
+        return torch.cat((x, y, z), dim=2)
+
+
+@dataclass(frozen=True)
+class RewriteReport:
+    applied: tuple[str, ...]  # names from REWRITES, in the order they were applied
+    skipped: tuple[str, ...]  # asked for but not applicable to this variant
+
+    def to_dict(self) -> dict[str, object]:
+        return {"applied": list(self.applied), "skipped": list(self.skipped)}
+
+
+NO_REWRITES = RewriteReport((), ())
+
+
+def rewrite_head(
+    model: ConvNeXtPose, rewrites: tuple[str, ...] = REWRITES
+) -> tuple[ConvNeXtPose, RewriteReport]:
+    """An eval-mode copy of model with the asked rewrites that apply to its variant.
+
+    The input model is left untouched.
+    """
+    unknown = [name for name in rewrites if name not in REWRITES]
+    if unknown:
+        raise ValueError(f"unknown rewrites {unknown}; known: {list(REWRITES)}")
+    rewritten = copy.deepcopy(model).eval()
+    applied: list[str] = []
+    skipped: list[str] = []
+    if FINAL_CONV_BEFORE_UPSAMPLE in rewrites:
+        if model.spec.upsample[2]:
+            rewritten.head = ReorderedHead(rewritten.head)
+            applied.append(FINAL_CONV_BEFORE_UPSAMPLE)
+        else:  # XS, S: no upsampling follows the final conv, nothing to move
+            skipped.append(FINAL_CONV_BEFORE_UPSAMPLE)
+    if SOFT_ARGMAX_MARGINALS in rewrites:
+        rewritten.soft_argmax = MarginalSoftArgmax(rewritten.soft_argmax)
+        applied.append(SOFT_ARGMAX_MARGINALS)
+    return rewritten, RewriteReport(tuple(applied), tuple(skipped))
