@@ -53,12 +53,20 @@ from converter.verdicts.judge import (  # noqa: E402
     run_pose_verdict,
     verdict_images,
 )
+from converter.verdicts.ov_runtime import OpenVinoSession  # noqa: E402
 from converter.verdicts.parity import judge_output  # noqa: E402
 from converter.verdicts.runtime import open_onnx_session  # noqa: E402
-from converter.verdicts.tolerances import POSE_BUDGETS, fp32_limits  # noqa: E402
+from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits  # noqa: E402
 from converter.verdicts.verify import verify_onnx  # noqa: E402
 
 CPU = torch.device("cpu")
+# (judged precision, runtime, graph precision)
+BUDGET_CASES = (
+    ("fp16", "onnxruntime", "fp16"),
+    ("int8", "onnxruntime", "int8"),
+    ("bf16", "openvino", "fp32"),
+    ("int8", "openvino", "int8"),
+)
 
 
 def _seeds(text: str) -> list[int]:
@@ -212,15 +220,19 @@ def budgets(out: Path, frames: int) -> list[dict]:
         for label, ckpt in cases:
             crops = synthetic_crops(ckpt.spec, frames, 0)
             model = build_loaded_model(ckpt)
-            for precision in ("fp16", "int8"):
-                graph = unverified_graph(ckpt, precision, Path(tmp) / f"{precision}.onnx")
-                session = open_onnx_session(graph, "cpu")
+            graphs = {p: unverified_graph(ckpt, p, Path(tmp) / f"{p}.onnx") for p in PRECISIONS}
+            for precision, runtime, graph_precision in BUDGET_CASES:
+                if runtime == "onnxruntime":
+                    session = open_onnx_session(graphs[graph_precision], "cpu")
+                else:  # OpenVINO's own execution precision: bf16 on AMX, or f32 when asked
+                    ov_precision = "bf16" if precision == "bf16" else "auto"
+                    session = OpenVinoSession(graphs[graph_precision], precision=ov_precision)
                 for batch in (1, 8):
                     change = run_pose_verdict(
                         model, session, crops, batch, precision=precision,
                         budget=POSE_BUDGETS[precision], torch_device=CPU, spec=ckpt.spec,
                     )  # fmt: skip
-                    row = {"weights": label, **change.to_dict()}
+                    row = {"weights": label, "runtime": runtime, **change.to_dict()}
                     print(json.dumps(row), flush=True)
                     rows.append(row)
     (out / "budgets.json").write_text(json.dumps(rows, indent=1))

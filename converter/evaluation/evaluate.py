@@ -103,10 +103,17 @@ def torch_backend(ckpt, device: str = "auto") -> TorchBackend:
     return TorchBackend(build_loaded_model(ckpt), resolve_torch_device(device))
 
 
-def onnx_backend(path: str | Path, device: str = "auto", threads: int | None = None) -> OnnxBackend:
-    from converter.verdicts.runtime import open_onnx_session
+def onnx_backend(
+    path: str | Path,
+    device: str = "auto",
+    threads: int | None = None,
+    runtime: str = "onnxruntime",
+    ov_precision: str = "auto",
+) -> OnnxBackend:
+    """The graph on onnxruntime (CPU/CUDA) or OpenVINO (CPU, its execution precision reported)."""
+    from converter.verdicts.runtime import open_session
 
-    return OnnxBackend(open_onnx_session(path, device=device, threads=threads))
+    return OnnxBackend(open_session(path, runtime, device, threads, ov_precision=ov_precision))
 
 
 # ---------------------------------------------------------------------------------------------

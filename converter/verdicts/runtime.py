@@ -222,6 +222,40 @@ def open_onnx_session(
     return result
 
 
+RUNTIMES = ("onnxruntime", "openvino")
+
+
+def check_runtime(runtime: str) -> str:
+    name = runtime.strip().lower()
+    if name not in RUNTIMES:
+        raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    return name
+
+
+def open_session(
+    path: str | Path,
+    runtime: str = "onnxruntime",
+    device: str = "auto",
+    threads: int | None = None,
+    *,
+    ov_precision: str = "auto",
+    spinning: bool = True,
+):
+    """A session of the runtime asked for: OnnxSession, or OpenVinoSession (CPU only here).
+
+    Both expose path, device, providers, fallback_reason, input/output names and run(image);
+    an OpenVINO session also says which precision it really executes in.
+    """
+    name = check_runtime(runtime)
+    if name == "onnxruntime":
+        return open_onnx_session(path, device, threads, spinning=spinning)
+    if check_device(device) == "cuda":
+        raise UsageError("--runtime openvino runs on the CPU here; --device cuda is onnxruntime's")
+    from converter.verdicts.ov_runtime import OpenVinoSession  # optional dependency
+
+    return OpenVinoSession(path, threads, ov_precision)
+
+
 # Like onnxruntime.tools.convert_onnx_models_to_ort's default: every optimization except the
 # x86-only NCHWc layout, so the file runs on ARM phones as well as here.
 ORT_FORMAT_DISABLED_OPTIMIZERS = ("NchwcTransformer",)

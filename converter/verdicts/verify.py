@@ -39,8 +39,14 @@ from converter.verdicts.judge import (
     verdict_images,
 )
 from converter.verdicts.parity import ParityReport, PoseChange
-from converter.verdicts.runtime import OnnxSession, open_onnx_session, resolve_torch_device
-from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits
+from converter.verdicts.runtime import (
+    OnnxSession,
+    check_runtime,
+    open_onnx_session,
+    open_session,
+    resolve_torch_device,
+)
+from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits, judged_precision
 
 DEFAULT_BATCHES = (1, 4)
 DEFAULT_SAMPLES = 8
@@ -70,12 +76,15 @@ class VerifyReport:
     crops: int
     batches: tuple[int, ...]
     seed: int
-    precision: str  # read from the graph's ops and initializers
+    precision: str  # what the run is judged as: the graph's, or coarser if the runtime says so
     limits: dict[str, str]  # per output, the rule it was judged by
     results: tuple[ParityReport, ...]  # fp32 graphs
     pose: tuple[PoseChange, ...]  # fp16 / int8 graphs
     warnings: tuple[str, ...]
     seconds: float
+    graph_precision: str = "fp32"  # read from the graph's ops and initializers
+    runtime: str = "onnxruntime"
+    execution_precision: str | None = None  # what OpenVINO reports it computes in
 
     @property
     def passed(self) -> bool:
@@ -99,7 +108,10 @@ class VerifyReport:
             "batches": list(self.batches),
             "seed": self.seed,
             "precision": self.precision,
-            "precision_source": "graph",
+            "precision_source": "graph" if self.execution_precision is None else "runtime",
+            "graph_precision": self.graph_precision,
+            "runtime": self.runtime,
+            "execution_precision": self.execution_precision,
             "limits": self.limits,
             "results": [r.to_dict() for r in self.results],
             "pose_change": [p.to_dict() for p in self.pose],
@@ -117,9 +129,14 @@ class VerifyReport:
         out = [
             f"verify {self.onnx_path} against {self.checkpoint}: ConvNeXtPose-{self.variant}, "
             f"weights {self.weights}, sha256 {self.weights_sha256[:12]}",
-            f"  onnxruntime on {self.onnx_device} ({', '.join(self.providers)}), "
+            f"  {self.runtime} on {self.onnx_device} ({', '.join(self.providers)}), "
             f"PyTorch on {self.torch_device}; {inputs}, seed {self.seed}; "
-            f"graph precision {self.precision} (read from its ops)",
+            f"graph precision {self.graph_precision} (read from its ops)"
+            + (
+                f", executed in {self.execution_precision}: judged as {self.precision}"
+                if self.execution_precision is not None
+                else ""
+            ),
         ]
         if self.device_note:
             out.append(f"  note: {self.device_note}")
@@ -173,8 +190,16 @@ def _check_metadata(
     return notes
 
 
-def _choose_devices(path: Path, device: str) -> tuple[OnnxSession, torch.device, str | None]:
+def _choose_devices(
+    path: Path, device: str, runtime: str = "onnxruntime", ov_precision: str = "auto"
+) -> tuple[OnnxSession, torch.device, str | None]:
     """Both backends on the same device family; auto means CUDA only where both really run it."""
+    if runtime != "onnxruntime":  # OpenVINO runs on the CPU here, and so does the reference
+        return (
+            open_session(path, runtime, device, ov_precision=ov_precision),
+            torch.device("cpu"),
+            None,
+        )
     torch_device = resolve_torch_device(device)  # "cuda" without torch CUDA raises here
     note = None
     if device.strip().lower() == "auto" and torch_device.type == "cpu":
@@ -245,6 +270,8 @@ def verify_onnx(
     seed: int | None = None,
     data: str | Path | None = None,
     frames: int = POSE_FRAMES,
+    runtime: str = "onnxruntime",
+    ov_precision: str = "auto",
 ) -> VerifyReport:
     """Check metadata and precision, then run the verdict; raises on any failure.
 
@@ -255,6 +282,9 @@ def verify_onnx(
     data (fp16/int8): a Human3.6M root whose frames the pose change is measured on (default:
     the synthetic set), frames of them.
     variant: required when the graph has no cnp-convert metadata.
+    runtime: onnxruntime or openvino (CPU); ov_precision: OpenVINO's execution precision (auto:
+    its own choice). The verdict follows what the runtime reports it computes in: an fp32 graph
+    that OpenVINO runs in bf16 is judged by the bf16 pose budget.
     """
     started = time.perf_counter()
     path = Path(onnx_path)
@@ -263,6 +293,7 @@ def verify_onnx(
     if not 1 <= frames <= MAX_SAMPLES:
         raise UsageError(f"frames must be from 1 to {MAX_SAMPLES}, not {frames}")
     seed = resolve_seed(seed)
+    runtime = check_runtime(runtime)
     spec = ckpt.spec
     if variant is not None and get_variant(variant).name != spec.name:
         raise VariantMismatchError(
@@ -324,9 +355,15 @@ def verify_onnx(
         output_map = dict(zip(("coords", "heatmaps"), graph_outputs, strict=False))
     fixed = facts.input_shape[0] if isinstance(facts.input_shape[0], int) else None
     batch_sizes = _parse_batches(batches, fixed)
+    session, torch_device, note = _choose_devices(path, device, runtime, ov_precision)
+    stored_precision = precision
+    execution_precision = getattr(session, "execution_precision", None)
+    precision = judged_precision(precision, execution_precision)
+    if atol is not None and precision != "fp32":
+        raise UsageError(
+            f"--atol applies to fp32 runs; {path} runs in {precision} here, judged by its budget"
+        )
     crops = _pose_crops(spec, seed, frames, data) if precision != "fp32" else None
-
-    session, torch_device, note = _choose_devices(path, device)
     model = build_loaded_model(ckpt)
     results: tuple[ParityReport, ...] = ()
     pose: tuple[PoseChange, ...] = ()
@@ -380,6 +417,9 @@ def verify_onnx(
         pose=pose,
         warnings=tuple(warnings),
         seconds=time.perf_counter() - started,
+        graph_precision=stored_precision,
+        runtime=runtime,
+        execution_precision=execution_precision,
     )
     if not report.passed:
         raise ParityFailedError(f"{path}: {_first_failure(report)}", report)

@@ -1,0 +1,123 @@
+"""OpenVINO as a runtime for our ONNX graphs (optional: ``pip install "cnp-convert[openvino]"``).
+
+OpenVINO compiles the same ``.onnx`` file for the CPU and picks its own execution precision:
+bf16 on CPUs with AMX or AVX-512 BF16 unless told otherwise, f32 elsewhere. What it chose is read
+back from the compiled model (like onnxruntime's providers, a request is not a fact), and the
+verdict follows it: f32 execution is held to the fp32 floor rule, bf16 to the bf16 pose budget
+(converter.verdicts.tolerances).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from converter.core.errors import OnnxModelError, UsageError
+
+INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
+# What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
+EXECUTION_PRECISIONS = ("auto", "f32", "bf16")
+_TYPE_NAMES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16"}
+_TYPE_NAMES.update({"f16": "f16", "float16": "f16"})
+
+
+def check_execution_precision(value: str) -> str:
+    name = value.strip().lower()
+    if name not in EXECUTION_PRECISIONS:
+        raise UsageError(
+            f"--ov-precision must be one of {', '.join(EXECUTION_PRECISIONS)}, not {value!r}"
+        )
+    return name
+
+
+def _precision_name(ov_type: object) -> str:
+    """f32 / bf16 / f16 from an OpenVINO element type (its str() is "<Type: 'bfloat16'>")."""
+    text = str(getattr(ov_type, "type_name", None) or ov_type).lower()
+    for key, name in _TYPE_NAMES.items():
+        if f"'{key}'" in text or text == key:
+            return name
+    return text
+
+
+def openvino_version() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return str(openvino.get_version())
+
+
+class OpenVinoSession:
+    """An OpenVINO CPU inference request over a graph, with the same surface as OnnxSession.
+
+    execution_precision: what the compiled model really computes in (f32, bf16, f16).
+    """
+
+    device = "cpu"
+    fallback_reason = None
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, threads: int | None = None, precision: str = "auto"):
+        self.path = Path(path)
+        precision = check_execution_precision(precision)
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be at least 1, not {threads}")
+        try:
+            import openvino as ov
+        except ImportError:
+            raise UsageError(
+                f"--runtime openvino: OpenVINO is not installed; {INSTALL_HINT}"
+            ) from None
+        if not self.path.is_file():
+            raise OnnxModelError(f"{self.path}: no such file")
+        core = ov.Core()
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            model = core.read_model(str(self.path))
+            compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxModelError(
+                f"{self.path}: OpenVINO cannot compile it ({first[:300]})"
+            ) from None
+        self.requested_precision = precision
+        self.execution_precision = _precision_name(
+            compiled.get_property("INFERENCE_PRECISION_HINT")
+        )
+        self.threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
+        self.providers = (
+            f"OpenVINO {ov.get_version().split('-')[0]} CPU ({self.execution_precision}, "
+            f"{'asked ' + precision if precision != 'auto' else 'its default'})",
+        )
+        if len(compiled.inputs) != 1:
+            raise OnnxModelError(
+                f"{self.path}: expected one input, the graph has {len(compiled.inputs)}"
+            )
+        self.input_name = compiled.inputs[0].get_any_name()
+        shape = compiled.inputs[0].get_partial_shape()
+        self.input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
+        self._outputs = list(compiled.outputs)
+        self.output_names = tuple(o.get_any_name() for o in self._outputs)
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """One forward pass; image is the normalized NCHW float32 batch."""
+        feed = np.ascontiguousarray(image, dtype=np.float32)
+        try:
+            results = self._request.infer({0: feed})
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxModelError(
+                f"{self.path}: OpenVINO inference failed ({first[:300]})"
+            ) from None
+        # The request reuses its output buffers on the next call: copy out.
+        return {
+            name: np.array(results[out])
+            for name, out in zip(self.output_names, self._outputs, strict=True)
+        }
