@@ -53,6 +53,14 @@ ANNOTATION_DIR_CANDIDATES = (
 # "act_NN" not preceded by a letter, so "subact_01" does not match.
 _ACTION_IN_NAME = re.compile(r"(?<![A-Za-z])act_(\d{2})")
 
+# Annotation sanity bounds, checked while reading so bad values stop the run before inference.
+# Real frames are 1000x1002 (or 1000x1000); 65,535 px is the largest side a JPEG can have.
+MAX_IMAGE_SIDE = 65_535
+# A camera's R must be a rotation: max |R·Rᵀ - I| and |det R - 1| at most this. The real files
+# hold rotations to ~1e-8; a matrix rounded to 3 decimals stays within ~4e-3, while an all-zero,
+# scaled or mirrored matrix is off by far more.
+ROTATION_TOLERANCE = 1e-2
+
 
 def action_index_from_file_name(file_name: str) -> int:
     """0-based action index from a relative file name's ``act_NN`` component (NN - 2).
@@ -274,6 +282,13 @@ def load_bbox_root(path: str | Path) -> dict[int, RootNetEntry]:
             ) from None
         if len(bbox) != 4 or len(root) != 3:
             raise DatasetError(f"{path}: entry {position} has a bbox or root_cam of the wrong size")
+        where = f"{path}: entry {position} (image_id {image_id})"
+        # Boxes are used as they are (a crop of zero size has no affine transform) and the root
+        # depth divides the back-projection; real boxes may start left of the image (x < 0).
+        if not np.isfinite(bbox).all() or bbox[2] <= 0 or bbox[3] <= 0:
+            raise DatasetError(f"{where}: bbox {_numbers(bbox)} needs finite values, w and h > 0")
+        if not np.isfinite(root).all() or root[2] <= 0:
+            raise DatasetError(f"{where}: root_cam {_numbers(root)} needs finite values, Z > 0")
         if image_id in table:
             raise DatasetError(f"{path}: image_id {image_id} appears twice")
         table[image_id] = RootNetEntry(bbox, root)  # type: ignore[arg-type]
@@ -291,6 +306,8 @@ class H36MDataset:
     samples: tuple[Sample, ...]
     bbox_source: str  # "ground truth" or the RootNet file's path
     dropped: int = 0  # annotations whose box process_bbox rejected
+    # Test frames left out because their image file is missing (load_dataset(skip_missing=True)).
+    skipped: tuple[Path, ...] = ()
 
     @property
     def metric(self) -> str:
@@ -334,6 +351,7 @@ def _parse_cameras(path: Path, data: object) -> dict[int, Camera]:
     cameras = {}
     for key, value in data.items():
         try:
+            index = int(key)
             rotation = np.asarray(value["R"], dtype=np.float64).reshape(3, 3)
             translation = np.asarray(value["t"], dtype=np.float64).reshape(3)
             focal = tuple(float(v) for v in value["f"])
@@ -342,8 +360,34 @@ def _parse_cameras(path: Path, data: object) -> dict[int, Camera]:
             raise DatasetError(f"{path}: camera {key} is not {{R 3x3, t 3, f 2, c 2}}") from None
         if len(focal) != 2 or len(center) != 2:
             raise DatasetError(f"{path}: camera {key} needs f and c with two values each")
-        cameras[int(key)] = Camera(rotation, translation, focal, center)  # type: ignore[arg-type]
+        problem = camera_problem(rotation, translation, focal, center)
+        if problem:
+            raise DatasetError(f"{path}: camera {key}: {problem}")
+        cameras[index] = Camera(rotation, translation, focal, center)  # type: ignore[arg-type]
     return cameras
+
+
+def camera_problem(rotation: np.ndarray, translation: np.ndarray, focal, center) -> str | None:
+    """Why a camera cannot project (non-finite values, focal <= 0, R not a rotation), or None."""
+    for name, values in (("R", rotation), ("t", translation), ("f", focal), ("c", center)):
+        if not np.isfinite(values).all():
+            return f"{name} has non-finite values ({_numbers(np.ravel(values))})"
+    if min(focal) <= 0:
+        return f"focal length f {_numbers(focal)} must be positive"
+    orthogonality = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
+    determinant = float(np.linalg.det(rotation))
+    if orthogonality > ROTATION_TOLERANCE or abs(determinant - 1.0) > ROTATION_TOLERANCE:
+        return (
+            f"R is not a rotation (max |R·Rᵀ - I| {orthogonality:.3g}, det {determinant:.3g}; "
+            f"both within {ROTATION_TOLERANCE} of a rotation's)"
+        )
+    return None
+
+
+def _numbers(values) -> str:
+    """A few numbers for a message: at most 9, short."""
+    shown = [f"{float(v):.6g}" for v in list(values)[:9]]
+    return "[" + ", ".join(shown) + (", ...]" if len(values) > 9 else "]")
 
 
 def _subject_samples(
@@ -351,8 +395,9 @@ def _subject_samples(
     subject: int,
     input_aspect: float,
     bbox_root: Mapping[int, RootNetEntry] | None,
-) -> tuple[list[Sample], int, list[int]]:
-    """The subject's test frames in annotation order; also (dropped boxes, ids RootNet lacks)."""
+) -> tuple[list[Sample], list[int], list[int]]:
+    """The subject's test frames in annotation order; also the image ids of boxes process_bbox
+    dropped and of frames RootNet lacks."""
     prefix = f"Human36M_subject{subject}"
     data_path = layout.annotations_dir / f"{prefix}_data.json"
     camera_path = layout.annotations_dir / f"{prefix}_camera.json"
@@ -368,7 +413,7 @@ def _subject_samples(
         raise DatasetError(f"{data_path}: an images entry has no integer id") from None
 
     samples: list[Sample] = []
-    dropped = 0
+    dropped: list[int] = []
     missing_roots: list[int] = []
     for annotation in data["annotations"]:  # annotation order is the reference's test order
         try:
@@ -376,6 +421,9 @@ def _subject_samples(
             if int(image["subject"]) != subject or int(image["frame_idx"]) % TEST_SAMPLING:
                 continue
             sample = _make_sample(layout, image, annotation, cameras, joints, input_aspect)
+        except _BadRecord as bad:
+            where = joints_path if bad.in_joints else data_path
+            raise DatasetError(f"{where}: image {annotation['image_id']}: {bad}") from None
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             ident = annotation.get("image_id") if isinstance(annotation, Mapping) else annotation
             raise DatasetError(
@@ -389,10 +437,32 @@ def _subject_samples(
                 continue
             sample = replace(sample, bbox=entry.bbox, root_cam=entry.root_cam)
         elif sample.bbox is None:
-            dropped += 1
+            dropped.append(sample.image_id)
             continue
         samples.append(sample)
     return samples, dropped, missing_roots
+
+
+class _BadRecord(Exception):
+    """A record that is complete but holds values no frame can have (named by the caller)."""
+
+    def __init__(self, what: str, in_joints: bool = False) -> None:
+        super().__init__(what)
+        self.in_joints = in_joints
+
+
+def _image_side(image: Mapping, name: str) -> int:
+    value = image[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _BadRecord(f"{name} {str(value)[:40]!r} is not a number")
+    # Compared as numbers, never converted first: int(nan) and float(10**400) raise.
+    if not (1 <= value <= MAX_IMAGE_SIDE and value == round(value)):
+        if isinstance(value, float):
+            shown = f"{value:.6g}"
+        else:
+            shown = str(value) if value.bit_length() < 64 else "a huge integer"
+        raise _BadRecord(f"{name} {shown} is not a whole number from 1 to {MAX_IMAGE_SIDE:,}")
+    return int(value)
 
 
 def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sample:
@@ -403,8 +473,16 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
     world = np.asarray(joints[str(action)][str(subaction)][str(frame)], dtype=np.float64)
     if world.shape != (17, 3):
         raise ValueError(f"3D joints of frame {frame}: shape {world.shape}, expected (17, 3)")
+    if not np.isfinite(world).all():
+        raise _BadRecord(
+            f"non-finite 3D joints (action {action}, subaction {subaction}, frame {frame})",
+            in_joints=True,
+        )
     joints_cam = world_to_camera(add_thorax(world), camera.rotation, camera.translation)
-    width, height = int(image["width"]), int(image["height"])
+    width, height = _image_side(image, "width"), _image_side(image, "height")
+    box = np.asarray(annotation["bbox"], dtype=np.float64)
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise _BadRecord(f"bbox {_numbers(box.ravel())} is not 4 finite numbers")
     file_name = str(image["file_name"])
     return Sample(
         image_id=int(image["id"]),
@@ -416,7 +494,7 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
         camera_index=int(image["cam_idx"]),
         frame_index=frame,
         image_size=(width, height),
-        bbox=process_bbox(annotation["bbox"], width, height, input_aspect),  # type: ignore[arg-type]
+        bbox=process_bbox(box, width, height, input_aspect),
         root_cam=tuple(float(v) for v in joints_cam[0]),  # type: ignore[arg-type]
         focal=camera.focal,
         center=camera.center,
@@ -434,16 +512,27 @@ def spread_subset(count: int, limit: int | None) -> list[int]:
     return np.linspace(0, count - 1, limit).round().astype(int).tolist()
 
 
+def missing_images(samples: Sequence[Sample]) -> list[Path]:
+    """The image paths of samples whose image file is not there, in test order."""
+    return [s.image_path for s in samples if not s.image_path.is_file()]
+
+
 def check_images(samples: Sequence[Sample], layout: Layout) -> None:
     """Raise one DatasetError naming the missing images (count, first five, layout assumed)."""
-    missing = [s.image_path for s in samples if not s.image_path.is_file()]
+    missing = missing_images(samples)
     if missing:
-        first = ", ".join(str(p) for p in missing[:5])
         raise DatasetError(
-            f"{len(missing)} of {len(samples)} images are missing, assuming the "
-            f"{layout.describe()}; first {min(5, len(missing))}: {first}; "
-            f"pass --images DIR if the images are elsewhere"
+            f"{_missing_summary(missing, len(samples), layout)}; pass --images DIR if the images "
+            f"are elsewhere, or --skip-missing to evaluate the frames whose images exist"
         )
+
+
+def _missing_summary(missing: Sequence[Path], total: int, layout: Layout) -> str:
+    first = ", ".join(str(p) for p in missing[:5])
+    return (
+        f"{len(missing)} of {total} images are missing, assuming the {layout.describe()}; "
+        f"first {min(5, len(missing))}: {first}"
+    )
 
 
 def load_dataset(
@@ -456,10 +545,13 @@ def load_dataset(
     input_hw: tuple[int, int] = (256, 256),
     limit: int | None = None,
     require_images: bool = True,
+    skip_missing: bool = False,
 ) -> H36MDataset:
     """Read the protocol's test frames (every 64th) under root, in the reference's test order.
 
     limit keeps that many frames spread evenly over the whole set (so every action shows up).
+    A missing image is an error, unless skip_missing: then the frames without an image are left
+    out (listed in ``skipped``) and limit spreads over the rest; none left is still an error.
     """
     if protocol not in PROTOCOL_SUBJECTS:
         raise DatasetError(f"protocol {protocol}: only 1 (S11, PA-MPJPE) and 2 (S9+S11, MPJPE)")
@@ -467,7 +559,7 @@ def load_dataset(
     roots = load_bbox_root(bbox_root) if bbox_root is not None else None
     aspect = input_hw[1] / input_hw[0]
     samples: list[Sample] = []
-    dropped = 0
+    dropped: list[int] = []
     missing_roots: list[int] = []
     for subject in PROTOCOL_SUBJECTS[protocol]:
         subject_samples, subject_dropped, subject_missing = _subject_samples(
@@ -482,18 +574,36 @@ def load_dataset(
             f"{bbox_root}: no entry for {len(missing_roots)} test frames of protocol {protocol} "
             f"(first image ids: {first}); is it the file for this protocol and these annotations?"
         )
+    if not samples and dropped:
+        first = ", ".join(str(i) for i in dropped[:5])
+        raise DatasetError(
+            f"{layout.annotations_dir}: the box of every one of the {len(dropped)} test frames "
+            f"is empty or outside its image (zero width or height after clipping; first image "
+            f"ids: {first})"
+        )
     if not samples:
         raise DatasetError(
             f"{layout.annotations_dir}: no test frames (frame_idx % {TEST_SAMPLING} == 0) for "
             f"subjects {', '.join(map(str, PROTOCOL_SUBJECTS[protocol]))}"
         )
+    skipped: list[Path] = []
+    if skip_missing:
+        skipped = missing_images(samples)
+        if len(skipped) == len(samples):
+            raise DatasetError(
+                f"{_missing_summary(skipped, len(samples), layout)}; nothing to evaluate; "
+                f"pass --images DIR if the images are elsewhere"
+            )
+        absent = set(skipped)
+        samples = [s for s in samples if s.image_path not in absent]
     selected = tuple(samples[i] for i in spread_subset(len(samples), limit))
-    if require_images:
+    if require_images and not skip_missing:
         check_images(selected, layout)
     return H36MDataset(
         protocol=protocol,
         layout=layout,
         samples=selected,
         bbox_source=str(bbox_root) if bbox_root is not None else "ground truth",
-        dropped=dropped,
+        dropped=len(dropped),
+        skipped=tuple(skipped),
     )
