@@ -36,7 +36,7 @@ from converter.core.errors import UsageError, VariantMismatchError
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.runtime import (
     OnnxSession,
-    open_onnx_session,
+    open_session,
     resolve_torch_device,
     strict_fp32,
 )
@@ -66,12 +66,34 @@ class LatencyStats:
 
 
 @dataclass(frozen=True)
+class Contender:
+    """A graph on a runtime, timed beside the main one (e.g. OpenVINO, or the int8 graph)."""
+
+    label: str
+    path: Path
+    runtime: str = "onnxruntime"
+    ov_precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class ContenderTiming:
+    label: str
+    runtime: str
+    providers: tuple[str, ...]
+    execution_precision: str | None  # what OpenVINO reports it computes in; None: the graph's
+    latency: LatencyStats
+    ratio_over_torch: float  # median over rounds of this contender's time / PyTorch's
+    speedup: float
+
+
+@dataclass(frozen=True)
 class BenchRow:
     batch: int
     torch: LatencyStats
     onnx: LatencyStats
     ratio_onnx_over_torch: float  # median over pairs of runs; < 1 means onnxruntime is faster
     speedup: float  # 1 / ratio
+    others: tuple[ContenderTiming, ...] = ()  # further contenders, timed in the same rounds
 
 
 @dataclass(frozen=True)
@@ -82,12 +104,15 @@ class MachineInfo:
     system: str
     torch_version: str
     onnxruntime_version: str
+    cpu_features: tuple[str, ...] = ()  # the vector / matrix instruction sets the CPU reports
 
     @classmethod
     def current(cls) -> MachineInfo:
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        name, features = cpu_identity()
         return cls(
-            cpu=cpu_model(),
+            cpu=name,
+            cpu_features=features,
             cores=os.cpu_count() or 1,
             gpu=gpu,
             system=f"{platform.system()} {platform.machine()}",
@@ -97,9 +122,10 @@ class MachineInfo:
 
     def line(self) -> str:
         gpu = f", GPU {self.gpu}" if self.gpu else ", no GPU"
+        features = ", ".join(self.cpu_features) or "none of AVX2/AVX-512/AMX"
         return (
-            f"{self.cpu}, {self.cores} cores{gpu} ({self.system}); torch {self.torch_version}, "
-            f"onnxruntime {self.onnxruntime_version}"
+            f"{self.cpu} ({features}), {self.cores} cores{gpu} ({self.system}); "
+            f"torch {self.torch_version}, onnxruntime {self.onnxruntime_version}"
         )
 
 
@@ -121,6 +147,8 @@ class BenchReport:
     rows: tuple[BenchRow, ...]
     date: str
     export_seconds: float | None = None  # when the graph was exported for this run
+    runtime: str = "onnxruntime"  # what ran the graph (the "onnx" columns)
+    execution_precision: str | None = None  # OpenVINO's, read back; None: the graph's own
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,7 +158,7 @@ class BenchReport:
         out = [
             f"bench {self.model} (ConvNeXtPose-{self.variant}, {self.precision}) on {self.device}",
             f"machine: {self.machine.line()}",
-            f"onnxruntime providers {', '.join(self.providers)}; intra-op threads {threads}, "
+            f"{self.runtime} providers {', '.join(self.providers)}; intra-op threads {threads}, "
             f"spinning {'on' if self.spinning else 'off'}"
             + (", I/O binding" if self.io_binding else "")
             + f"; PyTorch eager on {self.torch_device}, {self.torch_threads} threads",
@@ -149,15 +177,34 @@ class BenchReport:
                 f"{r.onnx.max_ms:>8.2f} {r.torch.fps:>10.1f} {r.onnx.fps:>9.1f} "
                 f"{r.ratio_onnx_over_torch:>11.3f}  ({r.speedup:.2f}x faster)"
             )
+            for other in r.others:
+                out.append(
+                    f"{'':>5} {other.label}: {other.latency.median_ms:.2f} ms (min "
+                    f"{other.latency.min_ms:.2f}, max {other.latency.max_ms:.2f}), "
+                    f"{other.latency.fps:.1f} fps, {other.speedup:.2f}x PyTorch"
+                    + (
+                        f"; runs in {other.execution_precision}"
+                        if other.execution_precision
+                        else ""
+                    )
+                )
         return out
 
 
-def cpu_model() -> str:
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_identity() -> tuple[str, tuple[str, ...]]:
+    """The CPU's model name and which of CPU_FEATURES it reports (Linux /proc/cpuinfo)."""
+    name, flags = platform.processor() or platform.machine(), set()
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()[:64]:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return name, tuple(f for f in CPU_FEATURES if f in flags)
 
 
 def _torch_runner(model: torch.nn.Module, image: np.ndarray, device: torch.device) -> Callable:
@@ -196,24 +243,33 @@ def _time(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(
-    first: Callable[[], object], second: Callable[[], object], runs: int, warmup: int
-) -> tuple[list[float], list[float]]:
-    """Seconds per run of each, alternating which goes first in every pair.
+def interleaved_rounds(
+    runners: Sequence[Callable[[], object]], runs: int, warmup: int
+) -> list[list[float]]:
+    """Seconds per run of each runner; every round runs each once, the order rotated by one
+    per round (with two runners: swapped every pair).
 
     Each timed run follows an untimed run of the same backend: the other library's idle
     threads still spin for a moment after it returns, and that settling run absorbs it.
     """
     for _ in range(warmup):
-        first()
-        second()
-    a: list[float] = []
-    b: list[float] = []
-    for i in range(runs):
-        order = ((second, b), (first, a)) if i % 2 else ((first, a), (second, b))
-        for run, times in order:
+        for run in runners:
             run()
-            times.append(_time(run))
+    times: list[list[float]] = [[] for _ in runners]
+    count = len(runners)
+    for i in range(runs):
+        for k in range(count):
+            index = (i + k) % count
+            runners[index]()
+            times[index].append(_time(runners[index]))
+    return times
+
+
+def interleaved(
+    first: Callable[[], object], second: Callable[[], object], runs: int, warmup: int
+) -> tuple[list[float], list[float]]:
+    """interleaved_rounds for two runners."""
+    a, b = interleaved_rounds((first, second), runs, warmup)
     return a, b
 
 
@@ -243,10 +299,15 @@ def benchmark(
     warmup: int = DEFAULT_WARMUP,
     spinning: bool = False,
     export_seconds: float | None = None,
+    runtime: str = "onnxruntime",
+    ov_precision: str = "auto",
+    contenders: Sequence[Contender] = (),
 ) -> BenchReport:
     """Median/min/max latency of both backends per batch size, interleaved in one run.
 
-    threads: intra-op threads for both backends (None: each library's default).
+    threads: intra-op threads for every backend (None: each library's default).
+    runtime / ov_precision: what runs onnx_path (OpenVINO: CPU only).
+    contenders: further graphs or runtimes timed in the same rounds (same inputs, same threads).
     """
     name = _check_options(device, batches, threads, runs, warmup)
     path = Path(onnx_path)
@@ -257,7 +318,14 @@ def benchmark(
             f"({ckpt.metadata.source_name}) is {ckpt.spec.name}"
         )
     torch_device = resolve_torch_device(name)  # cuda without a usable GPU fails here
-    session = open_onnx_session(path, name, threads, spinning=spinning)
+    session = open_session(
+        path, runtime, name, threads, ov_precision=ov_precision, spinning=spinning
+    )
+    others = [
+        (c, open_session(c.path, c.runtime, name, threads, ov_precision=c.ov_precision,
+                         spinning=spinning))
+        for c in contenders
+    ]  # fmt: skip
     fixed = session.input_shape[0] if isinstance(session.input_shape[0], int) else None
     if fixed is not None and any(int(b) != fixed for b in batches):
         raise UsageError(f"{path}: the graph has a fixed batch of {fixed}, not {list(batches)}")
@@ -270,13 +338,32 @@ def benchmark(
         rows = []
         for batch in (int(b) for b in batches):
             image = normalize_images(seeded_images(batch, seed=batch), ckpt.spec)
-            torch_s, onnx_s = interleaved(
-                _torch_runner(model, image, torch_device),
-                _onnx_runner(session, image),
+            torch_s, onnx_s, *other_s = interleaved_rounds(
+                [
+                    _torch_runner(model, image, torch_device),
+                    _onnx_runner(session, image),
+                    *(_onnx_runner(other, image) for _, other in others),
+                ],
                 runs,
                 warmup,
             )
             ratio = statistics.median(o / t for o, t in zip(onnx_s, torch_s, strict=True))
+            timings = []
+            for (contender, other), seconds in zip(others, other_s, strict=True):
+                other_ratio = statistics.median(
+                    o / t for o, t in zip(seconds, torch_s, strict=True)
+                )
+                timings.append(
+                    ContenderTiming(
+                        label=contender.label,
+                        runtime=contender.runtime,
+                        providers=tuple(other.providers),
+                        execution_precision=getattr(other, "execution_precision", None),
+                        latency=LatencyStats.from_seconds(seconds, batch),
+                        ratio_over_torch=other_ratio,
+                        speedup=1.0 / other_ratio,
+                    )
+                )
             rows.append(
                 BenchRow(
                     batch=batch,
@@ -284,6 +371,7 @@ def benchmark(
                     onnx=LatencyStats.from_seconds(onnx_s, batch),
                     ratio_onnx_over_torch=ratio,
                     speedup=1.0 / ratio,
+                    others=tuple(timings),
                 )
             )
     finally:
@@ -305,4 +393,6 @@ def benchmark(
         rows=tuple(rows),
         date=datetime.date.today().isoformat(),
         export_seconds=export_seconds,
+        runtime=runtime,
+        execution_precision=getattr(session, "execution_precision", None),
     )

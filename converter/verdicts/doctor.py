@@ -26,6 +26,7 @@ from onnx import TensorProto, helper
 
 from converter import __version__
 from converter.core.errors import UsageError
+from converter.verdicts.bench import cpu_identity
 from converter.verdicts.runtime import (
     CPU_EP,
     CUDA_EP,
@@ -118,20 +119,6 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _cpu() -> tuple[str, tuple[str, ...]]:
-    name, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines()[:64]:
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-    return name, tuple(f for f in wanted if f in flags)
-
-
 def _probe_graph(directory: Path) -> Path:
     """A one-node float graph every provider can run."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
@@ -217,7 +204,7 @@ def run_doctor(device: str = "cpu") -> DoctorReport:
             props = torch.cuda.get_device_properties(index)
             memory = props.total_memory / 2**30
             gpus.append(f"{props.name} (sm_{props.major}{props.minor}, {memory:.0f} GiB)")
-    cpu, features = _cpu()
+    cpu, features = cpu_identity()
     advice = []
     if preload_note:
         advice.append(preload_note)
