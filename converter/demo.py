@@ -112,7 +112,7 @@ def run_demo(
 
     started = time.perf_counter()
     data_root = workdir / "h36m"
-    synthetic = make_synthetic_h36m(data_root, "reference")
+    synthetic = make_synthetic_h36m(data_root, "reference", overwrite=True)
     step("demo-data", started, f"{synthetic.images} test images in {data_root}")
 
     started = time.perf_counter()

@@ -18,6 +18,7 @@ from converter.evaluation.evaluate import format_report
 from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM
 
 BACKENDS = ("torch", "onnx")
+SKIPPED_SHOWN = 5  # skipped images named in the text output; --json lists all
 
 
 def _parse_backends(text: str) -> tuple[str, ...]:
@@ -89,6 +90,15 @@ def eval_command(
         None, "--predictions", help="Write each backend's predictions (reference format) here."
     ),
     vis: Path | None = typer.Option(None, "--vis", help="Draw a few predictions into this dir."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace result files already in --predictions / --vis."
+    ),
+    skip_missing: bool = typer.Option(
+        False,
+        "--skip-missing",
+        help="Evaluate the frames whose images exist and list the skipped ones "
+        "(default: a missing image is an error).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr."),
 ) -> None:
     """Score PyTorch and onnxruntime on Human3.6M with the reference protocol.
@@ -96,9 +106,11 @@ def eval_command(
     Exit 1 when the two backends' metrics differ by more than --max-delta-mm.
     """
     from converter.checkpoints.canonical import load_checkpoint
+    from converter.core.atomic import check_output_dir
     from converter.evaluation.evaluate import (
         evaluate,
         onnx_backend,
+        prediction_files,
         torch_backend,
         write_predictions,
     )
@@ -112,6 +124,13 @@ def eval_command(
         raise UsageError("the torch backend needs --checkpoint")
     if "onnx" in names and onnx is None:
         raise UsageError("the onnx backend needs --onnx")
+    # Where results go is checked before anything is loaded or run: never inside the dataset,
+    # never over earlier results without --force.
+    inputs = (data,) if images is None else (data, images)
+    if predictions is not None:
+        check_output_dir(predictions, inputs, force, prediction_files(names))
+    if vis is not None:
+        check_output_dir(vis, inputs, force)
     ckpt = load_checkpoint(checkpoint, variant) if checkpoint is not None else None
     graph = onnx if "onnx" in names else None
     # Read once: with embedded weights this parses the whole graph file.
@@ -138,8 +157,23 @@ def eval_command(
     if max_delta_mm is None:
         max_delta_mm = EVAL_MAX_DELTA_MM[precision]
     dataset = load_dataset(
-        data, protocol, images=images, bbox_root=bbox_root, input_hw=spec.input_hw, limit=limit
+        data,
+        protocol,
+        images=images,
+        bbox_root=bbox_root,
+        input_hw=spec.input_hw,
+        limit=limit,
+        skip_missing=skip_missing,
     )
+    if dataset.skipped:
+        total = len(dataset.skipped) + len(dataset.samples) if limit is None else None
+        of = f" of {total}" if total is not None else ""
+        first = ", ".join(str(p) for p in dataset.skipped[:SKIPPED_SHOWN])
+        warn(
+            f"--skip-missing: skipped {len(dataset.skipped)}{of} test frames whose image is "
+            f"missing (first {min(SKIPPED_SHOWN, len(dataset.skipped))}: {first})"
+            + ("; --json lists them all" if len(dataset.skipped) > SKIPPED_SHOWN else "")
+        )
     runners = []
     for name in names:
         if name == "torch":
@@ -163,8 +197,8 @@ def eval_command(
         workers=workers,
         progress=progress,
     )
-    written = write_predictions(report, dataset, spec, predictions) if predictions else []
-    pictures = write_visualisations(report, dataset, spec, vis) if vis else []
+    written = write_predictions(report, dataset, spec, predictions, force) if predictions else []
+    pictures = write_visualisations(report, dataset, spec, vis, overwrite=force) if vis else []
     agree = None if report.comparison is None else report.comparison.agrees(max_delta_mm)
     if as_json:
         emit_json(
@@ -179,6 +213,7 @@ def eval_command(
                 "agree": agree,
                 "predictions": [str(p) for p in written],
                 "vis": [str(p) for p in pictures],
+                "skipped_missing": [str(p) for p in dataset.skipped],
             }
         )
     else:
@@ -223,7 +258,7 @@ def demo_data_command(
         raise OutputExistsError(f"{directory}: exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise OutputExistsError(f"{directory}: is not empty; pass --force to write into it")
-    result = make_synthetic_h36m(directory, layout)
+    result = make_synthetic_h36m(directory, layout, overwrite=force)
     if as_json:
         emit_json(result.to_dict())
         return

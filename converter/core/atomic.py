@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from converter.core.errors import OutputExistsError
+from converter.core.errors import OutputError, OutputExistsError
 
 
 def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = False) -> Path:
@@ -32,6 +32,47 @@ def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = Fa
     if not out.parent.exists():
         raise OutputExistsError(f"{out}: the directory {out.parent} does not exist")
     return out
+
+
+def check_output_dir(
+    directory: Path,
+    inputs: tuple[Path, ...] = (),
+    force: bool = False,
+    names: tuple[str, ...] | None = None,
+) -> Path:
+    """Refuse a folder for outputs that is a file, is or lies inside an input folder (resolved:
+    links do not hide it), or, without force, already holds one of names; names None (outputs
+    not known in advance) refuses a folder that holds anything."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputExistsError(f"{directory}: exists and is not a directory")
+    resolved = directory.resolve()
+    for source in inputs:
+        source_resolved = Path(source).resolve()
+        if resolved == source_resolved or source_resolved in resolved.parents:
+            raise OutputExistsError(f"{directory}: refusing to write inside the input {source}")
+    if force or not directory.is_dir():
+        return directory
+    if names is None:
+        if any(directory.iterdir()):
+            raise OutputExistsError(f"{directory}: is not empty; pass --force to write into it")
+        return directory
+    present = [name for name in names if (directory / name).exists()]
+    if present:
+        raise OutputExistsError(
+            f"{directory / present[0]}: already exists; pass --force to replace it"
+        )
+    return directory
+
+
+def make_output_dir(directory: Path) -> Path:
+    """Create directory (and its parents), or say in one line why it cannot be."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{directory}: cannot create the folder ({exc.strerror})") from None
+    return directory
 
 
 _NAME_ROOM = (
@@ -68,7 +109,10 @@ def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside out; publish it to out only if the block succeeds."""
     out = Path(out)
     prefix = f".{out.name[:_NAME_ROOM]}."
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=out.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=out.parent)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write in {out.parent} ({exc.strerror})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -76,3 +120,11 @@ def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
         publish(tmp, out, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_output(out: Path, content: bytes, overwrite: bool = False) -> Path:
+    """Publish content at out through a temporary file (see atomic_output)."""
+    out = Path(out)
+    with atomic_output(out, overwrite) as tmp:
+        tmp.write_bytes(content)
+    return out

@@ -33,7 +33,11 @@ class VariantMismatchError(VariantError):
     """The variant a user asked for disagrees with what the tensors are."""
 
 
-class OutputExistsError(ConverterError):
+class OutputError(ConverterError):
+    """An output cannot be written where it was asked (an unwritable or impossible place)."""
+
+
+class OutputExistsError(OutputError):
     """Refusing to overwrite an existing file (or the input) without --force."""
 
 

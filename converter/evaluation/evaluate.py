@@ -19,6 +19,7 @@ from typing import Protocol, TextIO
 
 import numpy as np
 
+from converter.core.atomic import make_output_dir, write_output
 from converter.core.errors import UsageError
 from converter.core.variants import VariantSpec
 from converter.h36m.dataset import H36MDataset, Sample
@@ -434,13 +435,23 @@ def evaluate(
     )
 
 
+def prediction_files(backends: Sequence[str]) -> tuple[str, ...]:
+    """The file names write_predictions gives each backend's predictions."""
+    return tuple(RESULT_FILE.format(backend=name) for name in backends)
+
+
 def write_predictions(
-    report: EvalReport, dataset: H36MDataset, spec: VariantSpec, directory: str | Path
+    report: EvalReport,
+    dataset: H36MDataset,
+    spec: VariantSpec,
+    directory: str | Path,
+    overwrite: bool = False,
 ) -> list[Path]:
     """One file per backend in the reference's result format:
-    [{image_id, joint_cam (scored joints, root-relative mm), bbox, root_cam}]."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    [{image_id, joint_cam (scored joints, root-relative mm), bbox, root_cam}].
+
+    Each file is published whole; without overwrite an existing file is kept and refused."""
+    directory = make_output_dir(Path(directory))
     joints = list(eval_joint_indices(spec.joint_names))
     written = []
     for result in report.backends:
@@ -454,7 +465,5 @@ def write_predictions(
             for i, sample in enumerate(dataset.samples)
         ]
         path = directory / RESULT_FILE.format(backend=result.name)
-        with path.open("w", encoding="utf-8") as handle:
-            json.dump(rows, handle)
-        written.append(path)
+        written.append(write_output(path, json.dumps(rows).encode("utf-8"), overwrite))
     return written

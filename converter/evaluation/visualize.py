@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from converter.core.atomic import make_output_dir, write_output
 from converter.core.variants import SKELETON, VariantSpec
 from converter.evaluation.evaluate import EvalReport
 from converter.h36m.dataset import H36MDataset, camera_to_pixel, spread_subset
@@ -39,10 +40,12 @@ def write_visualisations(
     spec: VariantSpec,
     directory: str | Path,
     count: int = 6,
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Draw GT (green) and each backend's prediction on count frames spread over the set."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Draw GT (green) and each backend's prediction on count frames spread over the set.
+
+    Each picture is published whole; without overwrite an existing file is kept and refused."""
+    directory = make_output_dir(Path(directory))
     joints = list(eval_joint_indices(spec.joint_names))
     written = []
     for index in spread_subset(len(dataset.samples), count):
@@ -80,6 +83,6 @@ def write_visualisations(
                 cv2.LINE_AA,
             )
         path = directory / f"{sample.image_id}_{sample.action}.jpg"
-        cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        written.append(path)
+        _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        written.append(write_output(path, jpeg.tobytes(), overwrite))
     return written

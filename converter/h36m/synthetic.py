@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from converter.core.atomic import make_output_dir, write_output
 from converter.core.variants import SKELETON, VariantSpec
 from converter.h36m.crops import Crops
 from converter.h36m.dataset import (
@@ -275,13 +276,19 @@ def _paths(root: Path, layout: str) -> tuple[Path, dict[int, Path]]:
     }
 
 
-def make_synthetic_h36m(root: str | Path, layout: str = "reference") -> SyntheticSet:
-    """Write the set under root in the given layout; same content for every layout."""
+def make_synthetic_h36m(
+    root: str | Path, layout: str = "reference", overwrite: bool = False
+) -> SyntheticSet:
+    """Write the set under root in the given layout; same content for every layout.
+
+    Each file is published whole (core/atomic.py); without overwrite, an existing file is kept
+    and refused (OutputExistsError). A place that cannot be written is an OutputError.
+    """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     root = Path(root)
     annotations_dir, image_roots = _paths(root, layout)
-    annotations_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(annotations_dir)
     image_id = annotation_id = 0
     images_written = annotations_total = 0
     rootnet: list[dict] = []
@@ -338,18 +345,20 @@ def make_synthetic_h36m(root: str | Path, layout: str = "reference") -> Syntheti
                         picture = backgrounds[camera].copy()
                         _draw_person(picture, joints_px[:17], bbox[3] / 1.2)
                         path = image_roots[subject] / file_name
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                        make_output_dir(path.parent)
+                        _, jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                        write_output(path, jpeg.tobytes(), overwrite)
                         images_written += 1
                         rootnet.append(_rootnet_entry(image_id, bbox, joints_cam[0], noise))
         annotations_total += len(annotations)
         prefix = annotations_dir / f"Human36M_subject{subject}"
-        _write_json(Path(f"{prefix}_data.json"), {"images": images, "annotations": annotations})
-        _write_json(Path(f"{prefix}_camera.json"), cameras)
-        _write_json(Path(f"{prefix}_joint_3d.json"), joints_3d)
+        data = {"images": images, "annotations": annotations}
+        _write_json(Path(f"{prefix}_data.json"), data, overwrite)
+        _write_json(Path(f"{prefix}_camera.json"), cameras, overwrite)
+        _write_json(Path(f"{prefix}_joint_3d.json"), joints_3d, overwrite)
     bbox_root = root / BBOX_ROOT_FILE
-    bbox_root.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(bbox_root, rootnet)
+    make_output_dir(bbox_root.parent)
+    _write_json(bbox_root, rootnet, overwrite)
     return SyntheticSet(root, layout, images_written, annotations_total, bbox_root)
 
 
@@ -366,9 +375,8 @@ def _rootnet_entry(image_id: int, bbox: list[float], root: np.ndarray, rng) -> d
     }
 
 
-def _write_json(path: Path, payload: object) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
+def _write_json(path: Path, payload: object, overwrite: bool) -> None:
+    write_output(path, json.dumps(payload).encode("utf-8"), overwrite)
 
 
 def evaluated_frames() -> list[tuple[int, int, int, int, int]]:

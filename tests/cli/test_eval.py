@@ -201,3 +201,89 @@ def test_onnxruntime_logs_nothing_of_its_own(data_root: Path, models) -> None:
         loud = [*command[:3], "--verbose", *command[3:]]
         done = subprocess.run(loud, capture_output=True, text=True, timeout=300)
         assert ":onnxruntime:" in done.stderr or torch.cuda.is_available()
+
+
+# --- where results go, and --skip-missing --------------------------------------------------------
+
+
+def _one_line_error(result, *expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def _eval_torch(data_root: Path, checkpoint: Path, *args: object):
+    return invoke("eval", "--data", data_root, "--checkpoint", checkpoint, "--backend", "torch",
+                  "--device", "cpu", "--no-progress", "--no-flip", *args)  # fmt: skip
+
+
+@pytest.mark.parametrize("option", ["--predictions", "--vis"])
+def test_results_are_never_written_inside_the_dataset(data_root: Path, tmp_path, option) -> None:
+    # refused before the checkpoint is even read: a path that does not exist is never opened
+    missing = tmp_path / "never-read.pth"
+    link = tmp_path / "link"
+    link.symlink_to(data_root / "S9_ACT2_16")
+    for target in (data_root / "results", link / "results"):
+        result = _eval_torch(data_root, missing, option, target)
+        _one_line_error(result, "refusing to write inside the input", str(data_root))
+        assert not (data_root / "results").exists() and not (link / "results").exists()
+
+
+def test_predictions_naming_a_file_is_one_line(data_root: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "results.json"
+    existing.write_text("[]")
+    result = _eval_torch(data_root, tmp_path / "never-read.pth", "--predictions", existing)
+    _one_line_error(result, f"{existing}: exists and is not a directory")
+    assert existing.read_text() == "[]"
+
+
+def test_earlier_results_are_kept_without_force(data_root, release_file, tmp_path) -> None:
+    checkpoint = release_file("XS")
+    earlier = tmp_path / "pred" / RESULT_FILE.format(backend="torch")
+    earlier.parent.mkdir()
+    earlier.write_text("earlier")
+    (tmp_path / "vis").mkdir()
+    (tmp_path / "vis" / "notes.txt").write_text("mine")
+    result = _eval_torch(data_root, checkpoint, "--limit", 1, "--predictions", tmp_path / "pred")
+    _one_line_error(result, f"{earlier}: already exists; pass --force")
+    assert "frames/s" not in result.stdout and earlier.read_text() == "earlier"
+    result = _eval_torch(data_root, checkpoint, "--limit", 1, "--vis", tmp_path / "vis")
+    _one_line_error(result, "vis: is not empty; pass --force")
+    result = _eval_torch(data_root, checkpoint, "--limit", 1, "--predictions", tmp_path / "pred",
+                         "--vis", tmp_path / "vis", "--force")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(earlier.read_text())) == 1
+    assert (tmp_path / "vis" / "notes.txt").read_text() == "mine"
+    assert len(list((tmp_path / "vis").glob("*.jpg"))) == 1
+
+
+def test_skip_missing_lists_what_it_skipped(data_root, release_file, tmp_path) -> None:
+    root = tmp_path / "partial"
+    shutil.copytree(data_root, root)
+    removed = sorted((root / "S9_ACT2_16").rglob("*.jpg"))[:7]
+    for path in removed:
+        path.unlink()
+    refused = _eval_torch(root, release_file("XS"))
+    _one_line_error(refused, "7 of 93 images are missing", "--skip-missing")
+    result = _eval_torch(root, release_file("XS"), "--skip-missing", "--limit", 2, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sorted(report["skipped_missing"]) == [str(p) for p in removed]
+    assert report["frames"] == 2
+    warning = result.stderr.strip()
+    assert warning.startswith("warning: --skip-missing: skipped 7 test frames")
+    assert sum(str(p) in warning for p in removed) == 5 and "--json lists them all" in warning
+    text = _eval_torch(root, release_file("XS"), "--skip-missing", "--limit", 2)
+    assert text.exit_code == 0 and "Protocol 2 MPJPE" in text.stdout
+    for path in sorted(root.rglob("*.jpg")):
+        path.unlink()
+    none_left = _eval_torch(root, release_file("XS"), "--skip-missing")
+    _one_line_error(none_left, "93 of 93 images are missing", "nothing to evaluate")
+
+
+def test_demo_data_under_an_unwritable_place_is_one_line() -> None:
+    result = invoke("demo-data", "/proc/cnp-demo-data")
+    _one_line_error(result, "/proc/cnp-demo-data")
+    assert "Traceback" not in result.output

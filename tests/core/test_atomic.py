@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from converter.core.atomic import atomic_output
-from converter.core.errors import OutputExistsError
+from converter.core.atomic import atomic_output, check_output_dir, make_output_dir, write_output
+from converter.core.errors import OutputError, OutputExistsError
 
 
 def test_publishes_with_the_umask_mode(tmp_path: Path) -> None:
@@ -67,3 +67,48 @@ def test_sigterm_during_a_write_leaves_no_partial_file(tmp_path: Path) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_is_never_an_input_or_a_file(tmp_path: Path) -> None:
+    data = tmp_path / "h36m"
+    (data / "images").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(data / "images")
+    for inside in (data, data / "images" / "pred", link / "new"):  # resolved: the link too
+        with pytest.raises(OutputExistsError, match="refusing to write inside the input"):
+            check_output_dir(inside, (data,))
+    a_file = tmp_path / "results.json"
+    a_file.write_text("[]")
+    with pytest.raises(OutputExistsError, match="exists and is not a directory"):
+        check_output_dir(a_file, (data,), force=True)
+    beside = tmp_path / "pred"
+    assert check_output_dir(beside, (data,)) == beside and not beside.exists()
+
+
+def test_an_output_folder_keeps_what_it_holds_without_force(tmp_path: Path) -> None:
+    (tmp_path / "other.txt").write_text("x")
+    names = ("a.json", "b.json")
+    assert check_output_dir(tmp_path, names=names) == tmp_path  # other files do not matter
+    (tmp_path / "b.json").write_text("old")
+    with pytest.raises(OutputExistsError, match=r"b\.json: already exists; pass --force"):
+        check_output_dir(tmp_path, names=names)
+    assert check_output_dir(tmp_path, names=names, force=True) == tmp_path
+    # outputs not known in advance: any content refuses
+    with pytest.raises(OutputExistsError, match="is not empty; pass --force"):
+        check_output_dir(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert check_output_dir(empty) == empty
+
+
+def test_an_unwritable_place_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"/proc/cnp/out: cannot create the folder"):
+        make_output_dir(Path("/proc/cnp/out"))
+    with pytest.raises(OutputError, match=r"/proc/out\.json: cannot write in /proc"):
+        write_output(Path("/proc/out.json"), b"[]")
+    out = write_output(make_output_dir(tmp_path / "a" / "b") / "x.json", b"[1]")
+    assert out.read_bytes() == b"[1]"
+    with pytest.raises(OutputExistsError):
+        write_output(out, b"[2]")
+    assert out.read_bytes() == b"[1]"
+    assert write_output(out, b"[2]", overwrite=True).read_bytes() == b"[2]"

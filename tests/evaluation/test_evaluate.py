@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from converter.checkpoints.canonical import build_loaded_model
+from converter.core.errors import OutputExistsError
 from converter.core.variants import get_variant
 from converter.evaluation.evaluate import (
     RESULT_FILE,
@@ -155,3 +157,28 @@ def test_predictions_and_pictures_are_written(layouts, xs_torch, xs_onnx, tmp_pa
     assert len(pictures) == 3
     image = cv2.imread(str(pictures[0]))
     assert image is not None and image.shape == (1002, 1000, 3)
+
+
+def test_outputs_are_published_whole_with_umask_modes_and_not_clobbered(
+    layouts, xs_torch, tmp_path
+) -> None:
+    dataset = load_dataset(layouts["reference"], 2, limit=2)
+    report = evaluate(dataset, [xs_torch], SPEC, batch_size=2, flip=False, progress=False)
+    old = os.umask(0o027)
+    try:
+        (predictions,) = write_predictions(report, dataset, SPEC, tmp_path / "pred")
+        pictures = write_visualisations(report, dataset, SPEC, tmp_path / "vis", count=2)
+    finally:
+        os.umask(old)
+    assert predictions.stat().st_mode & 0o777 == 0o640  # not the temporary file's 0600
+    assert {p.stat().st_mode & 0o777 for p in pictures} == {0o640}
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == sorted(p.name for p in pictures)
+    predictions.write_text("earlier results")
+    with pytest.raises(OutputExistsError, match="kept it"):
+        write_predictions(report, dataset, SPEC, tmp_path / "pred")
+    assert predictions.read_text() == "earlier results"
+    with pytest.raises(OutputExistsError):
+        write_visualisations(report, dataset, SPEC, tmp_path / "vis", count=2)
+    write_predictions(report, dataset, SPEC, tmp_path / "pred", overwrite=True)
+    assert len(json.loads(predictions.read_text())) == 2
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == [predictions.name]

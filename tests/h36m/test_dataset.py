@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converter.core.errors import DatasetError
+from converter.core.errors import DatasetError, OutputError, OutputExistsError
 from converter.h36m.dataset import (
     ACTION_NAMES,
     action_index_from_file_name,
@@ -316,3 +316,55 @@ def test_bbox_root_that_is_not_a_regular_file_or_nests_deeply(tmp_path: Path) ->
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DatasetError, match="nested too deeply"):
         load_bbox_root(deep)
+
+
+# --- --skip-missing --------------------------------------------------------------------------
+
+
+def test_skip_missing_evaluates_the_frames_whose_images_exist(kaggle_root, tmp_path) -> None:
+    root = tmp_path / "partial"
+    shutil.copytree(kaggle_root, root)
+    full = load_dataset(kaggle_root, 2)
+    removed = [s.image_path for s in full.samples if s.subject == 11][:7]
+    for path in removed:
+        (root / path.relative_to(kaggle_root)).unlink()
+    expected = [root / p.relative_to(kaggle_root) for p in removed]
+    with pytest.raises(DatasetError, match="or --skip-missing to evaluate the frames whose"):
+        load_dataset(root, 2)
+    partial = load_dataset(root, 2, skip_missing=True)
+    assert list(partial.skipped) == expected  # in test order
+    assert len(partial) == 93 - 7
+    assert not {s.image_path for s in partial.samples} & set(expected)
+    # the limit spreads over the frames that are there: first and last present frame kept
+    limited = load_dataset(root, 2, skip_missing=True, limit=4)
+    assert len(limited) == 4 and list(limited.skipped) == expected
+    ids = [s.image_id for s in partial.samples]
+    assert [s.image_id for s in limited.samples] == [ids[0], ids[28], ids[57], ids[85]]
+    assert load_dataset(kaggle_root, 2, skip_missing=True).skipped == ()
+
+
+def test_skip_missing_with_no_image_at_all_is_still_an_error(reference_root, tmp_path) -> None:
+    root = tmp_path / "annotations_only"
+    shutil.copytree(reference_root / "annotations", root / "annotations")
+    (root / "images").mkdir()
+    with pytest.raises(DatasetError, match=r"45 of 45 images are missing.*nothing to evaluate"):
+        load_dataset(root, 1, skip_missing=True)
+
+
+# --- the synthetic set as an output ----------------------------------------------------------
+
+
+def test_synthetic_set_under_an_unwritable_place_is_one_error() -> None:
+    with pytest.raises(OutputError, match=r"^/proc/cnp-h36m/annotations: cannot create"):
+        make_synthetic_h36m("/proc/cnp-h36m")
+
+
+def test_synthetic_set_keeps_existing_files_unless_told(tmp_path: Path) -> None:
+    target = tmp_path / "annotations" / "Human36M_subject9_data.json"
+    target.parent.mkdir()
+    target.write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"Human36M_subject9_data\.json"):
+        make_synthetic_h36m(tmp_path)
+    assert target.read_text() == "mine"
+    make_synthetic_h36m(tmp_path, overwrite=True)
+    assert json.loads(target.read_text())["images"][0]["id"] == 1
