@@ -14,7 +14,7 @@ from converter.core.errors import UsageError
 from converter.core.variants import get_variant
 from converter.export.exporter import export_onnx
 from converter.graphs.metadata import read_onnx_metadata
-from converter.verdicts.bench import DEFAULT_RUNS, benchmark
+from converter.verdicts.bench import DEFAULT_RUNS, benchmark, check_bench_options
 from converter.verdicts.tolerances import PRECISIONS, check_precision
 
 
@@ -70,6 +70,7 @@ def bench_command(
     if not batches:
         raise UsageError(f"--batch takes sizes like 1,8, not {batch!r}")
     precision = check_precision(precision)
+    check_bench_options(device, batches, threads, runs)  # before reading or exporting anything
     options = {"device": device, "batches": batches, "threads": threads, "runs": runs}
     if model is not None:
         if precision != "fp32":

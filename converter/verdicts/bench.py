@@ -40,6 +40,7 @@ from converter.verdicts.runtime import (
     resolve_torch_device,
     strict_fp32,
 )
+from converter.verdicts.verify import MAX_BATCH
 
 BENCH_DEVICES = ("cpu", "cuda")
 DEFAULT_BATCHES = (1, 8)
@@ -273,14 +274,20 @@ def interleaved(
     return a, b
 
 
-def _check_options(
-    device: str, batches: Sequence[int], threads: int | None, runs: int, warmup: int
+def check_bench_options(
+    device: str,
+    batches: Sequence[int],
+    threads: int | None = None,
+    runs: int = DEFAULT_RUNS,
+    warmup: int = DEFAULT_WARMUP,
 ) -> str:
+    """The device name, or a UsageError before any work (export, model build, inputs)."""
     name = device.strip().lower()
     if name not in BENCH_DEVICES:
         raise UsageError(f"--device must be one of {', '.join(BENCH_DEVICES)}, not {device!r}")
-    if not batches or any(int(b) < 1 for b in batches):
-        raise UsageError(f"batch sizes must be positive integers, not {list(batches)}")
+    # verify's bound: inputs and outputs of one batch are held at once, for every backend.
+    if not batches or any(not 1 <= int(b) <= MAX_BATCH for b in batches):
+        raise UsageError(f"batch sizes must be integers from 1 to {MAX_BATCH}, not {list(batches)}")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, not {threads}")
     if runs < 1 or warmup < 0:
@@ -309,7 +316,7 @@ def benchmark(
     runtime / ov_precision: what runs onnx_path (OpenVINO: CPU only).
     contenders: further graphs or runtimes timed in the same rounds (same inputs, same threads).
     """
-    name = _check_options(device, batches, threads, runs, warmup)
+    name = check_bench_options(device, batches, threads, runs, warmup)
     path = Path(onnx_path)
     meta = read_onnx_metadata(path)
     if meta is not None and meta.variant != ckpt.spec.name:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from converter.cli.main import app
 from converter.core.errors import UsageError, VariantMismatchError
-from converter.verdicts.bench import benchmark, interleaved
+from converter.verdicts.bench import benchmark, check_bench_options, interleaved
 from converter.verdicts.runtime import open_onnx_session
 
 runner = CliRunner()
@@ -72,7 +72,7 @@ def test_bench_text_table(xs_onnx: Path) -> None:
 
 def test_bench_refuses_bad_options(xs_onnx: Path, tmp_path: Path) -> None:
     result = invoke("bench", xs_onnx, "--batch", "0")
-    assert result.exit_code == 2 and "positive" in result.stderr
+    assert result.exit_code == 2 and "from 1 to 256" in result.stderr
     result = invoke("bench", xs_onnx, "--device", "tpu")
     assert result.exit_code == 2 and "--device must be one of" in result.stderr
     result = invoke("bench", xs_onnx, "--precision", "int8")
@@ -127,3 +127,21 @@ def test_fp16_export_verifies_on_cuda(onnx_cache) -> None:
         pytest.skip("needs torch CUDA and a working onnxruntime CUDAExecutionProvider")
     report = verify_onnx(path, ckpt, device="cuda")
     assert report.passed and report.onnx_device == "cuda"
+
+
+def test_batch_bound_is_verifys_just_inside_and_outside() -> None:
+    from converter.verdicts import verify
+
+    assert verify.MAX_BATCH == 256
+    assert check_bench_options("cpu", [1, verify.MAX_BATCH]) == "cpu"
+    with pytest.raises(UsageError, match=r"from 1 to 256, not \[1, 257\]"):
+        check_bench_options("cpu", [1, verify.MAX_BATCH + 1])
+
+
+def test_bench_huge_batch_is_refused_before_any_work(tmp_path: Path) -> None:
+    # The checkpoint is never opened (its absence is not what is reported) and nothing exported.
+    result = invoke("bench", "--checkpoint", tmp_path / "missing.pth", "--batch", "1,100000")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        "error: batch sizes must be integers from 1 to 256, not [1, 100000]"
+    )
