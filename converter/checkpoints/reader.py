@@ -257,9 +257,13 @@ def _check_zip(path: Path, data: bytes) -> str:
             names = {info.filename for info in infos}
             prefix = _zip_prefix(path, infos[0].filename, names)
             view = memoryview(data)
+            # torch.save writes every record's CRC-32, or (set_crc32_options(False)) none: a
+            # zero field where the others carry one is a record whose check was wiped.
+            carries_crc = any(info.CRC for info in infos)
             for info in infos:
-                if not _crc_ok(archive, view, info):
-                    raise _error(path, f"{corrupt} (CRC mismatch in record {info.filename})")
+                if not _crc_ok(archive, view, info, carries_crc):
+                    what = "CRC field zeroed" if info.CRC == 0 else "CRC mismatch"
+                    raise _error(path, f"{corrupt} ({what} in record {_brief(info.filename)})")
     except (zipfile.BadZipFile, struct.error, zlib.error, ValueError, EOFError) as exc:
         reason = _reason(exc)
         if reason == "File is not a zip file":  # zipfile's words for "no end-of-archive record"
@@ -309,7 +313,9 @@ def _zip_prefix(path: Path, first: str, names: set[str]) -> str:
     return prefix
 
 
-def _crc_ok(archive: zipfile.ZipFile, view: memoryview, info: zipfile.ZipInfo) -> bool:
+def _crc_ok(
+    archive: zipfile.ZipFile, view: memoryview, info: zipfile.ZipInfo, carries_crc: bool
+) -> bool:
     if info.compress_type != zipfile.ZIP_STORED:
         # Streamed: zipfile checks the CRC at the end and refuses to inflate past the declared
         # size, so a small record that claims little and inflates to gigabytes stops early.
@@ -317,8 +323,8 @@ def _crc_ok(archive: zipfile.ZipFile, view: memoryview, info: zipfile.ZipInfo) -
             while stream.read(_CHUNK):
                 pass
         return True
-    if info.CRC == 0:
-        return True  # torch with set_crc32_options(False) writes 0: nothing to check against
+    if info.CRC == 0 and not carries_crc:
+        return True  # a CRC-less archive (torch's set_crc32_options(False)): nothing to check
     signature, name_len, extra_len = _ZIP_LOCAL_HEADER.unpack_from(view, info.header_offset)
     if signature != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"bad local header for {info.filename}")
@@ -528,6 +534,13 @@ def _state_dict(path: Path, value: object, where: str) -> dict[str, torch.Tensor
         problem = _tensor_problem(tensor)
         if problem:
             raise _error(path, f"{where}: {_brief(key)} is {problem}")
+        # No weight or statistic of a usable network is NaN or infinite; this is also the one
+        # check left on the values of an archive written without CRC-32s.
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            count = int((~torch.isfinite(tensor)).sum())
+            raise _error(
+                path, f"{where}: {_brief(key)} holds {count:,} non-finite value(s) (NaN or inf)"
+            )
         # Parameters come back with requires_grad; the values are the same, minus autograd.
         tensors[key] = tensor.detach() if tensor.requires_grad else tensor
     return tensors

@@ -120,6 +120,64 @@ def zip_duplicate(folder: Path, good: bytes) -> Path:
     return path
 
 
+def _zero_crc(data: bytes, record: str) -> bytes:
+    """Zero one record's CRC-32 field in its local header and its central directory entry."""
+    out = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        struct.pack_into("<I", out, archive.getinfo(record).header_offset + 14, 0)
+    start = 0
+    while (start := out.find(b"PK\x01\x02", start)) != -1:
+        name_length = struct.unpack_from("<H", out, start + 28)[0]
+        if out[start + 46 : start + 46 + name_length] == record.encode():
+            struct.pack_into("<I", out, start + 16, 0)
+        start += 4
+    return bytes(out)
+
+
+def _replace_tail(data: bytes, record: str, tail: bytes) -> bytes:
+    """Overwrite the last bytes of a stored record's data."""
+    out = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo(record)
+        name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+        end = info.header_offset + 30 + name_length + extra_length + info.compress_size
+    out[end - len(tail) : end] = tail
+    return bytes(out)
+
+
+def _last_storage(data: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [n for n in archive.namelist() if "/data/" in n and not n.endswith("/")][-1]
+
+
+# float32 2.0: a plausible value nothing but a checksum can tell from the original
+_PLAUSIBLE_FLOAT = struct.pack("<f", 2.0)
+
+
+def zip_zeroed_crc(folder: Path, good: bytes) -> Path:
+    """A real torch archive whose last storage ends in another (finite) float, with that record's
+    CRC field zeroed, so a reader that treats 0 as "no CRC" loads the changed value."""
+    record = _last_storage(good)
+    path = folder / "zeroed_crc.pth"
+    path.write_bytes(_zero_crc(_replace_tail(good, record, _PLAUSIBLE_FLOAT), record))
+    return path
+
+
+def zip_without_crc(folder: Path, payload: object, corrupt: bool = False) -> Path:
+    """What torch.save writes with set_crc32_options(False): every CRC field 0; corrupt turns
+    the last float32 of the last storage into a NaN (all bits set), which in such an archive
+    only the values themselves can reveal."""
+    previous = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
+    try:
+        data = _torch_zip(payload)
+    finally:
+        torch.serialization.set_crc32_options(previous)
+    path = folder / ("without_crc_corrupt.pth" if corrupt else "without_crc.pth")
+    path.write_bytes(_replace_tail(data, _last_storage(data), b"\xff" * 4) if corrupt else data)
+    return path
+
+
 def folder_with_link(folder: Path, unzipped: Path, outside: Path) -> Path:
     """An unzipped checkpoint whose data/0 is a symbolic link to a file outside it."""
     target = unzipped / "data" / "0"

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from converter.checkpoints.fabricate import unzip_release
+from converter.checkpoints.reader import read_checkpoint
 from converter.cli.main import app
 
 runner = CliRunner()
@@ -114,3 +115,43 @@ def test_a_record_file_or_a_graph_says_what_to_pass_instead(tmp_path: Path, rele
     graph = tmp_path / "model.onnx"
     graph.write_bytes(b"\x08\x08\x12\x07pytorch")  # an ONNX protobuf's first bytes
     _refused(graph, "is an ONNX graph", "cnp-convert verify")
+
+
+def test_a_zeroed_crc_among_crcs_is_refused(tmp_path: Path, release_file) -> None:
+    """torch.save writes every record's CRC-32 or none (evidence: set_crc32_options(False) zeroes
+    all of them); one zero among the others is a wiped check, here over a changed float."""
+    good = release_file("XS").read_bytes()
+    path = hostile.zip_zeroed_crc(tmp_path, good)
+    _refused(path, "CRC field zeroed in record", "/data/")
+    out = tmp_path / "out.safetensors"
+    result = runner.invoke(app, ["legacy", str(path), "-o", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+
+
+def test_an_archive_written_without_crcs_is_read(tmp_path: Path) -> None:
+    import torch
+
+    state = {"conv.weight": torch.arange(12.0).reshape(3, 4), "bn.running_var": torch.ones(4)}
+    raw = read_checkpoint(hostile.zip_without_crc(tmp_path, {"network": state}))
+    with zipfile.ZipFile(raw.path) as archive:
+        assert {info.CRC for info in archive.infolist()} == {0}  # what torch wrote
+    assert raw.tensors.keys() == state.keys()
+    for key, tensor in state.items():
+        assert torch.equal(raw.tensors[key], tensor)
+    # with no CRC to check, a value no network holds is what remains detectable
+    corrupt = hostile.zip_without_crc(tmp_path, {"network": state}, corrupt=True)
+    _refused(corrupt, "holds 1 non-finite value(s)")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_named(tmp_path: Path, value: float) -> None:
+    import torch
+
+    weights = torch.ones(2, 3)
+    weights[1, 2] = value
+    path = tmp_path / "nonfinite.pth"
+    torch.save({"network": {"head.weight": torch.ones(1), "backbone.x": weights}}, path)
+    _refused(path, "'backbone.x' holds 1 non-finite value(s) (NaN or inf)")
+    finite = tmp_path / "finite.pth"
+    torch.save({"network": {"backbone.x": torch.full((2,), 3.4e38)}}, finite)  # float32's largest
+    assert read_checkpoint(finite).tensors["backbone.x"][0] == torch.tensor(3.4e38)
