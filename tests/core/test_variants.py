@@ -46,3 +46,15 @@ def test_unknown_variant_lists_known_ones() -> None:
     with pytest.raises(VariantError, match="known variants: XS, S, M, L"):
         get_variant("XL")
     assert get_variant("xs").name == "XS"
+
+
+def test_shape_facts_line_by_hand() -> None:
+    # ConvNeXtPose-XS: Atto backbone, 2 upsampling blocks; L: Femto-L, 3 (the paper's table 1)
+    assert get_variant("XS").describe() == (
+        "ConvNeXtPose-XS: Atto depths [2, 2, 6, 2] dims [40, 80, 160, 320] (stem 40 ch, stage 3 "
+        "has 6 blocks), head 128, depth_dim 32, 2UP -> heatmap 32x32x32"
+    )
+    assert get_variant("L").describe() == (
+        "ConvNeXtPose-L: Femto-L depths [3, 3, 9, 3] dims [48, 96, 192, 384] (stem 48 ch, stage 3 "
+        "has 9 blocks), head 512, depth_dim 64, 3UP -> heatmap 64x64x64"
+    )

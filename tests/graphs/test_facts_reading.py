@@ -1,0 +1,83 @@
+"""graph_facts on hand-built graphs that other exporters produce: weights in Constant nodes,
+Resize nodes relying on ONNX's attribute defaults, other opset spellings, no graph input."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from converter.graphs.facts import graph_facts
+
+
+def _model(nodes, inputs, outputs, initializers=(), opsets=(("", 18),)) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    opset_imports = [helper.make_opsetid(domain, version) for domain, version in opsets]
+    return helper.make_model(graph, opset_imports=opset_imports)
+
+
+def _image(channels: int = 3) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, channels, 8, 8])
+
+
+def test_conv_weights_in_constant_nodes_give_the_channels() -> None:
+    stem = numpy_helper.from_array(np.zeros((40, 3, 1, 1), np.float32))
+    final = numpy_helper.from_array(np.zeros((576, 40, 1, 1), np.float32))
+    nodes = [
+        helper.make_node("Constant", [], ["stem.w"], value=stem),
+        helper.make_node("Conv", ["image", "stem.w"], ["a"]),
+        helper.make_node("Constant", [], ["final.w"], value=final),
+        helper.make_node("Conv", ["a", "final.w"], ["coords"]),
+    ]
+    out = helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)
+    facts = graph_facts(_model(nodes, [_image()], [out]))
+    assert (facts.stem_channels, facts.final_conv_channels) == (40, 576)
+
+
+def test_a_weight_computed_at_run_time_has_unknown_channels() -> None:
+    # ConstantOfShape's "value" is the fill value (one element), not the weight's shape.
+    shape = numpy_helper.from_array(np.array([576, 3, 1, 1], np.int64), "shape")
+    fill = numpy_helper.from_array(np.zeros(1, np.float32))
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["w"], value=fill),
+        helper.make_node("Conv", ["image", "w"], ["coords"]),
+    ]
+    out = helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)
+    facts = graph_facts(_model(nodes, [_image()], [out], [shape]))
+    assert facts.stem_channels is None and facts.final_conv_channels is None
+
+
+def test_resize_without_attributes_reads_as_onnx_defaults() -> None:
+    # ONNX Resize: mode defaults to nearest, coordinate_transformation_mode to half_pixel.
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Resize", ["image", "", "scales"], ["up"])]
+    out = helper.make_tensor_value_info("up", TensorProto.FLOAT, None)
+    facts = graph_facts(_model(nodes, [_image()], [out], [scales]))
+    assert facts.resize_modes == ("nearest/half_pixel",) and not facts.resize_align_corners
+    assert facts.to_dict()["resize_modes"] == ["nearest/half_pixel"]
+
+
+def test_opset_under_either_name_of_the_default_domain() -> None:
+    nodes = [helper.make_node("Relu", ["image"], ["y"])]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    spelled = _model(nodes, [_image()], [out], opsets=(("com.microsoft", 1), ("ai.onnx", 17)))
+    assert graph_facts(spelled).opset == 17
+    assert graph_facts(spelled).to_dict()["opset"] == 17
+    only_custom = _model(nodes, [_image()], [out], opsets=(("com.microsoft", 1),))
+    assert graph_facts(only_custom).opset == 0  # no default-domain opset: unknown, reported as 0
+
+
+def test_a_graph_without_inputs_or_convs_has_no_input_facts() -> None:
+    value = numpy_helper.from_array(np.ones((1, 2), np.float32))
+    nodes = [helper.make_node("Constant", [], ["y"], value=value)]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    facts = graph_facts(_model(nodes, [], [out]))
+    assert facts.input_names == () and facts.input_shape is None and facts.input_elem_type == 0
+    assert facts.stem_channels is None and facts.final_conv_channels is None
+    assert facts.final_conv_hw is None and facts.heatmap_hw is None
+    payload = facts.to_dict()
+    assert payload["input_shape"] is None and payload["final_conv_hw"] is None
+    assert payload["heatmap_hw"] is None and payload["output_shapes"] == {"y": [1, 2]}
+    assert payload["precision"] == "fp32"
+    unknown = _model(nodes, [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    assert graph_facts(unknown).to_dict()["output_shapes"] == {"y": None}
