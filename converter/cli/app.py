@@ -31,6 +31,15 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+RUNTIME_HELP = (
+    'onnxruntime, or openvino (CPU; pip install "cnp-convert[openvino]"). The verdict follows '
+    "the precision the runtime reports it computes in."
+)
+OV_PRECISION_HELP = (
+    "openvino: auto (its own choice: bf16 on CPUs with AMX/AVX-512 BF16, judged by the bf16 pose "
+    "budget), f32 (judged by the fp32 floor rule) or bf16."
+)
+
 
 def handle_errors(command: F) -> F:
     """Turn ConverterError into 'error: ...' on stderr and the error's exit code."""

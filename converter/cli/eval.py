@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from converter.cli.app import app, echo, emit_json, handle_errors, warn
+from converter.cli.app import (
+    OV_PRECISION_HELP,
+    RUNTIME_HELP,
+    app,
+    echo,
+    emit_json,
+    handle_errors,
+    warn,
+)
 from converter.core.errors import (
     CheckFailedError,
     OutputExistsError,
@@ -15,7 +23,8 @@ from converter.core.errors import (
     VariantMismatchError,
 )
 from converter.evaluation.evaluate import format_report
-from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM
+from converter.verdicts.runtime import check_runtime
+from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
 
 BACKENDS = ("torch", "onnx")
 SKIPPED_SHOWN = 5  # skipped images named in the text output; --json lists all
@@ -77,7 +86,9 @@ def eval_command(
     ),
     backend: str = typer.Option("torch,onnx", "--backend", help="Comma list: torch, onnx."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
-    threads: int | None = typer.Option(None, "--threads", help="onnxruntime intra-op threads."),
+    threads: int | None = typer.Option(None, "--threads", help="The graph runtime's threads."),
+    runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
+    ov_precision: str = typer.Option("auto", "--ov-precision", help=OV_PRECISION_HELP),
     no_flip: bool = typer.Option(False, "--no-flip", help="Turn the flip test off."),
     max_delta_mm: float | None = typer.Option(
         None,
@@ -120,6 +131,7 @@ def eval_command(
     from converter.h36m.dataset import load_dataset
 
     names = _parse_backends(backend)
+    check_runtime(runtime, ov_precision, device)
     if "torch" in names and checkpoint is None:
         raise UsageError("the torch backend needs --checkpoint")
     if "onnx" in names and onnx is None:
@@ -154,8 +166,6 @@ def eval_command(
         digest = metadata.weights_sha256
     if "random" in origins.values():
         warn("random (seeded) weights: the MPJPE itself means nothing, only the backend delta")
-    if max_delta_mm is None:
-        max_delta_mm = EVAL_MAX_DELTA_MM[precision]
     dataset = load_dataset(
         data,
         protocol,
@@ -179,10 +189,14 @@ def eval_command(
         if name == "torch":
             runners.append(torch_backend(ckpt, device))
         else:
-            runner = onnx_backend(onnx, device, threads)  # type: ignore[arg-type]
+            runner = onnx_backend(onnx, device, threads, runtime, ov_precision)  # type: ignore[arg-type]
             if runner.fallback_reason:
                 warn(f"onnxruntime runs on CPU: {runner.fallback_reason}")
+            # An fp32 graph that OpenVINO runs in bf16 is held to bf16's limit.
+            precision = judged_precision(precision, runner.execution_precision)
             runners.append(runner)
+    if max_delta_mm is None:
+        max_delta_mm = EVAL_MAX_DELTA_MM[precision]
     if len({r.device for r in runners}) > 1:
         warn(
             "the backends run on different devices: "

@@ -8,7 +8,15 @@ from typing import Protocol
 import typer
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
-from converter.cli.app import app, echo, emit_json, handle_errors, warn
+from converter.cli.app import (
+    OV_PRECISION_HELP,
+    RUNTIME_HELP,
+    app,
+    echo,
+    emit_json,
+    handle_errors,
+    warn,
+)
 from converter.core.atomic import check_output_path
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
@@ -20,9 +28,10 @@ from converter.export.exporter import (
     resolve_exporter,
 )
 from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
+from converter.export.rewrite import REWRITES
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.judge import POSE_FRAMES, resolve_seed
-from converter.verdicts.runtime import check_device
+from converter.verdicts.runtime import check_device, check_runtime
 from converter.verdicts.tolerances import (
     FLOOR_FACTOR,
     PRECISIONS,
@@ -114,6 +123,12 @@ def onnx_command(
     ),
     atol: float | None = typer.Option(None, "--atol", help=ATOL_HELP),
     seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+    no_rewrite: bool = typer.Option(
+        False,
+        "--no-rewrite",
+        help="Keep the literal head: no exact rewrites (M/L: the final conv before the last "
+        "upsampling; every variant: the soft-argmax by marginals).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
@@ -151,6 +166,7 @@ def onnx_command(
             ort_format=ort_format,
             atol=atol,
             seed=seed,
+            rewrites=() if no_rewrite else REWRITES,
         )
     except ParityFailedError as exc:
         _print(exc.report, as_json)  # the evidence first, then the error and exit 1
@@ -198,13 +214,16 @@ def verify_command(
     frames: int = typer.Option(
         POSE_FRAMES, "--frames", help="fp16/int8: crops the pose change is measured on."
     ),
+    runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
+    ov_precision: str = typer.Option("auto", "--ov-precision", help=OV_PRECISION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Run PyTorch and onnxruntime on the same images; exit 1 when they disagree."""
+    """Run PyTorch and the graph on the same images; exit 1 when they disagree."""
     batches = parse_batch_list(batch)
     atol = check_atol(atol) if atol is not None else None
     resolve_seed(seed)  # a bad seed fails before any weights are loaded
     check_device(device)
+    check_runtime(runtime, ov_precision, device)
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
     check_variant_option(model, read_onnx_metadata(model), variant)
     ckpt = checkpoint_or_random(checkpoint, variant)
@@ -220,6 +239,8 @@ def verify_command(
             seed=seed,
             data=data,
             frames=frames,
+            runtime=runtime,
+            ov_precision=ov_precision,
         )
     except ParityFailedError as exc:
         failed: VerifyReport = exc.report  # type: ignore[assignment]

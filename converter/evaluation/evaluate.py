@@ -77,6 +77,8 @@ class OnnxBackend:
         self.device = session.device
         self.providers = tuple(session.providers)
         self.fallback_reason: str | None = getattr(session, "fallback_reason", None)
+        # OpenVINO's read-back execution precision (bf16 on AMX); None: the graph's own types.
+        self.execution_precision: str | None = getattr(session, "execution_precision", None)
 
         batch = (getattr(session, "input_shape", None) or (None,))[0]
         self._fixed_batch = batch if isinstance(batch, int) and batch > 0 else None

@@ -40,6 +40,14 @@ def _precision_name(ov_type: object) -> str:
     return text
 
 
+def require_openvino() -> None:
+    """Fail fast (before any weights are loaded) when --runtime openvino cannot work here."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--runtime openvino: OpenVINO is not installed; {INSTALL_HINT}") from None
+
+
 def openvino_version() -> str | None:
     try:
         import openvino

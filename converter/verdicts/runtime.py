@@ -225,10 +225,20 @@ def open_onnx_session(
 RUNTIMES = ("onnxruntime", "openvino")
 
 
-def check_runtime(runtime: str) -> str:
+def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto") -> str:
+    """The runtime's name; for OpenVINO also its precision option, device and installation."""
     name = runtime.strip().lower()
     if name not in RUNTIMES:
         raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if name == "openvino":
+        from converter.verdicts.ov_runtime import check_execution_precision, require_openvino
+
+        check_execution_precision(ov_precision)
+        if check_device(device) == "cuda":
+            raise UsageError(
+                "--runtime openvino runs on the CPU here; --device cuda is onnxruntime's"
+            )
+        require_openvino()
     return name
 
 
@@ -246,11 +256,9 @@ def open_session(
     Both expose path, device, providers, fallback_reason, input/output names and run(image);
     an OpenVINO session also says which precision it really executes in.
     """
-    name = check_runtime(runtime)
+    name = check_runtime(runtime, ov_precision, device)
     if name == "onnxruntime":
         return open_onnx_session(path, device, threads, spinning=spinning)
-    if check_device(device) == "cuda":
-        raise UsageError("--runtime openvino runs on the CPU here; --device cuda is onnxruntime's")
     from converter.verdicts.ov_runtime import OpenVinoSession  # optional dependency
 
     return OpenVinoSession(path, threads, ov_precision)
