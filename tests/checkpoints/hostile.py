@@ -239,6 +239,9 @@ def main(out: Path) -> None:
     print(zip_method(out, 99, "method99.pth"))
     for kind in ("meta", "sparse", "quantized"):
         print(odd_tensor(out, kind))
+    state = {"network": {"conv.weight": torch.ones(4, 3), "bn.running_var": torch.ones(4)}}
+    print(zip_zeroed_crc(out, _torch_zip(state)))
+    print(zip_without_crc(out, state, corrupt=True))
 
 
 if __name__ == "__main__":
