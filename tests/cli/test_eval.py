@@ -287,3 +287,15 @@ def test_demo_data_under_an_unwritable_place_is_one_line() -> None:
     result = invoke("demo-data", "/proc/cnp-demo-data")
     _one_line_error(result, "/proc/cnp-demo-data")
     assert "Traceback" not in result.output
+
+
+def test_impossible_annotations_stop_before_inference(data_root, release_file, tmp_path) -> None:
+    root = tmp_path / "bad"
+    shutil.copytree(data_root, root)
+    cameras_path = root / "annotations (1)" / "annotations" / "Human36M_subject11_camera.json"
+    cameras = json.loads(cameras_path.read_text())
+    cameras["3"]["f"] = [0.0, 0.0]
+    cameras_path.write_text(json.dumps(cameras))
+    result = _eval_torch(root, release_file("XS"))
+    _one_line_error(result, f"{cameras_path}: camera 3: focal length f [0, 0] must be positive")
+    assert result.stdout == ""
