@@ -6,9 +6,20 @@ with the DataParallel ``module.`` prefix, the legacy numbered head for M and L, 
 for XS and S, an AdamW optimizer state, saved to ``snapshot_NN.pth.tar`` and renamed to
 ``ConvNeXtPose_V.tar`` (M through a buffer, so its archive prefix is ``archive/``).
 
-Weights come from numpy's seeded Generator (stable across torch versions). BatchNorm running
-statistics are then calibrated in float64 on seeded images, as training would leave them, so the
-activations stay in a realistic range and the heatmaps are peaked rather than flat.
+Random weights are for testing the conversion path (export, simplification, folding,
+quantization, the verdicts, file forms, the demo's plumbing), never for poses: they are not a pose
+model, and the coordinates they give mean nothing. They only have to make the graph compute
+something non-degenerate, so that a conversion bug shows as a difference: heatmap logits finite
+and of moderate scale, softmax peaked but not saturated, coordinates that move with the image.
+
+They come from numpy's seeded Generator (stable across torch versions; same seed, same weights)
+and are scaled by hand, without running the model (milliseconds, not a float64 calibration pass):
+each conv's weights have std gain/sqrt(fan-in), so activations keep their scale (gain sqrt(2)
+before a ReLU, 0.3 on residual branches so the deep stages stay near unit variance), BatchNorms
+hold running mean 0 / var 1, except the stem's, set from the pixel statistics (0..255 images are
+not centred by the normalisation), and the final conv is scaled to give logits of about
+_TARGET_LOGIT_STD per joint. tests/checkpoints/test_fabricate.py measures those properties in
+float64 on every variant.
 """
 
 from __future__ import annotations
@@ -30,7 +41,13 @@ RELEASE_EPOCH = {"XS": 68, "S": 67, "M": 69, "L": 83}
 # Variants whose released head uses the older numbered Sequential names (facts §2.4).
 LEGACY_HEAD_VARIANTS = frozenset({"M", "L"})
 _NUM_BATCHES_TRACKED = 1_346_328  # the value read from the real XS file (facts §2.3)
+# Scale of the random weights (module docstring): heatmap logits with this spread per joint,
+# residual branches damped, and the pixel statistics the stem's BatchNorm is set from.
 _TARGET_LOGIT_STD = 4.0
+_RELU_GAIN = float(np.sqrt(2.0))
+_RESIDUAL_GAIN = 0.3
+_PIXEL_MEAN = 127.5
+_PIXEL_VAR = 255.0**2 / 12.0
 
 
 def seeded_images(count: int, seed: int, hw: tuple[int, int] = (256, 256)) -> np.ndarray:
@@ -60,9 +77,41 @@ def normalize_images(images_rgb255: np.ndarray, spec: VariantSpec) -> np.ndarray
 
 
 def seeded_state_dict(spec: VariantSpec, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A canonical float32 state dict (ConvNeXtPose names) with seeded, calibrated weights."""
-    # Calibration costs seconds for M/L and tests ask often; hand out copies of one build.
+    """A canonical float32 state dict (ConvNeXtPose names) with seeded random weights."""
+    # Tests ask for the same weights often; hand out copies of one build.
     return {k: v.clone() for k, v in _seeded_state_dict(spec, seed).items()}
+
+
+def _conv_gain(name: str) -> float:
+    """Weight std times sqrt(fan-in) that keeps a layer's output at the scale of its input."""
+    if name == "head.final_layer.weight":
+        return _TARGET_LOGIT_STD
+    if ".pwconv1." in name or (name.startswith("head.") and ".pwconv." in name):
+        return _RELU_GAIN  # a ReLU follows: it halves the second moment
+    if ".pwconv2." in name:
+        # The residual branch: each block adds a fraction of its input's variance, so the
+        # deepest stage grows by (1 + g^2)^blocks, about 2x for S/M/L's nine blocks.
+        return _RESIDUAL_GAIN
+    return 1.0
+
+
+def _stem_statistics(
+    weight: np.ndarray, bias: np.ndarray, spec: VariantSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Running mean/var of the stem conv's output on images of 0..255 pixels, by hand.
+
+    The input is not centred (no division by 255 before the per-channel normalisation), so the
+    stem's output carries a large constant offset; its BatchNorm removes it, as training would
+    have. Pixels are taken as uniform on 0..255: mean 127.5, variance 255^2/12 per channel.
+    """
+    mean_px = np.asarray(spec.pixel_mean, dtype=np.float64)
+    std_px = np.asarray(spec.pixel_std, dtype=np.float64)
+    input_mean = (_PIXEL_MEAN - mean_px) / std_px  # per input channel
+    input_var = _PIXEL_VAR / std_px**2
+    per_channel = weight.sum(axis=(2, 3))  # (out, in)
+    running_mean = bias + per_channel @ input_mean
+    running_var = (weight**2).sum(axis=(2, 3)) @ input_var
+    return running_mean, running_var
 
 
 @functools.lru_cache(maxsize=8)
@@ -75,10 +124,10 @@ def _seeded_state_dict(spec: VariantSpec, seed: int) -> dict[str, torch.Tensor]:
         if name.endswith("num_batches_tracked"):
             continue
         leaf = name.rsplit(".", 1)[1]
-        if tensor.dim() == 4:  # conv weight: fan-in scaled, residual branches damped
+        if tensor.dim() == 4:  # conv weight, scaled by its fan-in
             fan_in = shape[1] * shape[2] * shape[3]
-            gain = 0.3 if ".pwconv2." in name else 1.0
-            values[name] = rng.normal(0.0, gain * np.sqrt(2.0 / fan_in), size=shape)
+            gain = _conv_gain(name)
+            values[name] = rng.normal(0.0, gain / np.sqrt(fan_in), size=shape)
         elif leaf == "weight":  # BN scale
             values[name] = 1.0 + 0.1 * rng.standard_normal(shape)
         elif leaf == "bias":
@@ -89,30 +138,17 @@ def _seeded_state_dict(spec: VariantSpec, seed: int) -> dict[str, torch.Tensor]:
             values[name] = np.ones(shape)
         else:
             raise AssertionError(f"unexpected tensor {name} in the model template")
-
-    model = ConvNeXtPose(spec).double()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in values.items()}, strict=False)
-    images = torch.from_numpy(normalize_images(seeded_images(4, seed + 1, spec.input_hw), spec))
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # cumulative average: one batch -> running stats = its stats
-            module.reset_running_stats()
-    with torch.no_grad():
-        model.train()
-        model(images.double())
-        model.eval()
-        _, heatmaps = model.forward_heatmaps(images.double())
-        logit_std = heatmaps.reshape(heatmaps.shape[0], spec.joint_num, -1).std(dim=2).mean()
-        scale = _TARGET_LOGIT_STD / float(logit_std)
-        model.head.final_layer.weight.mul_(scale)
-        model.head.final_layer.bias.mul_(scale)
+    stem = "backbone.downsample_layers.0."
+    values[stem + "1.running_mean"], values[stem + "1.running_var"] = _stem_statistics(
+        values[stem + "0.weight"], values[stem + "0.bias"], spec
+    )
 
     state = {}
-    for name, tensor in model.state_dict().items():
+    for name in template:
         if name.endswith("num_batches_tracked"):
             state[name] = torch.tensor(_NUM_BATCHES_TRACKED, dtype=torch.int64)
         else:
-            state[name] = tensor.to(torch.float32).contiguous()
+            state[name] = torch.from_numpy(values[name].astype(np.float32))
     return state
 
 
