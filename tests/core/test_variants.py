@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from converter.core.complexity import conv_macs, state_dict_elements, trainable_params
+from converter.core.complexity import (
+    conv_macs,
+    spec_conv_macs,
+    spec_params,
+    state_dict_elements,
+    trainable_params,
+)
 from converter.core.errors import VariantError
 from converter.core.model import build_model
 from converter.core.variants import VARIANTS, get_variant
@@ -32,6 +38,25 @@ def test_conv_macs_within_two_percent_of_paper(name: str) -> None:
     spec = get_variant(name)
     macs = conv_macs(build_model(spec), spec.input_hw)
     assert abs(macs / 1e9 - spec.paper.gflops) / spec.paper.gflops < 0.02
+
+
+# The README's variant table (conv GMACs, 3 decimals), measured on built models.
+README_GMACS = {"XS": 0.815, "S": 1.738, "M": 2.795, "L": 4.264}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_counts_from_the_spec_match_the_readme_table(name: str) -> None:
+    spec = get_variant(name)
+    assert spec_params(spec) == EXPECTED[name][0]
+    assert round(spec_conv_macs(spec) / 1e9, 3) == README_GMACS[name]
+
+
+def test_counts_from_the_spec_equal_the_built_model() -> None:
+    """What `variants` prints (no model built) against hooks on every conv of a real XS."""
+    spec = get_variant("XS")
+    model = build_model(spec)
+    assert spec_params(spec) == trainable_params(model)
+    assert spec_conv_macs(spec) == conv_macs(model, spec.input_hw)
 
 
 def test_heatmap_shapes_follow_upsampling_flags() -> None:
