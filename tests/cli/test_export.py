@@ -93,10 +93,16 @@ def test_onnx_json_output(tmp_path: Path, release_file) -> None:
 
 def test_variant_alone_exports_random_weights_with_a_warning(tmp_path: Path) -> None:
     out = tmp_path / "random.onnx"
-    result = invoke("onnx", "--variant", "xs", "-o", out, "--exporter", "torchscript")
+    result = invoke(
+        "onnx", "--variant", "xs", "-o", out, "--exporter", "torchscript", "--no-rewrite"
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "warning:" in result.stderr and "RANDOM weights" in result.stderr
     assert read_onnx_metadata(out).weights == "random"
+    assert "rewrites none" in result.stdout  # --no-rewrite: the literal head
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["rewrites"]) == []
+    assert [n.op_type for n in onnx.load(str(out)).graph.node].count("ReduceSum") == 6
     # ...and verify recreates the same seeded weights from --variant alone.
     result = invoke("verify", out, "--variant", "XS", "--batch", "1", "--samples", 1)
     assert result.exit_code == 0, result.output
@@ -256,3 +262,45 @@ def test_old_opset_picks_torchscript_and_loads_in_opencv_dnn(tmp_path: Path) -> 
     coords = net.forward()
     expected = open_onnx_session(out, "cpu").run(image)["coords"]
     assert coords.shape == (1, 18, 3) and np.abs(coords - expected).max() < 1e-3
+
+
+def test_verify_on_openvino_f32(xs_cli_onnx: Path, release_file) -> None:
+    result = invoke(
+        "verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--batch", "1", "--samples",
+        2, "--runtime", "openvino", "--ov-precision", "f32", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["runtime"] == "openvino" and report["execution_precision"] == "f32"
+    assert report["precision"] == "fp32" and report["providers"][0].startswith("OpenVINO")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--runtime", "tensorflow"), "--runtime must be one of onnxruntime, openvino"),
+        (("--runtime", "openvino", "--device", "cuda"), "runs on the CPU here"),
+        (("--runtime", "openvino", "--ov-precision", "int4"), "--ov-precision must be one of"),
+    ],
+)
+def test_runtime_options_fail_before_any_work(
+    xs_cli_onnx: Path, release_file, options: tuple, message: str
+) -> None:
+    result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), *options)
+    assert result.exit_code == 2 and message in result.stderr
+    result = invoke("bench", xs_cli_onnx, "--checkpoint", release_file("XS"), *options)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_bench_times_both_runtimes_in_one_run(xs_cli_onnx: Path, release_file) -> None:
+    result = invoke(
+        "bench", xs_cli_onnx, "--checkpoint", release_file("XS"), "--batch", "1", "--runs", 1,
+        "--threads", 1, "--runtime", "onnxruntime,openvino,onnxruntime", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["runtime"] == "onnxruntime"
+    (row,) = report["rows"]
+    assert [o["runtime"] for o in row["others"]] == ["openvino"]  # duplicates dropped
+    assert row["others"][0]["label"] == "openvino graph"
+    assert report["machine"]["cpu_features"] is not None
