@@ -81,3 +81,23 @@ def test_a_graph_without_inputs_or_convs_has_no_input_facts() -> None:
     assert payload["precision"] == "fp32"
     unknown = _model(nodes, [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     assert graph_facts(unknown).to_dict()["output_shapes"] == {"y": None}
+
+
+def test_a_non_square_heatmap_keeps_height_then_width() -> None:
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 6])
+    weight = numpy_helper.from_array(np.zeros((576, 3, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["image", "w"], ["coords"])]
+    out = helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)
+    model = onnx.shape_inference.infer_shapes(_model(nodes, [image], [out], [weight]))
+    facts = graph_facts(model)
+    assert facts.final_conv_hw == (8, 6) and facts.heatmap_hw == (8, 6)  # (H, W) of NCHW
+
+
+def test_graph_facts_carry_the_precision_the_graph_computes_in() -> None:
+    scale = numpy_helper.from_array(np.array(0.1, np.float32), "s")
+    zero = numpy_helper.from_array(np.array(0, np.uint8), "z")
+    nodes = [helper.make_node("QuantizeLinear", ["image", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]  # fmt: skip
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    facts = graph_facts(_model(nodes, [_image()], [out], [scale, zero]))
+    assert facts.precision == "int8" and facts.to_dict()["precision"] == "int8"

@@ -144,3 +144,13 @@ def test_user_values_are_named_by_their_option() -> None:
         check_precision("fp64")
     assert info.value.exit_code == 2
     assert str(info.value) == "--precision must be one of fp32, fp16, int8, not 'fp64'"
+
+
+def test_millimetres_per_unit_along_y() -> None:
+    # one heatmap pixel along y: 2000 mm / 32 rows (XS) or / 64 rows (L)
+    ref = np.zeros((1, 18, 3))
+    candidate = ref.copy()
+    candidate[0, 9, 1] = 1.0  # Nose, y only
+    assert judge_output("coords", ref, ref, candidate, RULE, XS).joint_error_mm[9] == 62.5
+    wide = judge_output("coords", ref, ref, candidate, RULE, get_variant("L"))
+    assert wide.joint_error_mm[9] == 31.25 and wide.worst_joint == ("Nose", 31.25, 0.0)
