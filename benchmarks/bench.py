@@ -81,7 +81,8 @@ def unverified_graph(
     if metadata_from is not None:
         for prop in onnx.load(str(metadata_from), load_external_data=False).metadata_props:
             entry = proto.metadata_props.add()
-            entry.key, entry.value = prop.key, precision if prop.key == "precision" else prop.value
+            same = prop.key != "precision"  # metadata values are JSON (cnp-onnx/2)
+            entry.key, entry.value = prop.key, prop.value if same else json.dumps(precision)
     onnx.save(proto, str(path))
     return path
 

@@ -18,7 +18,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import onnx
@@ -323,7 +323,9 @@ def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
     """onnxsim's result, or the input graph and the reason it was kept."""
     try:
         import onnxsim
-
+    except ImportError:  # an optional dependency: it has no wheels for every platform
+        return model, "onnxsim is not installed (pip install onnxsim)"
+    try:
         simplified, ok = onnxsim.simplify(model)
     except Exception as exc:  # onnxsim raises anything from protobuf to its own C++ errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -489,8 +491,9 @@ def export_onnx(
         opset=opset,
         exporter=exporter,
         simplified=simplify and simplify_error is None,
+        simplify_error=simplify_error,
         precision=precision,
-        checkpoint=ckpt.metadata.to_strings(),
+        checkpoint=asdict(ckpt.metadata),
     )
     write_onnx_metadata(proto, metadata)
     if quantization is not None:

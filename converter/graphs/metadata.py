@@ -1,10 +1,16 @@
 """What a consumer of our ONNX graphs needs to pre/post-process them, kept in ``metadata_props``.
 
 Keys are flat and unprefixed (``variant``, ``depth_dim``, ``heatmap_height`` ...) so that
-``session.get_modelmeta().custom_metadata_map`` reads naturally; lists are JSON, booleans are
-``true``/``false``. The ``format`` key marks the set as ours: a graph without it has no
-cnp-convert metadata and ``read_onnx_metadata`` returns None. The checkpoint's own provenance
-(``CheckpointMetadata.to_strings()``) rides along under the ``checkpoint.`` prefix.
+``session.get_modelmeta().custom_metadata_map`` reads naturally, and every value is JSON
+(``json.loads`` each one: numbers, ``true``/``false``, quoted strings, lists, one object). The
+``format`` key marks the set as ours: a graph without it has no cnp-convert metadata and
+``read_onnx_metadata`` returns None. The checkpoint's own provenance rides along as one JSON
+object under ``checkpoint``, without the facts already at the top level. The graph's
+``producer_name`` is cnp-convert, ``producer_version`` its version and ``model_version`` the
+metadata schema (2).
+
+Graphs written before (format ``cnp-onnx/1``: bare strings, comma lists under ``checkpoint.*``)
+are still read.
 """
 
 from __future__ import annotations
@@ -20,8 +26,20 @@ import onnx
 from converter.core.errors import OnnxModelError
 from converter.core.variants import NORMALIZATION_NOTE, VariantSpec
 
-ONNX_FORMAT = "cnp-onnx/1"
-CHECKPOINT_PREFIX = "checkpoint."
+METADATA_SCHEMA_VERSION = 2  # also the graph's model_version
+ONNX_FORMAT = f"cnp-onnx/{METADATA_SCHEMA_VERSION}"
+LEGACY_FORMAT = "cnp-onnx/1"  # bare-string values, checkpoint.* keys
+PRODUCER_NAME = "cnp-convert"
+CHECKPOINT_PREFIX = "checkpoint."  # the legacy format's checkpoint keys
+# Checkpoint facts that are top-level keys already (heatmap_hw is heatmap_height/width).
+_TOP_LEVEL_CHECKPOINT_FACTS = frozenset(
+    {
+        "variant", "depth_dim", "joint_num", "heatmap_hw", "source_sha256", "weights_sha256",
+        "weights", "converter_version",
+    }
+)  # fmt: skip
+# Other tools' keys never passed through: onnxsim records its options and empty change lists.
+_DROPPED_PREFIXES = ("onnxsim.",)
 INPUT_LAYOUT = "NCHW, RGB channel order, float32"
 COORDINATE_UNITS = (
     "coords (N, J, 3) = (x, y, z): x in heatmap columns 0..W-1, y in heatmap rows 0..H-1, "
@@ -62,7 +80,9 @@ class OnnxMetadata:
     simplified: bool
     precision: str = "fp32"
     format: str = ONNX_FORMAT
-    checkpoint: dict[str, str] = field(default_factory=dict, compare=False)
+    # JSON-able checkpoint provenance (legacy graphs: its strings); duplicates are not written.
+    checkpoint: dict[str, object] = field(default_factory=dict, compare=False)
+    simplify_error: str | None = None  # why the graph was kept unsimplified, when it was
 
     @classmethod
     def for_spec(cls, spec: VariantSpec, **export_facts: object) -> OnnxMetadata:
@@ -86,83 +106,60 @@ class OnnxMetadata:
             **export_facts,  # type: ignore[arg-type]
         )
 
-    def to_props(self) -> dict[str, str]:
-        props = {
+    def to_values(self) -> dict[str, object]:
+        """Our keys with their JSON-able values (to_props encodes each one)."""
+        values: dict[str, object] = {
             "format": self.format,
             "variant": self.variant,
-            "depth_dim": str(self.depth_dim),
-            "heatmap_height": str(self.heatmap_hw[0]),
-            "heatmap_width": str(self.heatmap_hw[1]),
-            "joint_num": str(self.joint_num),
-            "joint_names": json.dumps(list(self.joint_names)),
-            "flip_pairs": json.dumps([list(p) for p in self.flip_pairs]),
-            "root_index": str(self.root_index),
+            "depth_dim": self.depth_dim,
+            "heatmap_height": self.heatmap_hw[0],
+            "heatmap_width": self.heatmap_hw[1],
+            "joint_num": self.joint_num,
+            "joint_names": list(self.joint_names),
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "root_index": self.root_index,
             "input_name": self.input_name,
-            "input_height": str(self.input_hw[0]),
-            "input_width": str(self.input_hw[1]),
+            "input_height": self.input_hw[0],
+            "input_width": self.input_hw[1],
             "input_layout": self.input_layout,
-            "pixel_mean": json.dumps(list(self.pixel_mean)),
-            "pixel_std": json.dumps(list(self.pixel_std)),
+            "pixel_mean": list(self.pixel_mean),
+            "pixel_std": list(self.pixel_std),
             "normalization": self.normalization,
-            "bbox_3d_shape_mm": json.dumps(list(self.bbox_3d_shape_mm)),
+            "bbox_3d_shape_mm": list(self.bbox_3d_shape_mm),
             "coordinate_units": self.coordinate_units,
-            "outputs": json.dumps(list(self.outputs)),
-            "batch": self.batch,
+            "outputs": list(self.outputs),
+            "batch": self.batch if self.batch == "dynamic" else int(self.batch),
             "source_sha256": self.source_sha256,
             "weights_sha256": self.weights_sha256,
             "weights": self.weights,
             "converter_version": self.converter_version,
             "torch_version": self.torch_version,
             "onnx_version": self.onnx_version,
-            "opset": str(self.opset),
+            "opset": self.opset,
             "exporter": self.exporter,
-            "simplified": "true" if self.simplified else "false",
+            "simplified": self.simplified,
+            "simplify_error": self.simplify_error,
             "precision": self.precision,
         }
         if "heatmaps" in self.outputs:
-            props["heatmaps_layout"] = HEATMAPS_LAYOUT
-        props.update({CHECKPOINT_PREFIX + k: v for k, v in self.checkpoint.items()})
-        return props
+            values["heatmaps_layout"] = HEATMAPS_LAYOUT
+        values["checkpoint"] = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in self.checkpoint.items()
+            if k not in _TOP_LEVEL_CHECKPOINT_FACTS
+        }
+        return values
+
+    def to_props(self) -> dict[str, str]:
+        return {key: json.dumps(value) for key, value in self.to_values().items()}
 
     @classmethod
     def from_props(cls, props: Mapping[str, str], source: str = "model") -> OnnxMetadata:
-        """Parse our keys; a half-present or malformed set is an error naming the source."""
+        """Parse our keys (either format); a half-present or malformed set names the source."""
         try:
-            return cls(
-                format=props["format"],
-                variant=props["variant"],
-                depth_dim=int(props["depth_dim"]),
-                heatmap_hw=(int(props["heatmap_height"]), int(props["heatmap_width"])),
-                joint_num=int(props["joint_num"]),
-                joint_names=tuple(json.loads(props["joint_names"])),
-                flip_pairs=tuple((int(a), int(b)) for a, b in json.loads(props["flip_pairs"])),
-                root_index=int(props["root_index"]),
-                input_name=props["input_name"],
-                input_hw=(int(props["input_height"]), int(props["input_width"])),
-                input_layout=props["input_layout"],
-                pixel_mean=_triple(props["pixel_mean"], float),
-                pixel_std=_triple(props["pixel_std"], float),
-                normalization=props["normalization"],
-                bbox_3d_shape_mm=_triple(props["bbox_3d_shape_mm"], int),
-                coordinate_units=props["coordinate_units"],
-                outputs=tuple(json.loads(props["outputs"])),
-                batch=props["batch"],
-                source_sha256=props["source_sha256"],
-                weights_sha256=props["weights_sha256"],
-                weights=props["weights"],
-                converter_version=props["converter_version"],
-                torch_version=props["torch_version"],
-                onnx_version=props["onnx_version"],
-                opset=int(props["opset"]),
-                exporter=props["exporter"],
-                simplified=props["simplified"] == "true",
-                precision=props["precision"],
-                checkpoint={
-                    k[len(CHECKPOINT_PREFIX) :]: v
-                    for k, v in props.items()
-                    if k.startswith(CHECKPOINT_PREFIX)
-                },
-            )
+            if props.get("format") == LEGACY_FORMAT:
+                return cls._from_legacy_props(props)
+            return cls._from_values({k: json.loads(v) for k, v in props.items()})
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)[:200]
             if isinstance(exc, RecursionError):
@@ -170,6 +167,96 @@ class OnnxMetadata:
             raise OnnxModelError(
                 f"{source}: cnp-convert metadata is incomplete or malformed ({reason})"
             ) from None
+
+    @classmethod
+    def _from_values(cls, values: Mapping[str, object]) -> OnnxMetadata:
+        checkpoint = values.get("checkpoint", {})
+        if not isinstance(checkpoint, dict):
+            raise TypeError("checkpoint is not a JSON object")
+        batch = values["batch"]
+        if batch != "dynamic":
+            batch = str(_typed(batch, int, "batch"))
+        error = values.get("simplify_error")
+        return cls(
+            format=_typed(values["format"], str, "format"),
+            variant=_typed(values["variant"], str, "variant"),
+            depth_dim=_typed(values["depth_dim"], int, "depth_dim"),
+            heatmap_hw=(
+                _typed(values["heatmap_height"], int, "heatmap_height"),
+                _typed(values["heatmap_width"], int, "heatmap_width"),
+            ),
+            joint_num=_typed(values["joint_num"], int, "joint_num"),
+            joint_names=tuple(_typed(n, str, "joint_names") for n in _list(values, "joint_names")),
+            flip_pairs=tuple(
+                (_typed(a, int, "flip_pairs"), _typed(b, int, "flip_pairs"))
+                for a, b in _list(values, "flip_pairs")
+            ),
+            root_index=_typed(values["root_index"], int, "root_index"),
+            input_name=_typed(values["input_name"], str, "input_name"),
+            input_hw=(
+                _typed(values["input_height"], int, "input_height"),
+                _typed(values["input_width"], int, "input_width"),
+            ),
+            input_layout=_typed(values["input_layout"], str, "input_layout"),
+            pixel_mean=_triple(values["pixel_mean"], float),
+            pixel_std=_triple(values["pixel_std"], float),
+            normalization=_typed(values["normalization"], str, "normalization"),
+            bbox_3d_shape_mm=_triple(values["bbox_3d_shape_mm"], int),
+            coordinate_units=_typed(values["coordinate_units"], str, "coordinate_units"),
+            outputs=tuple(_typed(o, str, "outputs") for o in _list(values, "outputs")),
+            batch=batch,
+            source_sha256=_typed(values["source_sha256"], str, "source_sha256"),
+            weights_sha256=_typed(values["weights_sha256"], str, "weights_sha256"),
+            weights=_typed(values["weights"], str, "weights"),
+            converter_version=_typed(values["converter_version"], str, "converter_version"),
+            torch_version=_typed(values["torch_version"], str, "torch_version"),
+            onnx_version=_typed(values["onnx_version"], str, "onnx_version"),
+            opset=_typed(values["opset"], int, "opset"),
+            exporter=_typed(values["exporter"], str, "exporter"),
+            simplified=_typed(values["simplified"], bool, "simplified"),
+            simplify_error=None if error is None else _typed(error, str, "simplify_error"),
+            precision=_typed(values["precision"], str, "precision"),
+            checkpoint=dict(checkpoint),
+        )
+
+    @classmethod
+    def _from_legacy_props(cls, props: Mapping[str, str]) -> OnnxMetadata:
+        """cnp-onnx/1: bare strings and numbers as text, checkpoint facts as checkpoint.* keys."""
+        return cls(
+            format=props["format"],
+            variant=props["variant"],
+            depth_dim=int(props["depth_dim"]),
+            heatmap_hw=(int(props["heatmap_height"]), int(props["heatmap_width"])),
+            joint_num=int(props["joint_num"]),
+            joint_names=tuple(json.loads(props["joint_names"])),
+            flip_pairs=tuple((int(a), int(b)) for a, b in json.loads(props["flip_pairs"])),
+            root_index=int(props["root_index"]),
+            input_name=props["input_name"],
+            input_hw=(int(props["input_height"]), int(props["input_width"])),
+            input_layout=props["input_layout"],
+            pixel_mean=_triple(json.loads(props["pixel_mean"]), float),
+            pixel_std=_triple(json.loads(props["pixel_std"]), float),
+            normalization=props["normalization"],
+            bbox_3d_shape_mm=_triple(json.loads(props["bbox_3d_shape_mm"]), int),
+            coordinate_units=props["coordinate_units"],
+            outputs=tuple(json.loads(props["outputs"])),
+            batch=props["batch"],
+            source_sha256=props["source_sha256"],
+            weights_sha256=props["weights_sha256"],
+            weights=props["weights"],
+            converter_version=props["converter_version"],
+            torch_version=props["torch_version"],
+            onnx_version=props["onnx_version"],
+            opset=int(props["opset"]),
+            exporter=props["exporter"],
+            simplified=props["simplified"] == "true",
+            precision=props["precision"],
+            checkpoint={
+                k[len(CHECKPOINT_PREFIX) :]: v
+                for k, v in props.items()
+                if k.startswith(CHECKPOINT_PREFIX)
+            },
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -191,23 +278,47 @@ class OnnxMetadata:
         }
 
 
-def _triple(text: str, cast: Callable[[object], T]) -> tuple[T, T, T]:
-    values = json.loads(text)
+def _triple(values: object, cast: Callable[[object], T]) -> tuple[T, T, T]:
     if not isinstance(values, list) or len(values) != 3:
-        raise ValueError(f"expected a list of 3 values, got {text!r}")
+        raise ValueError(f"expected a list of 3 values, got {str(values)[:80]!r}")
     return (cast(values[0]), cast(values[1]), cast(values[2]))
 
 
+def _typed(value: object, kind: type[T], key: str) -> T:
+    """value if it is JSON of that kind (an int is not a bool, a bool is not an int)."""
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise ValueError(f"{key} is {str(value)[:80]!r}, not a JSON {kind.__name__}")
+    return value
+
+
+def _list(values: Mapping[str, object], key: str) -> list:
+    value = values[key]
+    if not isinstance(value, list):
+        raise ValueError(f"{key} is {str(value)[:80]!r}, not a JSON list")
+    return value
+
+
 def write_onnx_metadata(model: onnx.ModelProto, metadata: OnnxMetadata) -> onnx.ModelProto:
-    """Replace our keys in model.metadata_props (other tools' keys are kept). Mutates model."""
+    """Replace our keys in model.metadata_props and name cnp-convert as the producer. Mutates.
+
+    Other tools' keys are kept when they say something: empty values and onnxsim's record of its
+    own options are dropped, as are the checkpoint.* keys of a graph written in the old format.
+    """
     props = metadata.to_props()
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
-    # Drop stale checkpoint.* keys of an earlier write, too.
-    kept = [(k, v) for k, v in kept if not k.startswith(CHECKPOINT_PREFIX)]
+    kept = [
+        (p.key, p.value)
+        for p in model.metadata_props
+        if p.key not in props
+        and p.value != ""
+        and not p.key.startswith((*_DROPPED_PREFIXES, CHECKPOINT_PREFIX))
+    ]
     del model.metadata_props[:]
     for key, value in [*kept, *props.items()]:
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    model.producer_name = PRODUCER_NAME
+    model.producer_version = metadata.converter_version
+    model.model_version = METADATA_SCHEMA_VERSION
     return model
 
 
@@ -235,11 +346,25 @@ def read_onnx_metadata(model_or_path: onnx.ModelProto | str | Path) -> OnnxMetad
     else:
         model, source = load_onnx_model(model_or_path, weights=False), str(model_or_path)
     props = {p.key: p.value for p in model.metadata_props}
-    if not props.get("format", "").startswith("cnp-onnx/"):
+    written = _format_of(props.get("format"))
+    if written is None:
         return None
-    if props["format"] != ONNX_FORMAT:
+    if written not in (ONNX_FORMAT, LEGACY_FORMAT):
         raise OnnxModelError(
-            f"{source}: metadata format {props['format']!r} is not {ONNX_FORMAT!r} "
+            f"{source}: metadata format {written!r} is not {ONNX_FORMAT!r} "
             "(written by another cnp-convert version)"
         )
     return OnnxMetadata.from_props(props, source)
+
+
+def _format_of(raw: str | None) -> str | None:
+    """The cnp-onnx format a ``format`` value names (bare in format 1, JSON since), or None."""
+    if raw is None:
+        return None
+    if raw.startswith("cnp-onnx/"):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, str) and value.startswith("cnp-onnx/") else None

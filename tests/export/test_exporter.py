@@ -116,12 +116,17 @@ def test_xs_metadata_round_trip(onnx_cache, xs) -> None:
         "fp32",
     )
     assert meta.batch == "dynamic" and meta.outputs == ("coords",)
-    assert meta.checkpoint["epoch"] == "68"
-    # What a consumer sees through onnxruntime: plain keys.
+    assert meta.checkpoint["epoch"] == 68 and meta.checkpoint["depths"] == [2, 2, 6, 2]
+    # What a consumer sees through onnxruntime: plain keys, every value JSON.
     session = open_onnx_session(path, "cpu")
-    props = session._session.get_modelmeta().custom_metadata_map
-    assert props["variant"] == "XS" and props["heatmap_width"] == "32"
-    assert json.loads(props["flip_pairs"])[0] == [1, 4]
+    modelmeta = session._session.get_modelmeta()
+    props = modelmeta.custom_metadata_map
+    values = {key: json.loads(value) for key, value in props.items()}
+    assert values["variant"] == "XS" and values["heatmap_width"] == 32
+    assert values["flip_pairs"][0] == [1, 4] and values["simplified"] is True
+    assert not [k for k in props if k.startswith(("onnxsim.", "checkpoint."))]
+    assert not set(values["checkpoint"]) & set(values)  # no fact twice
+    assert (modelmeta.producer_name, modelmeta.version) == ("cnp-convert", 2)
 
 
 def test_xs_parity_in_report(xs) -> None:

@@ -216,7 +216,7 @@ def test_precision_claimed_by_metadata_is_checked_against_the_graph(
     model = onnx.load(str(graph))
     for prop in model.metadata_props:
         if prop.key == "precision":
-            prop.value = "int8"
+            prop.value = json.dumps("int8")
     onnx.save(model, str(graph))
     with pytest.raises(OnnxModelError, match="says precision 'int8' but the graph's ops") as info:
         verify_onnx(graph, xs_ckpt, device="cpu", **FAST)
