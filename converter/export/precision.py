@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from converter.core.errors import DatasetError, OnnxModelError, UsageError
@@ -275,6 +276,7 @@ def quantize_int8(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OnnxModelError(f"int8 quantization failed ({first[:300]})") from None
         quantized = onnx.load(str(target))
+    _match_scale_and_zero_point_shapes(quantized)
     facts = QuantizationFacts(
         quant_format=quant_format,
         activation_type="uint8",
@@ -286,6 +288,33 @@ def quantize_int8(
         excluded_nodes=tuple(excluded),
     )
     return quantized, facts
+
+
+def _match_scale_and_zero_point_shapes(model: onnx.ModelProto) -> int:
+    """Per-tensor Q/DQ nodes whose scale is (1,) but zero point a scalar get a scalar scale.
+
+    onnxruntime's quantizer writes the bias of a lone BatchNormalization that way; ONNX and
+    onnxruntime accept it, OpenCV's DNN engine asserts that the two shapes are equal. The values
+    are unchanged (a reshape of a one-element initializer). Returns how many were reshaped.
+    """
+    initializers = {t.name: t for t in model.graph.initializer}
+    qdq = ("QuantizeLinear", "DequantizeLinear")
+    fits: dict[str, bool] = {}  # scale name -> every use is a Q/DQ scale with a scalar zero point
+    for node in model.graph.node:
+        for position, name in enumerate(node.input):
+            if name not in initializers:
+                continue
+            zero = initializers.get(node.input[2]) if len(node.input) > 2 else None
+            fit = node.op_type in qdq and position == 1 and zero is not None and not zero.dims
+            fits[name] = fits.get(name, True) and fit
+    reshaped = 0
+    for name, fit in fits.items():
+        scale = initializers[name]
+        if fit and list(scale.dims) == [1]:
+            value = numpy_helper.to_array(scale).reshape(())
+            scale.CopyFrom(numpy_helper.from_array(value, name))
+            reshaped += 1
+    return reshaped
 
 
 def softmax_input_types(model: onnx.ModelProto) -> list[int]:
