@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +40,10 @@ _TOP_LEVEL_CHECKPOINT_FACTS = frozenset(
 )  # fmt: skip
 # Other tools' keys never passed through: onnxsim records its options and empty change lists.
 _DROPPED_PREFIXES = ("onnxsim.",)
+# Keys that hold one field's parts (heatmap_hw, input_hw) or facts derived from others.
+_SPLIT_KEYS = frozenset(
+    {"heatmap_height", "heatmap_width", "input_height", "input_width", "heatmaps_layout"}
+)
 INPUT_LAYOUT = "NCHW, RGB channel order, float32"
 COORDINATE_UNITS = (
     "coords (N, J, 3) = (x, y, z): x in heatmap columns 0..W-1, y in heatmap rows 0..H-1, "
@@ -159,7 +163,8 @@ class OnnxMetadata:
         try:
             if props.get("format") == LEGACY_FORMAT:
                 return cls._from_legacy_props(props)
-            return cls._from_values({k: json.loads(v) for k, v in props.items()})
+            ours = {f.name for f in fields(cls)} | _SPLIT_KEYS
+            return cls._from_values({k: json.loads(v) for k, v in props.items() if k in ours})
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)[:200]
             if isinstance(exc, RecursionError):
@@ -301,15 +306,16 @@ def _list(values: Mapping[str, object], key: str) -> list:
 def write_onnx_metadata(model: onnx.ModelProto, metadata: OnnxMetadata) -> onnx.ModelProto:
     """Replace our keys in model.metadata_props and name cnp-convert as the producer. Mutates.
 
-    Other tools' keys are kept when they say something: empty values and onnxsim's record of its
-    own options are dropped, as are the checkpoint.* keys of a graph written in the old format.
+    Other tools' keys are kept when their value is JSON (rewrites, quantization ...); onnxsim's
+    record of its own options, empty or bare-text values (onnxruntime's quantizer writes
+    ``onnx.infer``) and the checkpoint.* keys of a graph written in the old format are dropped.
     """
     props = metadata.to_props()
     kept = [
         (p.key, p.value)
         for p in model.metadata_props
         if p.key not in props
-        and p.value != ""
+        and _is_json(p.value)
         and not p.key.startswith((*_DROPPED_PREFIXES, CHECKPOINT_PREFIX))
     ]
     del model.metadata_props[:]
@@ -355,6 +361,14 @@ def read_onnx_metadata(model_or_path: onnx.ModelProto | str | Path) -> OnnxMetad
             "(written by another cnp-convert version)"
         )
     return OnnxMetadata.from_props(props, source)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _format_of(raw: str | None) -> str | None:

@@ -264,7 +264,8 @@ def _dequantize_graph(scale: onnx.TensorProto, zero_point: onnx.TensorProto, sca
         nodes.append(onnx.helper.make_node("Mul", ["s", "s"], ["s2"]))
         outputs.append(onnx.helper.make_tensor_value_info("s2", onnx.TensorProto.FLOAT, None))
     graph = onnx.helper.make_graph(nodes, "g", [q], outputs, [scale, zero_point])
-    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    opsets = [onnx.helper.make_opsetid("", 18)]
+    return onnx.helper.make_model(graph, opset_imports=opsets, ir_version=9)
 
 
 def test_one_element_scale_takes_the_zero_points_shape_values_unchanged() -> None:

@@ -133,12 +133,11 @@ def test_rewriting_an_old_graph_leaves_only_the_new_format() -> None:
 
 
 def test_every_value_is_json_with_native_types() -> None:
-    model = write_onnx_metadata(
-        _graph({"onnxsim.removed_nodes": "", "other.tool": "x,y"}), _metadata()
-    )
-    props = _props(model)
-    ours = {k: json.loads(v) for k, v in props.items() if k != "other.tool"}
-    assert props["other.tool"] == "x,y"  # not ours, not empty: passed through as it is
+    foreign = {"onnxsim.removed_nodes": "", "onnx.infer": "onnxruntime.quant", "tool.x": "[1, 2]"}
+    props = _props(write_onnx_metadata(_graph(foreign), _metadata()))
+    ours = {k: json.loads(v) for k, v in props.items()}
+    assert ours.pop("tool.x") == [1, 2]  # another tool's JSON value: passed through
+    assert "onnx.infer" not in props  # bare text (onnxruntime's quantizer): dropped
     assert ours["format"] == "cnp-onnx/2" and ours["variant"] == "XS"
     assert ours["depth_dim"] == 32 and ours["heatmap_height"] == 32 and ours["opset"] == 18
     assert ours["batch"] == 2 and ours["simplified"] is False
@@ -173,6 +172,12 @@ def test_dynamic_batch_is_a_json_string() -> None:
     props = _props(write_onnx_metadata(_graph(), _metadata(batch="dynamic")))
     assert json.loads(props["batch"]) == "dynamic"
     assert read_onnx_metadata(_graph(props)).batch == "dynamic"
+
+
+def test_other_tools_keys_added_later_do_not_disturb_reading() -> None:
+    props = _props(write_onnx_metadata(_graph(), _metadata()))
+    props["onnx.infer"] = "onnxruntime.quant"  # written after us: bare text, not ours
+    assert read_onnx_metadata(_graph(props)) == _metadata()
 
 
 @pytest.mark.parametrize(
