@@ -104,7 +104,7 @@ _PASSTHROUGH_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
 
 def _resize_fed_by(graph: onnx.GraphProto, name: str) -> onnx.NodeProto | None:
     """The Resize that reads tensor name, directly or through Q/DQ/Cast nodes, if any."""
-    for _ in range(8):  # a Q -> DQ -> Cast chain is three deep; stop at anything longer
+    for _ in range(8):  # ours are at most Q -> DQ -> Cast; a bound, not a search
         readers = [n for n in graph.node if name in n.input]
         if len(readers) != 1:
             return None
