@@ -1,37 +1,95 @@
-"""The Typer app and what every command shares: error mapping, JSON or human output, warnings.
+"""The Typer app and what every command shares: error mapping, JSON or human output, warnings,
+progress and tables.
 
 Commands live in the other modules of this folder, each a thin layer that parses options and
 calls one library function. Domain errors are caught once here: one line on stderr, then the
-error's exit code.
-Set CNP_DEBUG=1 to see tracebacks.
+error's exit code; under --json also a JSON object on stdout. Set CNP_DEBUG=1 to see tracebacks.
+Rich draws progress (stderr, terminals only) and tables; the library never imports it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO, TypeVar
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from converter import __version__
 from converter.core.errors import ConverterError
+from converter.core.progress import ProgressCallback
 from converter.verdicts.runtime import quiet_onnxruntime
+
+
+@dataclass
+class OutputSettings:
+    """How this invocation prints: --quiet/--verbose from the app, --json from the command."""
+
+    quiet: bool = False
+    verbose: bool = False
+    json: bool = False
+    pending_json: Any = None  # the command's JSON document, printed once when it ends
+    in_command: bool = False
+
+
+SETTINGS = OutputSettings()
+
+
+def _json_error(message: str, exit_code: int) -> dict[str, object]:
+    return {"error": message, "exit_code": exit_code}
+
+
+# Typer's usage error (the parent of BadParameter; newer Typer versions carry their own click).
+_UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+class _Group(TyperGroup):
+    """Typer's group; a bad option of a --json command also answers in JSON on stdout."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            if "--json" in args:
+                message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+                _write_json(_json_error(message, exc.exit_code))  # type: ignore[attr-defined]
+            raise
+
 
 app = typer.Typer(
     name="cnp-convert",
+    cls=_Group,
     help="Turn released ConvNeXtPose checkpoints into verified ONNX models.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-RUNTIME_HELP = (
+# Help text is Rich markup: brackets are escaped, or "[openvino]" would vanish as a tag.
+RUNTIME_HELP = escape(
     'onnxruntime, or openvino (CPU; pip install "cnp-convert[openvino]"). The verdict follows '
     "the precision the runtime reports it computes in."
 )
@@ -42,10 +100,17 @@ OV_PRECISION_HELP = (
 
 
 def handle_errors(command: F) -> F:
-    """Turn ConverterError into 'error: ...' on stderr and the error's exit code."""
+    """Turn ConverterError into 'error: ...' on stderr and the error's exit code.
+
+    Under --json the command's document is printed once, at the end: on an error with the
+    error's message and exit code added (or as {"error", "exit_code"} alone), so stdout always
+    holds exactly one JSON document."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        SETTINGS.json = bool(kwargs.get("as_json", False))
+        SETTINGS.pending_json, SETTINGS.in_command = None, True
+        error: dict[str, object] | None = None
         try:
             return command(*args, **kwargs)
         except ConverterError as exc:
@@ -53,7 +118,14 @@ def handle_errors(command: F) -> F:
                 raise
             message = " ".join(str(exc).split())  # always one line
             echo(f"error: {message}", err=True)
+            error = _json_error(message, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
+        finally:
+            pending, SETTINGS.pending_json, SETTINGS.in_command = SETTINGS.pending_json, None, False
+            if SETTINGS.json and error is not None:
+                pending = {**pending, **error} if isinstance(pending, dict) else error
+            if pending is not None:
+                _write_json(pending)
 
     return wrapper  # type: ignore[return-value]
 
@@ -74,13 +146,87 @@ def echo(text: str, err: bool = False) -> None:
 
 
 def warn(message: str) -> None:
-    """Warnings go to stderr so stdout stays parseable with --json."""
-    echo(f"warning: {message}", err=True)
+    """Every warning goes through here: stderr (stdout stays parseable with --json), none under
+    --quiet."""
+    if not SETTINGS.quiet:
+        echo(f"warning: {message}", err=True)
+
+
+def _write_json(payload: Any) -> None:
+    json.dump(payload, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
 
 
 def emit_json(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    """The command's JSON result; inside a command it is printed when the command ends."""
+    if SETTINGS.in_command:
+        SETTINGS.pending_json = payload
+    else:
+        _write_json(payload)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and tables
+
+
+@contextlib.contextmanager
+def progress_display(stream: TextIO | None = None) -> Iterator[ProgressCallback | None]:
+    """A Rich progress display on stderr for the library's progress callback, or None (nothing
+    drawn) when stderr is not a terminal, under --quiet and under --json.
+
+    Each new stage name is a new line (bar, count, elapsed time and ETA where the total is
+    known; a spinner where it is not); starting one marks the earlier ones done."""
+    stream = stream if stream is not None else sys.stderr
+    if SETTINGS.quiet or SETTINGS.json or not stream.isatty():
+        yield None
+        return
+    display = Progress(
+        SpinnerColumn(finished_text="[green]done"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            for task in display.tasks:
+                if not task.finished:  # an open-ended stage is done when the next one starts
+                    display.update(task.id, total=task.total or 1, completed=task.total or 1)
+            tasks[stage] = display.add_task(printable(stage), total=total)
+        display.update(tasks[stage], completed=done, total=total)
+
+    with display:
+        yield report
+        for task in display.tasks:  # the work ended normally: every stage is done
+            display.update(task.id, total=task.total or 1, completed=task.total or 1)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: int = 0) -> Table:
+    """A Rich table of plain text (cells are never read as markup); columns from index `right`
+    on are right-aligned numbers, never wrapped or cut."""
+    result = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for index, header in enumerate(headers):
+        numeric = right and index >= right
+        result.add_column(
+            Text(header), justify="right" if numeric else "left", no_wrap=bool(numeric)
+        )
+    for row in rows:
+        result.add_row(*(Text(printable(str(cell))) for cell in row))
+    return result
+
+
+def print_table(rendered: Table) -> None:
+    """A table on stdout: terminal width on a terminal; redirected, wide enough that nothing is
+    cut or wrapped (and no colour)."""
+    width = None if sys.stdout.isatty() else 250
+    console = Console(file=sys.stdout, width=width, no_color=width is not None)
+    console.print(rendered, crop=False, soft_wrap=False)
 
 
 def _version(value: bool) -> None:
@@ -91,6 +237,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Only results and errors: no warnings, no progress."
+    ),
     verbose: bool = typer.Option(
         False, "--verbose", help="Let onnxruntime's own log through (warnings and errors)."
     ),
@@ -99,6 +248,9 @@ def _root(
     ),
 ) -> None:
     """Turn released ConvNeXtPose checkpoints into verified ONNX models."""
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose contradict each other")
+    SETTINGS.quiet, SETTINGS.verbose = quiet, verbose
     # Provider loading failures are reported by the tool in one honest line; onnxruntime's own
     # coloured log of the same failure would only add noise (and reach stdout under --json).
     quiet_onnxruntime(verbose)

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, random_checkpoint
-from converter.cli.app import OV_PRECISION_HELP, app, echo, emit_json, handle_errors, warn
-from converter.cli.export import checkpoint_or_random, parse_batch_list
+from converter.cli.app import (
+    OV_PRECISION_HELP,
+    app,
+    echo,
+    emit_json,
+    handle_errors,
+    print_table,
+    progress_display,
+    table,
+    warn,
+)
+from converter.cli.choices import (
+    DEFAULT_DEVICE,
+    VARIANT_METAVAR,
+    Device,
+    OvPrecision,
+    Variant,
+    comma_choices,
+    value,
+)
+from converter.cli.export import DEVICE_HELP, checkpoint_or_random, parse_batch_list
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
 from converter.export.exporter import export_onnx
@@ -22,16 +40,37 @@ from converter.verdicts.bench import (
     benchmark,
     check_bench_options,
 )
-from converter.verdicts.runtime import check_runtime
-from converter.verdicts.tolerances import PRECISIONS, check_precision
+from converter.verdicts.runtime import RUNTIMES, check_runtime
+from converter.verdicts.tolerances import PRECISIONS
+
+BENCH_HEADERS = ("batch", "backend", "median ms", "min ms", "max ms", "frames/s", "vs PyTorch")
 
 
-def _choices(text: str, check: Callable[[str], str]) -> list[str]:
-    """A comma list of choices, each checked, duplicates dropped, order kept."""
-    names = [check(part) for part in text.split(",") if part.strip()]
-    if not names:
-        raise UsageError(f"expected one or more comma-separated choices, not {text!r}")
-    return list(dict.fromkeys(names))
+def bench_rows(report: BenchReport) -> list[list[str]]:
+    """One row per batch size and backend: PyTorch, the graph, then every contender."""
+    rows = []
+    graph = f"{report.runtime} {report.precision}"
+    if report.execution_precision:
+        graph += f" (runs in {report.execution_precision})"
+    for r in report.rows:
+        timed = [("PyTorch eager", r.torch, None), (graph, r.onnx, r.speedup)]
+        timed += [
+            (
+                o.label + (f" (runs in {o.execution_precision})" if o.execution_precision else ""),
+                o.latency,
+                o.speedup,
+            )
+            for o in r.others
+        ]
+        for label, latency, speedup in timed:
+            rows.append(
+                [
+                    str(r.batch), label, f"{latency.median_ms:.2f}", f"{latency.min_ms:.2f}",
+                    f"{latency.max_ms:.2f}", f"{latency.fps:.1f}",
+                    "1 (reference)" if speedup is None else f"{speedup:.2f}x faster",
+                ]
+            )  # fmt: skip
+    return rows
 
 
 def _bench(
@@ -84,10 +123,16 @@ def bench_command(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Weights for PyTorch (and the export, without MODEL)."
     ),
-    variant: str | None = typer.Option(
-        None, "--variant", help="XS, S, M or L; alone, seeded random weights."
+    variant: Variant | None = typer.Option(
+        None,
+        "--variant",
+        case_sensitive=False,
+        metavar=VARIANT_METAVAR,
+        help="Alone, seeded random weights.",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (both backends)."),
+    device: Device = typer.Option(
+        DEFAULT_DEVICE, "--device", case_sensitive=False, help=f"Both backends. {DEVICE_HELP}"
+    ),
     batch: str = typer.Option("1,8", "--batch", help="Batch sizes, e.g. 1,8."),
     threads: int | None = typer.Option(
         None, "--threads", help="Intra-op threads for both backends (default: their own)."
@@ -98,13 +143,18 @@ def bench_command(
         "--precision",
         help=f"Without MODEL: export as {', '.join(PRECISIONS)}; a comma list times each graph "
         "in the same rounds.",
+        **comma_choices(PRECISIONS, "--precision"),
     ),
     runtime: str = typer.Option(
         "onnxruntime",
         "--runtime",
-        help="onnxruntime and/or openvino (comma list: each runs every graph, in the same rounds).",
+        help=f"{' and/or '.join(RUNTIMES)} (comma list: each runs every graph, in the same "
+        "rounds).",
+        **comma_choices(RUNTIMES, "--runtime"),
     ),
-    ov_precision: str = typer.Option("auto", "--ov-precision", help=OV_PRECISION_HELP),
+    ov_choice: OvPrecision = typer.Option(
+        "auto", "--ov-precision", case_sensitive=False, help=OV_PRECISION_HELP
+    ),
     spinning: bool = typer.Option(
         False,
         "--spinning/--no-spinning",
@@ -116,23 +166,27 @@ def bench_command(
     batches = parse_batch_list(batch)
     if not batches:
         raise UsageError(f"--batch takes sizes like 1,8, not {batch!r}")
-    precisions = _choices(precision, check_precision)
-    runtimes = _choices(runtime, lambda name: check_runtime(name, ov_precision, device))
-    check_bench_options(device, batches, threads, runs)  # before reading or exporting anything
-    options = {"device": device, "batches": batches, "threads": threads, "runs": runs}
+    # Both lists were checked and normalised by their option callbacks.
+    precisions, device_name = precision.split(","), str(device.value)
+    ov_precision, variant_name = str(ov_choice.value), value(variant)
+    runtimes = [check_runtime(name, ov_precision, device_name) for name in runtime.split(",")]
+    check_bench_options(device_name, batches, threads, runs)  # before reading or exporting
+    options = {"device": device_name, "batches": batches, "threads": threads, "runs": runs}
     if model is not None:
         if precisions != ["fp32"]:
             raise UsageError("--precision applies to the graph bench exports; MODEL is given")
-        ckpt = _reference_weights(model, checkpoint, variant)
+        ckpt = _reference_weights(model, checkpoint, variant_name)
         report = _bench(model, ckpt, {"graph": model}, runtimes, ov_precision, spinning, options)
     else:
-        ckpt = checkpoint_or_random(checkpoint, variant)
+        ckpt = checkpoint_or_random(checkpoint, variant_name)
         with tempfile.TemporaryDirectory(prefix="cnp-bench-") as tmp:
             graphs, seconds = {}, 0.0
-            for name in precisions:
-                out = Path(tmp) / f"ConvNeXtPose_{ckpt.spec.name}_{name}.onnx"
-                seconds += export_onnx(ckpt, out, precision=name).seconds
-                graphs[name] = out
+            # The display ends before timing starts: its refresh thread would cost CPU time.
+            with progress_display() as progress:
+                for name in precisions:
+                    out = Path(tmp) / f"ConvNeXtPose_{ckpt.spec.name}_{name}.onnx"
+                    seconds += export_onnx(ckpt, out, precision=name, progress=progress).seconds
+                    graphs[name] = out
             report = _bench(
                 graphs[precisions[0]], ckpt, graphs, runtimes, ov_precision, spinning,
                 {**options, "export_seconds": seconds},
@@ -140,5 +194,6 @@ def bench_command(
     if as_json:
         emit_json(report.to_dict())
     else:
-        for line in report.lines():
+        for line in report.heading():
             echo(line)
+        print_table(table(BENCH_HEADERS, bench_rows(report), right=2))

@@ -8,10 +8,25 @@ import typer
 
 from converter.checkpoints.canonical import load_checkpoint
 from converter.checkpoints.inspection import inspect_checkpoint
-from converter.checkpoints.writer import FORMATS, default_output_path, write_canonical
-from converter.cli.app import app, echo, emit_json, handle_errors, warn
-from converter.core.errors import UsageError
-from converter.core.variant_report import variant_rows
+from converter.checkpoints.writer import default_output_path, write_canonical
+from converter.cli.app import app, echo, emit_json, handle_errors, print_table, table, warn
+from converter.cli.choices import VARIANT_METAVAR, CheckpointFormat, Variant, value
+from converter.core.variant_report import VariantRow, variant_rows
+
+VARIANT_HEADERS = (
+    "name", "backbone", "depths", "dims", "head", "up", "heatmap",
+    "params", "paper params", "conv GMACs", "paper GFLOPs", "paper P2 MPJPE",
+)  # fmt: skip
+
+
+def variant_cells(row: VariantRow) -> tuple[str, ...]:
+    mpjpe = "-" if row.paper_mpjpe_p2_mm is None else f"{row.paper_mpjpe_p2_mm:.2f} mm"
+    return (
+        row.name, row.backbone, str(list(row.depths)), str(list(row.dims)), str(row.head_width),
+        f"{sum(row.upsample)}UP", "x".join(str(v) for v in row.heatmap), f"{row.params:,}",
+        f"{row.paper_params_m:.2f}M", f"{row.conv_macs / 1e9:.3f}", f"{row.paper_gflops:.2f}",
+        mpjpe,
+    )  # fmt: skip
 
 
 @app.command("variants")
@@ -24,13 +39,7 @@ def variants_command(
     if as_json:
         emit_json([row.to_dict() for row in rows])
         return
-    header = (
-        f"{'name':<4} {'backbone':<8} {'depths':<13} {'dims':<18} {'head':>4} {'up':>3} "
-        f"{'heatmap':>9} {'params':>10} {'paper':>6} {'GMACs':>6} {'paper':>5} {'P2 MPJPE':>8}"
-    )
-    echo(header)
-    for row in rows:
-        echo(row.table_line())
+    print_table(table(VARIANT_HEADERS, [variant_cells(row) for row in rows], right=4))
 
 
 @app.command("inspect")
@@ -57,19 +66,23 @@ def inspect_command(
 def legacy_command(
     checkpoint: Path = typer.Argument(..., help="A released checkpoint in any form."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file."),
-    variant: str | None = typer.Option(
-        None, "--variant", help="Fail unless the tensors are this variant."
+    variant: Variant | None = typer.Option(
+        None,
+        "--variant",
+        case_sensitive=False,
+        metavar=VARIANT_METAVAR,
+        help="Fail unless the tensors are this variant.",
     ),
-    fmt: str = typer.Option("safetensors", "--format", help="safetensors (default) or pth."),
+    fmt: CheckpointFormat = typer.Option(
+        "safetensors", "--format", case_sensitive=False, help="The canonical file's format."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Write the canonical checkpoint: renamed head keys, no prefix, metadata recorded."""
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    ckpt = load_checkpoint(checkpoint, variant)
-    out = output if output is not None else default_output_path(checkpoint, fmt)
-    report = write_canonical(ckpt, out, fmt, force)
+    ckpt = load_checkpoint(checkpoint, value(variant))
+    out = output if output is not None else default_output_path(checkpoint, str(fmt.value))
+    report = write_canonical(ckpt, out, str(fmt.value), force)
     if as_json:
         emit_json(report.to_dict())
         return

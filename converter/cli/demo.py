@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from converter.cli.app import app, echo, handle_errors
+from converter.cli.choices import VARIANT_METAVAR, Variant
 from converter.core.variants import get_variant
 from converter.demo import run_demo
 
@@ -15,15 +16,19 @@ from converter.demo import run_demo
 @handle_errors
 def demo_command(
     workdir: Path = typer.Option(Path("cnp-demo"), "--workdir", help="Where the demo writes."),
-    variant: str = typer.Option(
-        "XS", "--variant", help="XS: the trained stand-in; S, M, L: fabricated random weights."
+    variant: Variant = typer.Option(
+        "XS",
+        "--variant",
+        case_sensitive=False,
+        metavar=VARIANT_METAVAR,
+        help="XS: the trained stand-in; S, M, L: fabricated random weights.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only N frames."),
     workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding images."),
 ) -> None:
     """Package weights as a Drive-style ConvNeXtPose_<V>.tar, draw a synthetic Human3.6M set, then
     run inspect -> legacy -> onnx -> verify -> eval and print each step's result."""
-    spec = get_variant(variant)
+    spec = get_variant(str(variant.value))
     report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=typer.echo)
     seconds = sum(s.seconds for s in report.steps)
     echo(

@@ -5,19 +5,20 @@ from __future__ import annotations
 import typer
 
 from converter.cli.app import app, echo, emit_json, handle_errors
+from converter.cli.choices import RequiredDevice
 from converter.verdicts.doctor import run_doctor
 
 
 @app.command("doctor")
 @handle_errors
 def doctor_command(
-    device: str = typer.Option(
-        "cpu", "--device", help="cpu or cuda: what must work (exit 1 if not)."
+    device: RequiredDevice = typer.Option(
+        "cpu", "--device", case_sensitive=False, help="What must work (exit 1 if not)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Python, CPU, PyTorch, onnxruntime and each provider: listed, and whether it really starts."""
-    report = run_doctor(device)
+    report = run_doctor(str(device.value))
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -14,7 +14,22 @@ from converter.cli.app import (
     echo,
     emit_json,
     handle_errors,
+    print_table,
+    progress_display,
+    table,
     warn,
+)
+from converter.cli.choices import (
+    BACKENDS,
+    DEFAULT_DEVICE,
+    VARIANT_METAVAR,
+    Device,
+    Layout,
+    OvPrecision,
+    Runtime,
+    Variant,
+    comma_choices,
+    value,
 )
 from converter.core.errors import (
     CheckFailedError,
@@ -22,20 +37,27 @@ from converter.core.errors import (
     UsageError,
     VariantMismatchError,
 )
-from converter.evaluation.evaluate import format_report
+from converter.evaluation.evaluate import (
+    EvalReport,
+    action_table,
+    joint_table,
+    report_closing,
+    report_heading,
+)
 from converter.verdicts.runtime import check_runtime
 from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
 
-BACKENDS = ("torch", "onnx")
 SKIPPED_SHOWN = 5  # skipped images named in the text output; --json lists all
 
 
-def _parse_backends(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in BACKENDS]
-    if unknown or not names:
-        raise UsageError(f"--backend takes a comma list of {', '.join(BACKENDS)}, not {text!r}")
-    return names
+def print_eval_report(report: EvalReport, max_delta_mm: float) -> None:
+    """The human output: heading, the per-action and per-joint tables, speed and verdict."""
+    for line in report_heading(report):
+        echo(line)
+    print_table(table(*action_table(report), right=1))
+    print_table(table(*joint_table(report), right=1))
+    for line in report_closing(report, max_delta_mm):
+        echo(line)
 
 
 def _resolve_spec(checkpoint, onnx_path: Path | None, metadata, variant: str | None):
@@ -69,11 +91,19 @@ def eval_command(
     data: Path = typer.Option(..., "--data", help="Human3.6M root (reference or Kaggle layout)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="For the torch backend."),
     onnx: Path | None = typer.Option(None, "--onnx", help="For the onnx backend."),
-    variant: str | None = typer.Option(None, "--variant", help="Check (or give) the variant."),
+    variant: Variant | None = typer.Option(
+        None,
+        "--variant",
+        case_sensitive=False,
+        metavar=VARIANT_METAVAR,
+        help="Check (or give) the variant.",
+    ),
     images: Path | None = typer.Option(
         None, "--images", help="Images root holding <sequence>/<file>, if not found from --data."
     ),
-    protocol: int = typer.Option(2, "--protocol", help="1: S11, PA-MPJPE. 2: S9+S11, MPJPE."),
+    protocol: int = typer.Option(
+        2, "--protocol", min=1, max=2, help="1: S11, PA-MPJPE. 2: S9+S11, MPJPE."
+    ),
     bbox_root: Path | None = typer.Option(
         None, "--bbox-root", help="RootNet boxes and root depths instead of ground truth."
     ),
@@ -84,11 +114,25 @@ def eval_command(
     workers: int = typer.Option(
         min(4, os.cpu_count() or 1), "--workers", min=0, help="Threads decoding and cropping."
     ),
-    backend: str = typer.Option("torch,onnx", "--backend", help="Comma list: torch, onnx."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    backend: str = typer.Option(
+        "torch,onnx",
+        "--backend",
+        help=f"Comma list of {', '.join(BACKENDS)}.",
+        **comma_choices(BACKENDS, "--backend"),
+    ),
+    device: Device = typer.Option(
+        DEFAULT_DEVICE,
+        "--device",
+        case_sensitive=False,
+        help="auto: CUDA where the backend really runs it, else CPU (said in one line).",
+    ),
     threads: int | None = typer.Option(None, "--threads", help="The graph runtime's threads."),
-    runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
-    ov_precision: str = typer.Option("auto", "--ov-precision", help=OV_PRECISION_HELP),
+    runtime_choice: Runtime = typer.Option(
+        "onnxruntime", "--runtime", case_sensitive=False, help=RUNTIME_HELP
+    ),
+    ov_choice: OvPrecision = typer.Option(
+        "auto", "--ov-precision", case_sensitive=False, help=OV_PRECISION_HELP
+    ),
     no_flip: bool = typer.Option(False, "--no-flip", help="Turn the flip test off."),
     max_delta_mm: float | None = typer.Option(
         None,
@@ -110,7 +154,11 @@ def eval_command(
         help="Evaluate the frames whose images exist and list the skipped ones "
         "(default: a missing image is an error).",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr."),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Progress on stderr (only on a terminal; never with --json or --quiet).",
+    ),
 ) -> None:
     """Score PyTorch and onnxruntime on Human3.6M with the reference protocol.
 
@@ -130,8 +178,10 @@ def eval_command(
     from converter.graphs.metadata import load_onnx_model, read_onnx_metadata
     from converter.h36m.dataset import load_dataset
 
-    names = _parse_backends(backend)
-    check_runtime(runtime, ov_precision, device)
+    names = tuple(backend.split(","))  # checked and normalised by its option callback
+    device_name, variant_name = str(device.value), value(variant)
+    runtime, ov_precision = str(runtime_choice.value), str(ov_choice.value)
+    check_runtime(runtime, ov_precision, device_name)
     if "torch" in names and checkpoint is None:
         raise UsageError("the torch backend needs --checkpoint")
     if "onnx" in names and onnx is None:
@@ -143,12 +193,12 @@ def eval_command(
         check_output_dir(predictions, inputs, force, prediction_files(names))
     if vis is not None:
         check_output_dir(vis, inputs, force)
-    ckpt = load_checkpoint(checkpoint, variant) if checkpoint is not None else None
+    ckpt = load_checkpoint(checkpoint, variant_name) if checkpoint is not None else None
     graph = onnx if "onnx" in names else None
     # Read once: with embedded weights this parses the whole graph file.
     proto = load_onnx_model(graph) if graph is not None else None
     metadata = read_onnx_metadata(proto) if proto is not None else None
-    spec = _resolve_spec(ckpt, graph, metadata, variant)
+    spec = _resolve_spec(ckpt, graph, metadata, variant_name)
     # The precision (and so the default limit) comes from the graph's ops, never its metadata.
     precision = graph_precision(proto) if proto is not None else "fp32"
     if metadata is not None and metadata.precision != precision:
@@ -187,9 +237,9 @@ def eval_command(
     runners = []
     for name in names:
         if name == "torch":
-            runners.append(torch_backend(ckpt, device))
+            runners.append(torch_backend(ckpt, device_name))
         else:
-            runner = onnx_backend(onnx, device, threads, runtime, ov_precision)  # type: ignore[arg-type]
+            runner = onnx_backend(onnx, device_name, threads, runtime, ov_precision)  # type: ignore[arg-type]
             if runner.fallback_reason:
                 warn(f"onnxruntime runs on CPU: {runner.fallback_reason}")
             # An fp32 graph that OpenVINO runs in bf16 is held to bf16's limit.
@@ -202,15 +252,16 @@ def eval_command(
             "the backends run on different devices: "
             + ", ".join(f"{r.name} on {r.device}" for r in runners)
         )
-    report = evaluate(
-        dataset,
-        runners,
-        spec,
-        flip=not no_flip,
-        batch_size=batch,
-        workers=workers,
-        progress=progress,
-    )
+    with progress_display() as bar:
+        report = evaluate(
+            dataset,
+            runners,
+            spec,
+            flip=not no_flip,
+            batch_size=batch,
+            workers=workers,
+            progress=bar if progress else None,
+        )
     written = write_predictions(report, dataset, spec, predictions, force) if predictions else []
     pictures = write_visualisations(report, dataset, spec, vis, overwrite=force) if vis else []
     agree = None if report.comparison is None else report.comparison.agrees(max_delta_mm)
@@ -231,7 +282,7 @@ def eval_command(
             }
         )
     else:
-        echo(format_report(report, max_delta_mm))
+        print_eval_report(report, max_delta_mm)
         if precision != "fp32" and report.comparison is not None and "torch" in names:
             change = (
                 report.backend("onnx").summary.total_mm - report.backend("torch").summary.total_mm
@@ -256,7 +307,9 @@ def eval_command(
 @handle_errors
 def demo_data_command(
     directory: Path = typer.Argument(..., help="Where to write the synthetic set."),
-    layout: str = typer.Option("reference", "--layout", help="reference or kaggle."),
+    layout: Layout = typer.Option(
+        "reference", "--layout", case_sensitive=False, help="Where images and annotations go."
+    ),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -264,15 +317,13 @@ def demo_data_command(
 
     Reference annotation format, JPEGs and a RootNet-style file, in the reference or Kaggle layout.
     """
-    from converter.h36m.synthetic import LAYOUTS, make_synthetic_h36m
+    from converter.h36m.synthetic import make_synthetic_h36m
 
-    if layout not in LAYOUTS:
-        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     if directory.exists() and not directory.is_dir():
         raise OutputExistsError(f"{directory}: exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise OutputExistsError(f"{directory}: is not empty; pass --force to write into it")
-    result = make_synthetic_h36m(directory, layout, overwrite=force)
+    result = make_synthetic_h36m(directory, str(layout.value), overwrite=force)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -15,14 +15,29 @@ from converter.cli.app import (
     echo,
     emit_json,
     handle_errors,
+    print_table,
+    progress_display,
+    table,
     warn,
+)
+from converter.cli.choices import (
+    DEFAULT_DEVICE,
+    VARIANT_METAVAR,
+    Device,
+    Exporter,
+    OvPrecision,
+    Precision,
+    Runtime,
+    Variant,
+    value,
 )
 from converter.core.atomic import check_output_path
 from converter.core.errors import UsageError
+from converter.core.progress import ProgressCallback
 from converter.core.variants import get_variant
 from converter.export.exporter import (
     DEFAULT_OPSET,
-    EXPORTERS,
+    ExportReport,
     export_onnx,
     parse_batch,
     resolve_exporter,
@@ -31,13 +46,8 @@ from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_se
 from converter.export.rewrite import REWRITES
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.judge import POSE_FRAMES, resolve_seed
-from converter.verdicts.runtime import check_device, check_runtime
-from converter.verdicts.tolerances import (
-    FLOOR_FACTOR,
-    PRECISIONS,
-    check_atol,
-    check_precision,
-)
+from converter.verdicts.runtime import check_runtime
+from converter.verdicts.tolerances import FLOOR_FACTOR, check_atol
 from converter.verdicts.verify import (
     DEFAULT_SAMPLES,
     ParityFailedError,
@@ -50,6 +60,10 @@ ATOL_HELP = (
     "fp32: replace the floor rule (a graph passes when its max abs error against PyTorch "
     f"float64 is within {FLOOR_FACTOR:g} x PyTorch fp32's own error + a margin) by a fixed "
     "limit on coords, heatmap units. Positive and finite."
+)
+DEVICE_HELP = (
+    "auto: CUDA where both PyTorch and the graph's runtime really run it, else CPU (said in "
+    "one line)."
 )
 SEED_HELP = "Seed of the verdict's inputs (default: a fresh one, printed; give it to repeat a run)."
 
@@ -65,6 +79,58 @@ def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> Canoni
         "fine for graph inspection and benchmarks, meaningless for poses"
     )
     return random_checkpoint(spec, seed=0)
+
+
+FP32_HEADERS = (
+    "batch", "output", "max abs error", "PyTorch fp32 floor", "limit", "mean error",
+    "worst element (graph vs float64)", "worst joint (floor)", "verdict",
+)  # fmt: skip
+POSE_HEADERS = (
+    "batch", "pose change on", "mean mm", "p95 mm", "worst mm", "worst joint",
+    "budget mean / p95 / worst mm", "verdict",
+)  # fmt: skip
+
+
+def verify_tables(report: VerifyReport) -> list[tuple[tuple[str, ...], list[list[str]]]]:
+    """(headers, rows) of the fp32 parity results and of the pose-change results, where run."""
+    fp32 = []
+    for result in report.results:
+        for o in result.outputs:
+            worst = o.worst_joint
+            fp32.append(
+                [
+                    str(result.batch), o.name, f"{o.error:.3g}", f"{o.floor:.3g}",
+                    f"{o.limit:.3g} = {o.rule}", f"{o.mean_error:.3g}",
+                    f"{list(o.worst_index)}: {o.candidate_at_worst:.6g} vs "
+                    f"{o.reference_at_worst:.6g}",
+                    "-" if worst is None else f"{worst[0]} {worst[1]:.3g} mm ({worst[2]:.3g})",
+                    ("within limit" if o.passed else "OVER LIMIT")
+                    + (f" ({o.note})" if o.note else ""),
+                ]
+            )  # fmt: skip
+    pose = [
+        [
+            str(p.batch), f"{p.frames} crops ({p.source})", f"{p.mean_mm:.2f}", f"{p.p95_mm:.2f}",
+            f"{p.worst_mm:.2f}", p.worst_joint,
+            f"{p.budget.mean_mm:g} / {p.budget.p95_mm:g} / {p.budget.worst_mm:g}",
+            "within budget" if p.passed else "OVER BUDGET",
+        ]
+        for p in report.pose
+    ]  # fmt: skip
+    return [
+        (headers, rows) for headers, rows in ((FP32_HEADERS, fp32), (POSE_HEADERS, pose)) if rows
+    ]
+
+
+def _print_verify(report: VerifyReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for line in report.heading():
+        echo(line)
+    for headers, rows in verify_tables(report):
+        print_table(table(headers, rows, right=2))
+    echo(f"{'PASS' if report.passed else 'FAIL'} in {report.seconds:.1f} s")
 
 
 class _Report(Protocol):
@@ -87,8 +153,12 @@ def onnx_command(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="A released checkpoint in any form, or a canonical file."
     ),
-    variant: str | None = typer.Option(
-        None, "--variant", help="XS, S, M or L: checked against the checkpoint; alone, random."
+    variant: Variant | None = typer.Option(
+        None,
+        "--variant",
+        case_sensitive=False,
+        metavar=VARIANT_METAVAR,
+        help="Checked against the checkpoint; alone, seeded random weights.",
     ),
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Output .onnx (default ConvNeXtPose_<V>.onnx here)."
@@ -97,16 +167,18 @@ def onnx_command(
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also output the raw heatmaps."),
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
-    exporter: str | None = typer.Option(
+    exporter: Exporter | None = typer.Option(
         None,
         "--exporter",
-        help=f"{' or '.join(EXPORTERS)} (default: dynamo for opset 18+, else torchscript).",
+        case_sensitive=False,
+        help="Default: dynamo for opset 18+, else torchscript.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
-    precision: str = typer.Option(
+    precision: Precision = typer.Option(
         "fp32",
         "--precision",
-        help=f"{', '.join(PRECISIONS)}: fp16/int8 keep the soft-argmax and the I/O in fp32.",
+        case_sensitive=False,
+        help="fp16/int8 keep the soft-argmax and the I/O in fp32.",
     ),
     calibration: Path | None = typer.Option(
         None,
@@ -135,30 +207,66 @@ def onnx_command(
     parsed_batch = parse_batch(batch)  # bad options fail before any loading
     atol = check_atol(atol) if atol is not None else None
     resolve_seed(seed)  # a bad seed fails before any weights are loaded
-    exporter, note = resolve_exporter(exporter, opset)
+    exporter_name, note = resolve_exporter(value(exporter), opset)
     if note:
         warn(note)
     if output is not None:
         check_output_path(output, (), force)
-    precision = check_precision(precision)
-    if precision != "int8" and (calibration is not None or calibration_count is not None):
+    precision_name = str(precision.value)
+    if precision_name != "int8" and (calibration is not None or calibration_count is not None):
         raise UsageError("--calibration and --calibration-count are for --precision int8 only")
-    ckpt = checkpoint_or_random(checkpoint, variant)
+    ckpt = checkpoint_or_random(checkpoint, value(variant))
     suffix = "_random" if ckpt.metadata.weights == "random" else ""
-    suffix += f"_{precision}" if precision != "fp32" else ""
+    suffix += f"_{precision_name}" if precision_name != "fp32" else ""
     out = output if output is not None else Path(f"ConvNeXtPose_{ckpt.spec.name}{suffix}.onnx")
+    with progress_display() as progress:
+        report = _export(
+            ckpt, out, as_json, progress,
+            opset=opset, batch=parsed_batch, heatmaps=heatmaps, simplify=not no_simplify,
+            exporter=exporter_name, force=force, precision=precision_name,
+            calibration=calibration, calibration_count=calibration_count,
+            ort_format=ort_format, atol=atol, seed=seed, no_rewrite=no_rewrite,
+        )  # fmt: skip
+    if report.simplify_error:
+        warn(f"{out}: kept the unsimplified graph: {report.simplify_error}")
+    _print(report, as_json)
+
+
+def _export(
+    ckpt: CanonicalCheckpoint,
+    out: Path,
+    as_json: bool,
+    progress: ProgressCallback | None,
+    *,
+    opset: int,
+    batch: str | int,
+    heatmaps: bool,
+    simplify: bool,
+    exporter: str,
+    force: bool,
+    precision: str,
+    calibration: Path | None,
+    calibration_count: int | None,
+    ort_format: bool,
+    atol: float | None,
+    seed: int | None,
+    no_rewrite: bool,
+) -> ExportReport:
+    """The export itself, reporting its stages to the progress display."""
     images = None
     if precision == "int8":
+        if progress is not None:
+            progress("int8 calibration crops", 0, None)
         count = calibration_count if calibration_count is not None else DEFAULT_CALIBRATION_COUNT
         images = calibration_set(ckpt.spec, calibration, count)
     try:
-        report = export_onnx(
+        return export_onnx(
             ckpt,
             out,
             opset=opset,
-            batch=parsed_batch,
+            batch=batch,
             heatmaps=heatmaps,
-            simplify=not no_simplify,
+            simplify=simplify,
             exporter=exporter,
             force=force,
             precision=precision,
@@ -167,13 +275,11 @@ def onnx_command(
             atol=atol,
             seed=seed,
             rewrites=() if no_rewrite else REWRITES,
+            progress=progress,
         )
     except ParityFailedError as exc:
         _print(exc.report, as_json)  # the evidence first, then the error and exit 1
         raise
-    if report.simplify_error:
-        warn(f"{out}: kept the unsimplified graph: {report.simplify_error}")
-    _print(report, as_json)
 
 
 def parse_batch_list(text: str | None) -> tuple[int, ...] | None:
@@ -192,12 +298,16 @@ def verify_command(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="The checkpoint the graph should match."
     ),
-    variant: str | None = typer.Option(
+    variant: Variant | None = typer.Option(
         None,
         "--variant",
+        case_sensitive=False,
+        metavar=VARIANT_METAVAR,
         help="Required for a graph without cnp-convert metadata; alone, seeded random weights.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: Device = typer.Option(
+        DEFAULT_DEVICE, "--device", case_sensitive=False, help=DEVICE_HELP
+    ),
     batch: str | None = typer.Option(
         None, "--batch", help="Batch sizes, e.g. 1,4 (default 1,4; a fixed-batch graph: its own)."
     ),
@@ -214,28 +324,33 @@ def verify_command(
     frames: int = typer.Option(
         POSE_FRAMES, "--frames", help="fp16/int8: crops the pose change is measured on."
     ),
-    runtime: str = typer.Option("onnxruntime", "--runtime", help=RUNTIME_HELP),
-    ov_precision: str = typer.Option("auto", "--ov-precision", help=OV_PRECISION_HELP),
+    runtime_choice: Runtime = typer.Option(
+        "onnxruntime", "--runtime", case_sensitive=False, help=RUNTIME_HELP
+    ),
+    ov_choice: OvPrecision = typer.Option(
+        "auto", "--ov-precision", case_sensitive=False, help=OV_PRECISION_HELP
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Run PyTorch and the graph on the same images; exit 1 when they disagree."""
     batches = parse_batch_list(batch)
     atol = check_atol(atol) if atol is not None else None
     resolve_seed(seed)  # a bad seed fails before any weights are loaded
-    check_device(device)
-    check_runtime(runtime, ov_precision, device)
+    device_name, variant_name = str(device.value), value(variant)
+    runtime, ov_precision = str(runtime_choice.value), str(ov_choice.value)
+    check_runtime(runtime, ov_precision, device_name)
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
-    check_variant_option(model, read_onnx_metadata(model), variant)
-    ckpt = checkpoint_or_random(checkpoint, variant)
+    check_variant_option(model, read_onnx_metadata(model), variant_name)
+    ckpt = checkpoint_or_random(checkpoint, variant_name)
     try:
         report = verify_onnx(
             model,
             ckpt,
-            device=device,
+            device=device_name,
             batches=batches,
             samples=samples,
             atol=atol,
-            variant=variant,
+            variant=variant_name,
             seed=seed,
             data=data,
             frames=frames,
@@ -246,8 +361,8 @@ def verify_command(
         failed: VerifyReport = exc.report  # type: ignore[assignment]
         for message in failed.warnings:
             warn(message)
-        _print(failed, as_json)
+        _print_verify(failed, as_json)
         raise
     for message in report.warnings:
         warn(message)
-    _print(report, as_json)
+    _print_verify(report, as_json)

@@ -9,18 +9,18 @@ frames/s is what a run with that backend alone would achieve: frames / (decode +
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol
 
 import numpy as np
 
 from converter.core.atomic import make_output_dir, write_output
 from converter.core.errors import UsageError
+from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
 from converter.h36m.dataset import H36MDataset, Sample
 from converter.h36m.metrics import (
@@ -142,37 +142,6 @@ def predict(backend: Backend, images: np.ndarray, spec: VariantSpec, flip: bool 
 
 
 # ---------------------------------------------------------------------------------------------
-# Progress
-
-
-class Progress:
-    """A one-line progress bar on stderr, redrawn at most every 0.2 s."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled=True) -> None:
-        self.total, self.label, self.enabled = total, label, enabled
-        self.stream = stream or sys.stderr
-        self.done, self.start, self.last = 0, time.perf_counter(), 0.0
-
-    def update(self, count: int) -> None:
-        self.done += count
-        now = time.perf_counter()
-        if self.enabled and (now - self.last > 0.2 or self.done >= self.total):
-            self.last = now
-            filled = int(30 * self.done / max(1, self.total))
-            rate = self.done / max(now - self.start, 1e-9)
-            self.stream.write(
-                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
-                f"{self.done}/{self.total} frames, {rate:.1f} frames/s"
-            )
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -251,37 +220,47 @@ class EvalReport:
         }
 
 
-def format_report(report: EvalReport, max_delta_mm: float) -> str:
-    """The human table: per action, total, per joint, speed, and the backend comparison."""
-    names = [b.name for b in report.backends]
+def report_heading(report: EvalReport) -> list[str]:
+    """What was evaluated, above the tables."""
     flip = "flip test on" if report.flip else "flip test off"
-    lines = [
+    return [
         f"Human3.6M Protocol {report.protocol} {report.metric} (mm), ConvNeXtPose-"
         f"{report.variant}, {report.frames} frames, {flip}, boxes: {report.bbox_source}",
         f"data: {report.layout}",
-        "",
-        f"{'action':<14}{'frames':>7}" + "".join(f"{n:>12}" for n in names),
     ]
-    first = report.backends[0].summary
-    for row, (action, count, _) in enumerate(first.per_action):
-        values = "".join(f"{b.summary.per_action[row][2]:>12.2f}" for b in report.backends)
-        lines.append(f"{action:<14}{count:>7}{values}")
-    totals = "".join(f"{b.summary.total_mm:>12.2f}" for b in report.backends)
-    lines += [
-        f"{'total':<14}{report.frames:>7}{totals}",
-        "",
-        f"{'joint':<21}" + "".join(f"{n:>12}" for n in names),
+
+
+def action_table(report: EvalReport) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): the metric per action and backend, then the total row."""
+    headers = ["action", "frames", *(b.name for b in report.backends)]
+    rows = [
+        [action, str(count), *(f"{b.summary.per_action[row][2]:.2f}" for b in report.backends)]
+        for row, (action, count, _) in enumerate(report.backends[0].summary.per_action)
     ]
-    for row, (joint, _) in enumerate(first.per_joint):
-        values = "".join(f"{b.summary.per_joint[row][1]:>12.2f}" for b in report.backends)
-        lines.append(f"{joint:<21}{values}")
-    lines.append("")
-    for b in report.backends:
-        lines.append(
-            f"{b.name:<6} on {b.device}: {b.fps:.1f} frames/s over the whole loop "
-            f"(decode {b.decode_s:.2f} s = {100 * b.decode_share:.0f}%, "
-            f"inference {b.inference_s:.2f} s); {', '.join(b.providers)}"
-        )
+    rows.append(
+        ["total", str(report.frames), *(f"{b.summary.total_mm:.2f}" for b in report.backends)]
+    )
+    return headers, rows
+
+
+def joint_table(report: EvalReport) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): the metric per joint and backend."""
+    headers = ["joint", *(b.name for b in report.backends)]
+    rows = [
+        [joint, *(f"{b.summary.per_joint[row][1]:.2f}" for b in report.backends)]
+        for row, (joint, _) in enumerate(report.backends[0].summary.per_joint)
+    ]
+    return headers, rows
+
+
+def report_closing(report: EvalReport, max_delta_mm: float) -> list[str]:
+    """Below the tables: each backend's speed, and the backend comparison."""
+    lines = [
+        f"{b.name:<6} on {b.device}: {b.fps:.1f} frames/s over the whole loop "
+        f"(decode {b.decode_s:.2f} s = {100 * b.decode_share:.0f}%, "
+        f"inference {b.inference_s:.2f} s); {', '.join(b.providers)}"
+        for b in report.backends
+    ]
     comparison = report.comparison
     if comparison is not None:
         a, b = comparison.backends
@@ -294,7 +273,22 @@ def format_report(report: EvalReport, max_delta_mm: float) -> str:
             f"largest joint distance {comparison.max_distance_mm:.4f} mm (image "
             f"{comparison.worst_image_id}, {comparison.worst_joint}); {verdict}"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def format_report(report: EvalReport, max_delta_mm: float) -> str:
+    """The plain-text table: per action, total, per joint, speed, and the backend comparison."""
+    actions, joints = action_table(report), joint_table(report)
+    lines = [*report_heading(report), ""]
+    lines.append(
+        f"{actions[0][0]:<14}{actions[0][1]:>7}" + "".join(f"{n:>12}" for n in actions[0][2:])
+    )
+    for row in actions[1]:
+        lines.append(f"{row[0]:<14}{row[1]:>7}" + "".join(f"{v:>12}" for v in row[2:]))
+    lines += ["", f"{joints[0][0]:<21}" + "".join(f"{n:>12}" for n in joints[0][1:])]
+    for row in joints[1]:
+        lines.append(f"{row[0]:<21}" + "".join(f"{v:>12}" for v in row[1:]))
+    return "\n".join([*lines, "", *report_closing(report, max_delta_mm)])
 
 
 def _batches(items: Sequence[Sample], size: int):
@@ -310,10 +304,12 @@ def run_backends(
     flip: bool = True,
     batch_size: int = 16,
     workers: int = 2,
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = None,
     loader: Callable[[Sample], np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], float, dict[str, float]]:
-    """Coords per backend (N, J, 3), decode seconds, inference seconds per backend."""
+    """Coords per backend (N, J, 3), decode seconds, inference seconds per backend.
+
+    progress: called as progress("eval", frames done, frames) after each batch."""
     if batch_size < 1 or workers < 0:
         raise UsageError(f"batch size must be >= 1 and workers >= 0 ({batch_size}, {workers})")
 
@@ -324,7 +320,9 @@ def run_backends(
     outputs: dict[str, list[np.ndarray]] = {b.name: [] for b in backends}
     inference = dict.fromkeys(outputs, 0.0)
     decode = 0.0
-    bar = Progress(len(samples), "eval", enabled=progress)
+    report = progress_callback(progress)
+    report("eval", 0, len(samples))
+    done = 0
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
     try:
         for batch in _batches(samples, batch_size):
@@ -336,11 +334,11 @@ def run_backends(
                 start = time.perf_counter()
                 outputs[backend.name].append(predict(backend, images, spec, flip))
                 inference[backend.name] += time.perf_counter() - start
-            bar.update(len(batch))
+            done += len(batch)
+            report("eval", done, len(samples))
     finally:
         if pool:
             pool.shutdown(wait=True)
-        bar.close()
     coords = {name: np.concatenate(parts) for name, parts in outputs.items()}
     return coords, decode, inference
 
@@ -377,9 +375,12 @@ def evaluate(
     flip: bool = True,
     batch_size: int = 16,
     workers: int = 2,
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = None,
 ) -> EvalReport:
-    """Run every backend over the dataset, score each, and compare the first two."""
+    """Run every backend over the dataset, score each, and compare the first two.
+
+    progress: a callback for the inference loop (converter.core.progress); the library draws
+    nothing itself."""
     names = [b.name for b in backends]
     if not backends or len(set(names)) != len(names):
         raise UsageError(f"need one or more distinct backends, got {names}")

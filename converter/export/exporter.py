@@ -31,6 +31,7 @@ from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.atomic import atomic_output, check_output_path
 from converter.core.errors import CheckFailedError, OnnxModelError, UsageError
 from converter.core.model import ConvNeXtPose
+from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
 from converter.export.fold import fold_batchnorms
 from converter.export.precision import (
@@ -422,6 +423,7 @@ def export_onnx(
     ort_format: bool = False,
     seed: int | None = None,
     rewrites: tuple[str, ...] = REWRITES,
+    progress: ProgressCallback | None = None,
 ) -> ExportReport:
     """Export, check and verify; the file exists at out only if every check passed.
 
@@ -437,8 +439,11 @@ def export_onnx(
     rewrites: the exact head rewrites to apply where they fit the variant (names from
     converter.export.rewrite.REWRITES; () keeps the literal graph). The verdict's reference is
     the model as loaded either way.
+    progress: told each stage as it starts (converter.core.progress): the export, onnxsim,
+    int8 calibration (image by image) and the verdict.
     """
     started = time.perf_counter()
+    stage = progress_callback(progress)
     out = Path(out)
     precision = check_precision(precision)
     exporter, _ = resolve_exporter(exporter, opset)
@@ -462,6 +467,7 @@ def export_onnx(
     if precision == "int8" and not isinstance(calibration, CalibrationSet):
         calibration = calibration_set(spec, calibration)  # bad data fails before the export
 
+    stage(f"export ({exporter} exporter)", 0, None)
     model = build_loaded_model(ckpt)
     rewritten, applied = rewrite_head(model, rewrites)
     module, folded = _export_module(rewritten, precision, heatmaps, fold)
@@ -474,10 +480,11 @@ def export_onnx(
 
     simplify_error = None
     if simplify:
+        stage("simplify (onnxsim)", 0, None)
         proto, simplify_error = _simplify(proto)
     quantization = None
     if isinstance(calibration, CalibrationSet):
-        proto, quantization = quantize_int8(proto, calibration)
+        proto, quantization = quantize_int8(proto, calibration, progress=progress)
     metadata = OnnxMetadata.for_spec(
         spec,
         outputs=outputs,
@@ -507,6 +514,7 @@ def export_onnx(
     # Dynamic graphs are checked at two batch sizes: a graph that only works at the
     # example's size is the classic dynamic-batch failure.
     batches = (1, 2) if batch == "dynamic" else (int(batch),)
+    stage("verdict (onnxruntime CPU against PyTorch)", 0, None)
     if precision == "fp32":
         images = verdict_images(spec, max(batches), seed, FP32_CROPS)
         reference = float64_reference(model)
@@ -544,6 +552,7 @@ def export_onnx(
         ort_parity: tuple[ParityReport, ...] = ()
         ort_pose: tuple[PoseChange, ...] = ()
         if ort_out is not None and all(c.passed for c in (*parity, *pose)):
+            stage("verdict of the .ort file", 0, None)
             ort_tmp = stack.enter_context(atomic_output(ort_out, overwrite=force))
             save_ort_format(tmp, ort_tmp)
             # The .ort file is held to the same check: it is what a phone will run.

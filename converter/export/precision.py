@@ -37,11 +37,13 @@ from torch import nn
 
 from converter.core.errors import DatasetError, OnnxModelError, UsageError
 from converter.core.model import ConvNeXtPose
+from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
 from converter.export.fold import fold_batchnorms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_CALIBRATION_COUNT = 32
+CALIBRATION_STAGE = "int8 calibration (images)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,11 +216,21 @@ def soft_argmax_nodes(model: onnx.ModelProto) -> list[str]:
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over an array, one image per call."""
 
-    def __init__(self, input_name: str, images: np.ndarray) -> None:
+    def __init__(
+        self, input_name: str, images: np.ndarray, progress: ProgressCallback | None = None
+    ) -> None:
         self._items = iter([{input_name: images[i : i + 1]} for i in range(len(images))])
+        self._count, self._given = len(images), 0
+        self._progress = progress_callback(progress)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._items, None)
+        item = next(self._items, None)
+        if item is not None:  # the previous image has been run by the calibrator
+            self._progress(CALIBRATION_STAGE, self._given, self._count)
+            self._given += 1
+        else:
+            self._progress(CALIBRATION_STAGE, self._count, self._count)
+        return item
 
     def rewind(self) -> None:  # not needed by MinMax; part of the protocol
         pass
@@ -245,8 +257,11 @@ def quantize_int8(
     quant_format: str = "QDQ",
     per_channel: bool = True,
     calibrate_method: str = "MinMax",
+    progress: ProgressCallback | None = None,
 ) -> tuple[onnx.ModelProto, QuantizationFacts]:
-    """The fp32 graph statically quantized, soft-argmax nodes excluded (they stay fp32)."""
+    """The fp32 graph statically quantized, soft-argmax nodes excluded (they stay fp32).
+
+    progress: called as progress(CALIBRATION_STAGE, images run, images) during calibration."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -264,7 +279,7 @@ def quantize_int8(
                 quantize_static(
                     str(source),
                     str(target),
-                    _Reader(input_name, calibration.images),
+                    _Reader(input_name, calibration.images, progress),
                     quant_format=QuantFormat[quant_format],
                     per_channel=per_channel,
                     activation_type=QuantType.QUInt8,

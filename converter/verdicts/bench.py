@@ -36,13 +36,14 @@ from converter.core.errors import UsageError, VariantMismatchError
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.runtime import (
     OnnxSession,
+    open_onnx_session,
     open_session,
     resolve_torch_device,
     strict_fp32,
 )
 from converter.verdicts.verify import MAX_BATCH
 
-BENCH_DEVICES = ("cpu", "cuda")
+BENCH_DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_BATCHES = (1, 8)
 DEFAULT_RUNS = 20
 DEFAULT_WARMUP = 3
@@ -154,7 +155,8 @@ class BenchReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def lines(self) -> list[str]:
+    def heading(self) -> list[str]:
+        """The lines above the timing table: what ran, where and how."""
         threads = self.onnx_threads if self.onnx_threads else "default"
         out = [
             f"bench {self.model} (ConvNeXtPose-{self.variant}, {self.precision}) on {self.device}",
@@ -167,6 +169,10 @@ class BenchReport:
         ]
         if self.export_seconds is not None:
             out.append(f"export: {self.export_seconds:.1f} s")
+        return out
+
+    def lines(self) -> list[str]:
+        out = self.heading()
         out.append(
             f"{'batch':>5} {'torch ms':>9} {'min':>8} {'max':>8} {'onnx ms':>9} {'min':>8} "
             f"{'max':>8} {'torch fps':>10} {'onnx fps':>9} {'onnx/torch':>11}"
@@ -295,6 +301,14 @@ def check_bench_options(
     return name
 
 
+def _auto_device(path: Path, runtimes: Sequence[str]) -> str:
+    """auto: CUDA only where PyTorch and every runtime really run it (as verify decides), so
+    the two sides are always timed on the same device."""
+    if any(r != "onnxruntime" for r in runtimes) or resolve_torch_device("auto").type == "cpu":
+        return "cpu"
+    return open_onnx_session(path, "auto").device
+
+
 def benchmark(
     onnx_path: str | Path,
     ckpt: CanonicalCheckpoint,
@@ -324,6 +338,8 @@ def benchmark(
             f"{path}: the graph is ConvNeXtPose-{meta.variant}, the checkpoint "
             f"({ckpt.metadata.source_name}) is {ckpt.spec.name}"
         )
+    if name == "auto":
+        name = _auto_device(path, [runtime, *(c.runtime for c in contenders)])
     torch_device = resolve_torch_device(name)  # cuda without a usable GPU fails here
     session = open_session(
         path, runtime, name, threads, ov_precision=ov_precision, spinning=spinning

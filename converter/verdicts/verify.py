@@ -120,7 +120,8 @@ class VerifyReport:
             "passed": self.passed,
         }
 
-    def lines(self) -> list[str]:
+    def heading(self) -> list[str]:
+        """The lines above the per-batch results: what was compared, where, on what."""
         inputs = (
             f"{self.samples} seeded images + {self.crops} crops per batch size"
             if self.precision == "fp32"
@@ -140,6 +141,10 @@ class VerifyReport:
         ]
         if self.device_note:
             out.append(f"  note: {self.device_note}")
+        return out
+
+    def lines(self) -> list[str]:
+        out = self.heading()
         for report in self.results:
             for entry in report.outputs:
                 out.append(f"  batch {report.batch}: {entry.line()}")

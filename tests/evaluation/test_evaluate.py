@@ -154,9 +154,9 @@ def test_predictions_and_pictures_are_written(layouts, xs_torch, xs_onnx, tmp_pa
     assert rows[0]["joint_cam"][0] == [0.0, 0.0, 0.0]  # root-relative
     assert [r["image_id"] for r in rows] == list(report.image_ids)
     pictures = write_visualisations(report, dataset, SPEC, tmp_path / "vis", count=3)
-    assert len(pictures) == 3
+    assert len(pictures) == 3 + 1  # the frames, then the worst-frame sheet
     image = cv2.imread(str(pictures[0]))
-    assert image is not None and image.shape == (1002, 1000, 3)
+    assert image is not None and image.shape[2] == 3  # sizes: tests/evaluation/test_visualize.py
 
 
 def test_outputs_are_published_whole_with_umask_modes_and_not_clobbered(

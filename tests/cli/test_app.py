@@ -1,0 +1,168 @@
+"""What every command shares: choices in --help, shell completion, JSON errors, --quiet,
+progress only on a terminal, tables that survive redirection."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from converter.cli.app import SETTINGS, print_table, progress_display, table
+from converter.cli.choices import comma_choices, parse_comma_choices
+from converter.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: object, env: dict[str, str] | None = None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def flat(text: str) -> str:
+    """Typer's boxed help and errors as one line."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("command", "choices"),
+    [
+        ("onnx", ["<XS|S|M|L>", "<dynamo|torchscript>", "<fp32|fp16|int8>"]),
+        ("verify", ["<XS|S|M|L>", "<auto|cpu|cuda>", "<onnxruntime|openvino>", "<auto|f32|bf16>"]),
+        ("eval", ["<XS|S|M|L>", "<auto|cpu|cuda>", "1<=x<=2", "torch, onnx"]),
+        ("bench", ["<XS|S|M|L>", "<auto|cpu|cuda>", "fp32, fp16, int8"]),
+        ("legacy", ["<XS|S|M|L>", "<safetensors|pth>"]),
+        ("demo-data", ["<reference|kaggle>"]),
+        ("doctor", ["<cpu|cuda>"]),
+        ("demo", ["<XS|S|M|L>"]),
+    ],
+)
+def test_help_lists_the_choices(command: str, choices: list[str]) -> None:
+    result = invoke(command, "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for choice in choices:
+        assert choice in flat(result.stdout), (command, choice)
+
+
+def test_one_device_default_for_every_command_that_places_work() -> None:
+    for command in ("verify", "eval", "bench"):
+        text = flat(invoke(command, "--help", env={"COLUMNS": "200"}).stdout)
+        assert re.search(r"--device <auto\|cpu\|cuda> .*?\[default: auto\]", text), command
+
+
+def test_shell_completion_is_offered() -> None:
+    text = flat(invoke("--help", env={"COLUMNS": "200"}).stdout)
+    assert "--install-completion" in text and "--show-completion" in text
+    script = invoke("--show-completion", "bash")
+    assert script.exit_code == 0 and "_CNP_CONVERT_COMPLETE" in script.stdout
+
+
+def test_comma_lists_are_checked_and_completed_item_by_item() -> None:
+    assert parse_comma_choices("onnx, TORCH,onnx", ("torch", "onnx"), "--backend") == [
+        "onnx",
+        "torch",
+    ]
+    for bad in ("", ",", "torch,tflite"):
+        with pytest.raises(Exception, match="a comma list of torch, onnx"):
+            parse_comma_choices(bad, ("torch", "onnx"), "--backend")
+    complete = comma_choices(("fp32", "fp16", "int8"), "--precision")["autocompletion"]
+    assert complete("fp") == ["fp32", "fp16"]
+    assert complete("fp32,") == ["fp32,fp16", "fp32,int8"]  # a chosen one is not offered again
+    assert complete("fp32,i") == ["fp32,int8"]
+
+
+def test_a_bad_choice_is_typers_usage_error_with_exit_2() -> None:
+    result = invoke("onnx", "--variant", "XL")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "Invalid value for '--variant'" in flat(result.stderr)
+    assert "'XL' is not one of" in flat(result.stderr)
+    # any case is accepted, as before
+    assert invoke("onnx", "--variant", "xs", "--opset", "99").exit_code == 2  # the opset, not xs
+
+
+def test_json_errors_are_also_a_json_object_on_stdout(tmp_path: Path) -> None:
+    usage = invoke("onnx", "--variant", "XL", "--json")
+    assert usage.exit_code == 2
+    error = json.loads(usage.stdout)
+    assert error["exit_code"] == 2 and "Invalid value for '--variant'" in error["error"]
+    missing = tmp_path / "missing.tar"
+    domain = invoke("inspect", missing, "--json")
+    assert domain.exit_code == 2
+    payload = json.loads(domain.stdout)
+    assert payload == {"error": payload["error"], "exit_code": 2}
+    assert str(missing) in payload["error"] and payload["error"] in domain.stderr
+    plain = invoke("inspect", missing)
+    assert plain.exit_code == 2 and plain.stdout == ""  # without --json, stdout stays empty
+
+
+def test_quiet_keeps_results_and_errors_but_no_warnings(tmp_path: Path, release_file) -> None:
+    liar = tmp_path / "ConvNeXtPose_L.tar"  # holds XS weights: inspect warns about the name
+    liar.write_bytes(release_file("XS").read_bytes())
+    loud = invoke("inspect", liar)
+    assert loud.exit_code == 0 and "warning:" in loud.stderr
+    quiet = invoke("--quiet", "inspect", liar)
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == loud.stdout
+    error = invoke("-q", "inspect", tmp_path / "missing.tar")
+    assert error.exit_code == 2 and error.stderr.startswith("error: ")
+    both = invoke("--quiet", "--verbose", "variants")
+    assert both.exit_code == 2 and "contradict" in flat(both.stderr)
+    assert "warning:" in invoke("inspect", liar).stderr  # the next run is not quiet
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_only_on_a_terminal_and_never_under_json_or_quiet() -> None:
+    with progress_display(io.StringIO()) as progress:
+        assert progress is None  # redirected: nothing drawn, no callback to call
+    terminal = _Terminal()
+    with progress_display(terminal) as progress:
+        assert progress is not None
+        progress("export (dynamo exporter)", 0, None)
+        for done in range(0, 33, 8):
+            progress("int8 calibration (images)", done, 32)
+    drawn = terminal.getvalue()
+    assert "int8 calibration (images)" in drawn and "32/32" in drawn
+    assert "ETA" in drawn and "export (dynamo exporter)" in drawn
+    for flag in ("json", "quiet"):
+        setattr(SETTINGS, flag, True)
+        try:
+            with progress_display(_Terminal()) as progress:
+                assert progress is None, flag
+        finally:
+            setattr(SETTINGS, flag, False)
+
+
+def test_eval_draws_no_progress_into_redirected_stderr(tmp_path: Path) -> None:
+    """CliRunner's stderr is not a terminal: the old bar wrote '\\r eval [###...' there."""
+    from converter.checkpoints.standin import standin_release
+    from converter.h36m.synthetic import make_synthetic_h36m
+
+    make_synthetic_h36m(tmp_path / "data")
+    release = standin_release(tmp_path)
+    result = invoke(
+        "eval", "--data", tmp_path / "data", "--checkpoint", release, "--backend", "torch",
+        "--limit", 2, "--device", "cpu", "--no-flip",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr and "frames" not in result.stderr
+    assert "Directions" in result.stdout
+
+
+def test_tables_are_not_cut_when_redirected(capsys: pytest.CaptureFixture[str]) -> None:
+    long = "9" * 40
+    print_table(table(["name", "value"], [["a", long], ["b", "1,234,567.891"]], right=1))
+    out = capsys.readouterr().out
+    assert long in out and "1,234,567.891" in out and "\x1b[" not in out  # no colour codes
+    result = invoke("variants")
+    assert result.exit_code == 0
+    rows = [line.split() for line in result.stdout.splitlines()]
+    # params are what the README's table says (counted by hand from the layer shapes)
+    params = {row[0]: row[-6] for row in rows if row and row[0] in ("XS", "S", "M", "L")}
+    assert params == {"XS": "3,528,008", "S": "7,438,976", "M": "7,587,008", "L": "8,380,352"}
+    assert json.loads(invoke("variants", "--json").stdout)[3]["params"] == 8380352
