@@ -166,3 +166,26 @@ def test_tables_are_not_cut_when_redirected(capsys: pytest.CaptureFixture[str]) 
     params = {row[0]: row[-6] for row in rows if row and row[0] in ("XS", "S", "M", "L")}
     assert params == {"XS": "3,528,008", "S": "7,438,976", "M": "7,587,008", "L": "8,380,352"}
     assert json.loads(invoke("variants", "--json").stdout)[3]["params"] == 8380352
+
+
+def test_readme_command_table_lists_every_option() -> None:
+    import typer.main
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = {
+        line.split("`")[1].split()[1]: line
+        for line in readme.splitlines()
+        if line.startswith("| `cnp-convert ")
+    }
+    group = typer.main.get_command(app)
+    assert set(rows) == set(group.commands)  # type: ignore[attr-defined]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        for param in command.params:
+            names = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("-")]
+            if names and "--help" not in names:
+                found = [
+                    re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", rows[name]) for o in names
+                ]
+                assert any(found), (name, names)
+    for option in ("--quiet", "--verbose", "--version", "--install-completion"):
+        assert f"`{option}`" in readme or f"`cnp-convert {option}`" in readme, option
