@@ -141,8 +141,6 @@ def test_existing_output_needs_force(tmp_path: Path, release_file) -> None:
     [
         ((), "give --checkpoint"),
         (("--variant", "XS", "--batch", "lots"), "--batch"),
-        (("--variant", "XS", "--exporter", "tflite"), "--exporter"),
-        (("--variant", "XXL"), "unknown variant"),
     ],
 )
 def test_onnx_usage_errors(tmp_path: Path, args: tuple, message: str) -> None:
@@ -150,6 +148,16 @@ def test_onnx_usage_errors(tmp_path: Path, args: tuple, message: str) -> None:
     assert result.exit_code == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args", [("--variant", "XS", "--exporter", "tflite"), ("--variant", "XXL")]
+)
+def test_onnx_bad_choices_are_typer_usage_errors(tmp_path: Path, args: tuple) -> None:
+    result = invoke("onnx", *args, "-o", tmp_path / "x.onnx")
+    assert result.exit_code == 2 and f"Invalid value for '{args[-2]}'" in flat(result.stderr)
+    assert f"'{args[-1]}' is not one of" in flat(result.stderr)
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_verify_other_weights_exit_2(onnx_cache, release_file) -> None:
