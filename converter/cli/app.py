@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TaskID,
@@ -184,7 +183,7 @@ def progress_display(stream: TextIO | None = None) -> Iterator[ProgressCallback 
         SpinnerColumn(finished_text="[green]done"),
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[count]}"),  # n/total where the stage can count its work
         TextColumn("elapsed"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
@@ -193,18 +192,21 @@ def progress_display(stream: TextIO | None = None) -> Iterator[ProgressCallback 
     )
     tasks: dict[str, TaskID] = {}
 
+    def finish_all() -> None:
+        for task in display.tasks:
+            if not task.finished:
+                display.update(task.id, total=task.total or 1, completed=task.total or 1)
+
     def report(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:
-            for task in display.tasks:
-                if not task.finished:  # an open-ended stage is done when the next one starts
-                    display.update(task.id, total=task.total or 1, completed=task.total or 1)
-            tasks[stage] = display.add_task(printable(stage), total=total)
-        display.update(tasks[stage], completed=done, total=total)
+            finish_all()  # an open-ended stage is done when the next one starts
+            tasks[stage] = display.add_task(printable(stage), total=total, count="")
+        count = f"{done}/{total}" if total is not None else ""
+        display.update(tasks[stage], completed=done, total=total, count=count)
 
     with display:
         yield report
-        for task in display.tasks:  # the work ended normally: every stage is done
-            display.update(task.id, total=task.total or 1, completed=task.total or 1)
+        finish_all()  # the work ended normally: every stage is done
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: int = 0) -> Table:

@@ -52,11 +52,12 @@ SKIPPED_SHOWN = 5  # skipped images named in the text output; --json lists all
 
 def print_eval_report(report: EvalReport, max_delta_mm: float) -> None:
     """The human output: heading, the per-action and per-joint tables, speed and verdict."""
-    for line in report_heading(report):
+    for line in [*report_heading(report), ""]:
         echo(line)
     print_table(table(*action_table(report), right=1))
+    echo("")
     print_table(table(*joint_table(report), right=1))
-    for line in report_closing(report, max_delta_mm):
+    for line in ["", *report_closing(report, max_delta_mm)]:
         echo(line)
 
 
