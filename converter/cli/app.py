@@ -14,7 +14,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
@@ -209,15 +209,15 @@ def progress_display(stream: TextIO | None = None) -> Iterator[ProgressCallback 
         finish_all()  # the work ended normally: every stage is done
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: int = 0) -> Table:
-    """A Rich table of plain text (cells are never read as markup); columns from index `right`
-    on are right-aligned numbers, never wrapped or cut."""
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Collection[int] = ()
+) -> Table:
+    """A Rich table of plain text (cells are never read as markup); the columns whose index is
+    in `numeric` are right-aligned and never wrapped or cut."""
     result = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for index, header in enumerate(headers):
-        numeric = right and index >= right
-        result.add_column(
-            Text(header), justify="right" if numeric else "left", no_wrap=bool(numeric)
-        )
+        number = index in numeric
+        result.add_column(Text(header), justify="right" if number else "left", no_wrap=number)
     for row in rows:
         result.add_row(*(Text(printable(str(cell))) for cell in row))
     return result

@@ -196,4 +196,4 @@ def bench_command(
     else:
         for line in report.heading():
             echo(line)
-        print_table(table(BENCH_HEADERS, bench_rows(report), right=2))
+        print_table(table(BENCH_HEADERS, bench_rows(report), numeric=range(2, 7)))

@@ -39,7 +39,7 @@ def variants_command(
     if as_json:
         emit_json([row.to_dict() for row in rows])
         return
-    print_table(table(VARIANT_HEADERS, [variant_cells(row) for row in rows], right=4))
+    print_table(table(VARIANT_HEADERS, [variant_cells(row) for row in rows], numeric=range(4, 12)))
 
 
 @app.command("inspect")

@@ -54,9 +54,11 @@ def print_eval_report(report: EvalReport, max_delta_mm: float) -> None:
     """The human output: heading, the per-action and per-joint tables, speed and verdict."""
     for line in [*report_heading(report), ""]:
         echo(line)
-    print_table(table(*action_table(report), right=1))
+    headers, rows = action_table(report)
+    print_table(table(headers, rows, numeric=range(1, len(headers))))
     echo("")
-    print_table(table(*joint_table(report), right=1))
+    headers, rows = joint_table(report)
+    print_table(table(headers, rows, numeric=range(1, len(headers))))
     for line in ["", *report_closing(report, max_delta_mm)]:
         echo(line)
 

@@ -91,6 +91,9 @@ POSE_HEADERS = (
 )  # fmt: skip
 
 
+NUMERIC_COLUMNS = {FP32_HEADERS: range(2, 6), POSE_HEADERS: range(2, 5)}
+
+
 def verify_tables(report: VerifyReport) -> list[tuple[tuple[str, ...], list[list[str]]]]:
     """(headers, rows) of the fp32 parity results and of the pose-change results, where run."""
     fp32 = []
@@ -129,7 +132,7 @@ def _print_verify(report: VerifyReport, as_json: bool) -> None:
     for line in report.heading():
         echo(line)
     for headers, rows in verify_tables(report):
-        print_table(table(headers, rows, right=2))
+        print_table(table(headers, rows, numeric=NUMERIC_COLUMNS[headers]))
     echo(f"{'PASS' if report.passed else 'FAIL'} in {report.seconds:.1f} s")
 
 

@@ -156,7 +156,7 @@ def test_eval_draws_no_progress_into_redirected_stderr(tmp_path: Path) -> None:
 
 def test_tables_are_not_cut_when_redirected(capsys: pytest.CaptureFixture[str]) -> None:
     long = "9" * 40
-    print_table(table(["name", "value"], [["a", long], ["b", "1,234,567.891"]], right=1))
+    print_table(table(["name", "value"], [["a", long], ["b", "1,234,567.891"]], numeric={1}))
     out = capsys.readouterr().out
     assert long in out and "1,234,567.891" in out and "\x1b[" not in out  # no colour codes
     result = invoke("variants")
