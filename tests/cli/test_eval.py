@@ -96,6 +96,9 @@ def test_eval_json_and_disagreement_exit_1(data_root: Path, models) -> None:
     strict = invoke(*common, "--max-delta-mm", "-1")
     assert strict.exit_code == 1
     assert "differ by" in strict.stderr and "--max-delta-mm -1" in strict.stderr
+    failed = json.loads(strict.stdout)  # the report, with the error and its exit code added
+    assert failed["agree"] is False and failed["exit_code"] == 1
+    assert "differ by" in failed["error"]
 
 
 def test_eval_single_backend_protocol_1_with_rootnet(data_root: Path, models) -> None:

@@ -82,8 +82,9 @@ def test_verify_failure_prints_report_then_exits_1(xs_cli_onnx: Path, release_fi
         "--batch", "1", "--samples", 1, "--json",
     )  # fmt: skip
     assert result.exit_code == 1
-    report = json.loads(result.stdout)  # the evidence, still parseable
+    report = json.loads(result.stdout)  # the evidence, still one parseable document
     assert report["passed"] is False
+    assert report["exit_code"] == 1 and "parity failed" in report["error"]
     assert "error:" in result.stderr and "parity failed" in result.stderr
 
 
