@@ -34,7 +34,8 @@ def variant_cells(row: VariantRow) -> tuple[str, ...]:
 def variants_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """The four variants, with parameters and conv MACs measured on the built model."""
+    """The four variants: parameters and conv MACs counted from their layer shapes, next to the
+    paper's figures."""
     rows = variant_rows()
     if as_json:
         emit_json([row.to_dict() for row in rows])

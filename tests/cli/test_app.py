@@ -189,3 +189,22 @@ def test_readme_command_table_lists_every_option() -> None:
                 assert any(found), (name, names)
     for option in ("--quiet", "--verbose", "--version", "--install-completion"):
         assert f"`{option}`" in readme or f"`cnp-convert {option}`" in readme, option
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("cnp-convert onnx --precision ", ["fp32", "fp16", "int8"]),
+        ("cnp-convert onnx --variant ", ["XS", "S", "M", "L"]),
+        ("cnp-convert bench --precision fp32,", ["fp32,fp16", "fp32,int8"]),
+        ("cnp-convert eval --backend t", ["torch"]),
+    ],
+)
+def test_the_shell_completes_choices(words: str, expected: list[str]) -> None:
+    env = {
+        "_CNP_CONVERT_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    }
+    result = runner.invoke(app, [], prog_name="cnp-convert", env=env)
+    assert result.stdout.split() == expected
