@@ -1,0 +1,269 @@
+"""converter.verdicts.judge with a tiny model and a fake session: batches, order and the verdict.
+
+The model is a two-parameter torch module whose coords are a closed-form function of the image,
+and the session a plain object with ``run(chunk) -> {"coords": ...}`` computing the same thing
+in numpy float64 (optionally perturbed). So the expected errors are known exactly, and every
+test runs in milliseconds (this file is part of `just mutate`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from converter.core.errors import UsageError
+from converter.core.variants import get_variant
+from converter.h36m.crops import Crops
+from converter.verdicts import judge
+from converter.verdicts.judge import (
+    _cyclic_batches,
+    float64_reference,
+    resolve_seed,
+    run_fp32_verdict,
+    run_pose_verdict,
+    verdict_images,
+)
+from converter.verdicts.parity import Limit, PoseBudget
+
+XS = get_variant("XS")
+CPU = torch.device("cpu")
+SCALE = (0.5, 0.25, 2.0)
+
+
+class TinyPose(torch.nn.Module):
+    """coords[n, j] = channel means of image n x SCALE + j; heatmaps: twice the first channel."""
+
+    def __init__(self, scale=SCALE) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(scale))
+
+    def forward_heatmaps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        means = image.mean(dim=(2, 3))
+        joints = torch.arange(18, dtype=image.dtype)[None, :, None]
+        return means[:, None, :] * self.scale + joints, image[:, :1] * 2
+
+
+def coords_by_hand(images: np.ndarray, scale=SCALE) -> np.ndarray:
+    means = images.astype(np.float64).mean(axis=(2, 3))
+    return means[:, None, :] * np.asarray(scale) + np.arange(18.0)[None, :, None]
+
+
+class FakeSession:
+    def __init__(self, perturb=None, names=("coords",)) -> None:
+        self.calls: list[np.ndarray] = []
+        self.perturb = perturb
+        self.names = names
+
+    def run(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
+        self.calls.append(chunk.copy())
+        coords = coords_by_hand(chunk)
+        if self.perturb is not None:
+            coords = self.perturb(chunk, coords)
+        out = {self.names[0]: coords}
+        if len(self.names) > 1:
+            out[self.names[1]] = chunk[:, :1].astype(np.float64) * 2
+        return out
+
+
+def _images(count: int) -> np.ndarray:
+    """Whole-number pixels: channel means are exact in float32 and float64 alike."""
+    values = np.arange(count * 3 * 4 * 4, dtype=np.float32).reshape(count, 3, 4, 4) % 8
+    return values + np.arange(count, dtype=np.float32)[:, None, None, None] * 16
+
+
+def test_cyclic_batches_by_hand() -> None:
+    assert _cyclic_batches(5, 2) == [[0, 1], [2, 3], [4, 0]]
+    assert _cyclic_batches(3, 4) == [[0, 1, 2, 0]]
+    assert _cyclic_batches(4, 1) == [[0], [1], [2], [3]]
+    assert _cyclic_batches(4, 4) == [[0, 1, 2, 3]]
+
+
+def test_fp32_verdict_runs_full_batches_over_every_image() -> None:
+    images = _images(3)
+    session = FakeSession()
+    reports = run_fp32_verdict(
+        TinyPose(), session, images, (1, 2), {"coords": Limit(4.0, 0.0)}, torch_device=CPU, spec=XS
+    )
+    assert [r.batch for r in reports] == [1, 2]
+    assert [r.samples for r in reports] == [3, 4]  # batch 2: [0, 1], [2, 0]
+    shapes = [c.shape[0] for c in session.calls]
+    assert shapes == [1, 1, 1, 2, 2]
+    np.testing.assert_array_equal(session.calls[4], images[[2, 0]])
+    np.testing.assert_array_equal(session.calls[3], images[[0, 1]])
+    for report in reports:
+        assert report.passed
+        (coords,) = report.outputs
+        assert coords.name == "coords" and coords.error == 0.0 and coords.floor == 0.0
+
+
+@pytest.mark.parametrize(("atol", "passed"), [(0.25, True), (0.2499, False)])
+def test_one_coordinate_off_by_a_quarter(atol: float, passed: bool) -> None:
+    def off(chunk, coords):
+        coords = coords.copy()
+        hit = chunk[:, 0, 0, 0] == 16.0  # image 1 only, wherever it sits in a batch
+        coords[hit, 5, 2] += 0.25
+        return coords
+
+    reports = run_fp32_verdict(
+        TinyPose(),
+        FakeSession(off),
+        _images(3),
+        (2,),
+        {"coords": Limit(4.0, 0.0, atol=atol)},
+        torch_device=CPU,
+        spec=XS,
+    )
+    (coords,) = reports[0].outputs
+    assert coords.error == 0.25 and coords.passed is passed and reports[0].passed is passed
+    assert coords.worst_index == (1, 5, 2)
+    assert coords.joint_names is not None and coords.joint_names[5] == "L_Knee"
+
+
+def test_output_names_map_and_heatmaps_are_judged_when_asked() -> None:
+    session = FakeSession(names=("out0", "out1"))
+    limits = {"coords": Limit(4.0, 0.0), "heatmaps": Limit(4.0, 0.0)}
+    reports = run_fp32_verdict(
+        TinyPose(),
+        session,
+        _images(2),
+        (2,),
+        limits,
+        torch_device=CPU,
+        spec=XS,
+        output_map={"coords": "out0", "heatmaps": "out1"},
+    )
+    assert [o.name for o in reports[0].outputs] == ["coords", "heatmaps"]
+    assert reports[0].outputs[1].shape == (2, 1, 4, 4) and reports[0].passed
+
+
+def test_the_given_reference_is_the_one_measured_against() -> None:
+    other = float64_reference(TinyPose((0.5, 0.25, 3.0)))
+    reports = run_fp32_verdict(
+        TinyPose(),
+        FakeSession(),
+        _images(1),
+        (1,),
+        {"coords": Limit(4.0, 0.0)},
+        torch_device=CPU,
+        spec=XS,
+        reference=other,
+    )
+    (coords,) = reports[0].outputs
+    # The z scale differs by 1.0: both backends are off by the mean of channel 2 of image 0
+    # (3.5) x 1.0 against that reference, so the floor is 3.5 too.
+    assert (coords.error, coords.floor, coords.limit) == (3.5, 3.5, 14.0)
+
+
+def test_float64_reference_is_a_copy() -> None:
+    model = TinyPose()
+    reference = float64_reference(model.train())
+    assert reference.scale.dtype == torch.float64 and not reference.training
+    assert model.scale.dtype == torch.float32 and reference is not model
+
+
+def _crops(count: int) -> Crops:
+    return Crops(
+        images=_images(count),
+        boxes=np.array([[100.0, 50.0, 64.0, 64.0]] * count),
+        root_depths=np.full(count, 4000.0),
+        focals=np.array([[1000.0, 1200.0]] * count),
+        centers=np.array([[500.0, 400.0]] * count),
+        source="hand-made",
+    )
+
+
+def test_pose_verdict_counts_each_crop_once_and_measures_in_mm() -> None:
+    crops = _crops(3)
+
+    def deeper(chunk, coords):
+        coords = coords.copy()
+        coords[chunk[:, 0, 0, 0] == 32.0, 0, 2] += 1.0  # crop 2's pelvis, one depth bin
+        return coords
+
+    session = FakeSession(deeper)
+    change = run_pose_verdict(
+        TinyPose(),
+        session,
+        crops,
+        2,
+        precision="fp16",
+        budget=PoseBudget(10.0, 100.0, 100.0),
+        torch_device=CPU,
+        spec=XS,
+    )
+    assert [c.shape[0] for c in session.calls] == [2, 2]  # [0, 1], [2, 0]
+    assert (change.frames, change.batch, change.precision, change.source) == (
+        3,
+        2,
+        "fp16",
+        "hand-made",
+    )
+    # Back-projection (metrics.back_project's documented formula): one depth bin is
+    # 2000 mm / 32 = 62.5 mm of Z, and X, Y move with Z along the pixel's ray.
+    x, y, _ = coords_by_hand(_images(3))[2, 0]
+    u, v = x / 32 * 64 + 100, y / 32 * 64 + 50
+    ray = np.hypot(1.0, np.hypot((u - 500) / 1000, (v - 400) / 1200))
+    assert change.worst_mm == pytest.approx(62.5 * ray)
+    assert change.worst_joint == "Pelvis"
+    assert change.mean_mm == pytest.approx(62.5 * ray / (3 * 17))  # Thorax is not scored
+    assert change.passed
+    tight = run_pose_verdict(
+        TinyPose(),
+        FakeSession(deeper),
+        crops,
+        4,
+        precision="int8",
+        budget=PoseBudget(10.0, 100.0, 62.0),
+        torch_device=CPU,
+        spec=XS,
+    )
+    assert tight.frames == 3 and tight.batch == 4 and not tight.passed
+
+
+def test_pose_verdict_reads_the_named_output() -> None:
+    change = run_pose_verdict(
+        TinyPose(),
+        FakeSession(names=("pose",)),
+        _crops(2),
+        1,
+        precision="fp16",
+        budget=PoseBudget(0.0, 0.0, 0.0),
+        torch_device=CPU,
+        spec=XS,
+        coords_name="pose",
+    )
+    assert change.worst_mm == 0.0 and change.passed
+
+
+def test_seeds() -> None:
+    assert resolve_seed(0) == 0 and resolve_seed(2**63 - 1) == 2**63 - 1
+    fresh = {resolve_seed(None) for _ in range(4)}
+    assert len(fresh) > 1 and all(0 <= s < 2**31 - 1 for s in fresh)
+    for bad in (-1, 2**63, True):
+        with pytest.raises(UsageError) as info:
+            resolve_seed(bad)
+        assert str(info.value) == (f"--seed must be a non-negative integer below 2**63, not {bad}")
+
+
+def test_verdict_images_are_seeded_noise_then_crops(monkeypatch) -> None:
+    calls = []
+
+    def crops(spec, count, seed):
+        calls.append((spec.name, count, seed))
+        return _crops(count)
+
+    monkeypatch.setattr(judge, "synthetic_crops", crops)
+    monkeypatch.setattr(
+        judge, "seeded_images", lambda n, seed, hw: np.full((n, 4, 4, 3), seed, np.float32)
+    )
+    monkeypatch.setattr(
+        judge, "normalize_images", lambda images, spec: images.transpose(0, 3, 1, 2)
+    )
+    images = verdict_images(XS, 2, 7, crops=3)
+    assert images.shape == (5, 3, 4, 4) and images.flags["C_CONTIGUOUS"]
+    assert (images[:2] == 7).all()
+    np.testing.assert_array_equal(images[2:], _images(3))
+    assert calls == [("XS", 3, 7)]
+    assert verdict_images(XS, 2, 7, crops=0).shape == (2, 3, 4, 4) and len(calls) == 1
+    assert verdict_images(XS, 1, 7).shape == (1 + judge.FP32_CROPS, 3, 4, 4)
