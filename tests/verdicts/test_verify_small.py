@@ -1,0 +1,430 @@
+"""converter.verdicts.verify on a hand-built ONNX graph and a closed-form tiny model.
+
+The graph computes coords = the first pixel x SCALE + joint index, beside a dangling branch with the shapes ConvNeXtPose-XS shows to the graph
+contract (a 40-channel stem, two Resize nodes, a 576-channel final conv). The model the verdict
+compares against is that tiny module (build_loaded_model is replaced), so one verify run takes
+a fraction of a second and the expected verdicts follow from the graph's constants: this file is
+part of `just mutate`. Export-made graphs and real weights are covered by test_verify.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from converter.checkpoints.canonical import CanonicalCheckpoint, CheckpointMetadata
+from converter.checkpoints.reader import RawCheckpoint
+from converter.core.errors import OnnxModelError, UsageError, VariantMismatchError
+from converter.core.variants import get_variant
+from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
+from converter.verdicts import verify
+from converter.verdicts.judge import ParityFailedError
+from converter.verdicts.verify import (
+    MetadataMismatchError,
+    VerifyReport,
+    _checkpoint_label,
+    _first_failure,
+    _parse_batches,
+    check_variant_option,
+    verify_onnx,
+)
+
+XS = get_variant("XS")
+SCALE = (0.01, 0.02, 0.03)
+SHA = "ab" * 32
+
+
+class TinyPose(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(SCALE))
+
+    def forward_heatmaps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        corner = image[:, :, 0, 0]  # one pixel: both backends round the same two operations
+        joints = torch.arange(18, dtype=image.dtype)[None, :, None]
+        return corner[:, None, :] * self.scale + joints, image[:, :1]
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch) -> None:
+    monkeypatch.setattr(verify, "build_loaded_model", lambda ckpt: TinyPose())
+
+
+def _checkpoint(weights: str = "random", raw: RawCheckpoint | None = None) -> CanonicalCheckpoint:
+    metadata = CheckpointMetadata(
+        variant="XS",
+        depths=XS.depths,
+        dims=XS.dims,
+        head_width=XS.head_width,
+        depth_dim=XS.depth_dim,
+        joint_num=18,
+        heatmap_hw=XS.heatmap_hw,
+        upsample=XS.upsample,
+        head_naming="official",
+        epoch=None,
+        source_name="tiny.pth",
+        source_sha256="",
+        source_size=0,
+        weights_sha256=SHA,
+        keys_renamed=0,
+        prefixes_stripped=(),
+        container="none",
+        weights=weights,
+        evidence="",
+    )
+    return CanonicalCheckpoint(XS, {}, metadata, None, raw)  # type: ignore[arg-type]
+
+
+def _metadata(**changes: object) -> OnnxMetadata:
+    meta = OnnxMetadata.for_spec(
+        XS,
+        outputs=("coords",),
+        batch="dynamic",
+        source_sha256="",
+        weights_sha256=SHA,
+        weights="random",
+        converter_version="test",
+        torch_version=torch.__version__,
+        onnx_version=onnx.__version__,
+        opset=17,
+        exporter="hand",
+        simplified=False,
+    )
+    return replace(meta, **changes)
+
+
+def _graph(
+    path: Path,
+    *,
+    z_scale: float = SCALE[2],
+    batch: int | str = "N",
+    side: int = 256,
+    resizes: int = 2,
+    half: bool = False,
+    meta: OnnxMetadata | None = None,
+    rank3: bool = False,
+) -> Path:
+    shape = [batch, 3, side] if rank3 else [batch, 3, side, side]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)
+    coords = helper.make_tensor_value_info("coords", TensorProto.FLOAT, [batch, 18, 3])
+    inits = [
+        numpy_helper.from_array(np.array([SCALE[0], SCALE[1], z_scale], np.float32), "scale"),
+        numpy_helper.from_array(np.arange(18, dtype=np.float32).reshape(18, 1), "joints"),
+        numpy_helper.from_array(np.array([0, 0], np.int64), "start"),
+        numpy_helper.from_array(np.array([1, 1], np.int64), "end"),
+        numpy_helper.from_array(np.array([2, 3], np.int64), "hw"),
+        numpy_helper.from_array(np.array([-1, 1, 3], np.int64), "shape"),
+        numpy_helper.from_array(np.zeros((40, 3, 32, 32), np.float32), "w_stem"),
+        numpy_helper.from_array(np.zeros((576, 40, 1, 1), np.float32), "w_final"),
+        numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+    ]
+    nodes = [
+        helper.make_node("Slice", ["image", "start", "end", "hw"], ["corner"]),
+        helper.make_node("Reshape", ["corner", "shape"], ["corner3"]),
+        helper.make_node("Mul", ["corner3", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "joints"], ["coords32" if half else "coords"]),
+        helper.make_node("Conv", ["image", "w_stem"], ["stem"], strides=[32, 32]),
+    ]
+    if half:
+        nodes += [
+            helper.make_node("Cast", ["coords32"], ["coords16"], to=TensorProto.FLOAT16),
+            helper.make_node("Cast", ["coords16"], ["coords"], to=TensorProto.FLOAT),
+        ]
+    previous = "stem"
+    for i in range(resizes):
+        nodes.append(
+            helper.make_node("Resize", [previous, "", "scales"], [f"up{i}"], mode="linear")
+        )
+        previous = f"up{i}"
+    nodes.append(helper.make_node("Conv", [previous, "w_final"], ["maps"]))
+    graph = helper.make_graph(nodes, "tiny", [image], [coords], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if meta is not None:
+        write_onnx_metadata(model, meta)
+    onnx.save(model, str(path))
+    return path
+
+
+def _run(path: Path, **options: object):
+    options.setdefault("samples", 1)
+    options.setdefault("batches", (1,))
+    options.setdefault("seed", 5)
+    options.setdefault("device", "cpu")
+    return verify_onnx(path, options.pop("ckpt", _checkpoint()), **options)  # type: ignore[arg-type]
+
+
+def _refused(exc_type: type[Exception], path: Path, **options: object) -> str:
+    with pytest.raises(exc_type) as info:
+        _run(path, **options)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+
+def test_a_graph_computing_the_same_passes(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    report = _run(path, batches=(1, 2))
+    assert report.passed and len(report.results) == 2 and report.pose == ()
+    assert (report.variant, report.checkpoint, report.weights, report.weights_sha256) == (
+        "XS",
+        "tiny.pth",
+        "random",
+        SHA,
+    )
+    assert (report.onnx_device, report.providers, report.torch_device, report.device_note) == (
+        "cpu",
+        ("CPUExecutionProvider",),
+        "cpu",
+        None,
+    )
+    assert (report.samples, report.crops, report.batches, report.seed) == (1, 4, (1, 2), 5)
+    assert (report.precision, report.graph_precision, report.runtime) == (
+        "fp32",
+        "fp32",
+        "onnxruntime",
+    )
+    assert report.execution_precision is None and report.metadata_present
+    assert report.limits == {"coords": "4 x floor + 0.0002"} and report.warnings == ()
+    assert [r.samples for r in report.results] == [5, 6]  # 1 seeded image + 4 crops, cyclic
+    values = report.to_dict()
+    assert values["passed"] is True and values["precision_source"] == "graph"
+    assert values["batches"] == [1, 2] and values["providers"] == ["CPUExecutionProvider"]
+    assert values["pose_change"] == [] and len(values["results"]) == 2
+    assert values["onnx"] == str(path) and values["seed"] == 5 and values["crops"] == 4
+    lines = report.lines()
+    assert lines[0] == (
+        f"verify {path} against tiny.pth: ConvNeXtPose-XS, weights random, sha256 {SHA[:12]}"
+    )
+    assert lines[1] == (
+        "  onnxruntime on cpu (CPUExecutionProvider), PyTorch on cpu; 1 seeded images + 4 crops "
+        "per batch size, seed 5; graph precision fp32 (read from its ops)"
+    )
+    assert lines[2].startswith("  batch 1: coords") and lines[3].startswith("  batch 2: coords")
+    assert lines[-1].startswith("PASS in ") and lines[-1].endswith(" s") and len(lines) == 5
+
+
+def test_a_graph_off_by_a_little_fails_with_its_report(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", z_scale=0.0301, meta=_metadata())
+    with pytest.raises(ParityFailedError) as info:
+        _run(path)
+    report = info.value.report
+    assert info.value.exit_code == 1 and not report.passed
+    entry = report.results[0].outputs[0]
+    assert str(info.value) == f"{path}: parity failed on cpu at batch 1: {entry.line()}"
+    assert report.lines()[-1].startswith("FAIL in ")
+    error = entry.error
+    # The same seed draws the same inputs: an atol just above the error passes, just below fails.
+    assert _run(path, atol=error * 1.001).passed
+    with pytest.raises(ParityFailedError):
+        _run(path, atol=error * 0.999)
+    assert _run(path, atol=error * 1.001).limits == {"coords": f"atol {error * 1.001:g} (given)"}
+
+
+def test_a_fixed_batch_graph_runs_its_own_batch(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", batch=2, meta=_metadata(batch="2"))
+    assert _run(path, batches=None).batches == (2,)
+    assert _refused(UsageError, path, batches=[1, 2]) == (
+        "the graph has a fixed batch of 2; cannot run batch sizes [1, 2]"
+    )
+
+
+def test_half_precision_is_judged_by_the_pose_budget(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", half=True, meta=_metadata(precision="fp16"))
+    report = _run(path, frames=2)
+    assert report.precision == report.graph_precision == "fp16"
+    assert report.results == () and len(report.pose) == 1 and report.pose[0].frames == 2
+    assert (report.samples, report.crops, report.limits) == (0, 2, {"pose": "fp16 budget"})
+    assert report.lines()[1].endswith(
+        "PyTorch on cpu; 2 crops, seed 5; graph precision fp16 (read from its ops)"
+    )
+    assert report.lines()[2].startswith("  batch 1: fp16 pose change on 2 crops")
+    assert report.to_dict()["pose_change"][0]["frames"] == 2
+    assert _refused(UsageError, path, atol=0.1) == (
+        f"--atol applies to fp32 graphs; {path} is fp16, judged by its pose budget"
+    )
+
+
+# --- refusals before any numerics -----------------------------------------------------------------
+
+
+def test_counts_and_seed_are_checked(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    assert _refused(UsageError, path, samples=0) == "samples must be from 1 to 4096, not 0"
+    assert _refused(UsageError, path, samples=4097) == "samples must be from 1 to 4096, not 4097"
+    assert _refused(UsageError, path, frames=0) == "frames must be from 1 to 4096, not 0"
+    assert _refused(UsageError, path, frames=4097) == "frames must be from 1 to 4096, not 4097"
+    assert _refused(UsageError, path, seed=-1).startswith("--seed must be a non-negative")
+    assert _refused(UsageError, path, runtime="tvm").startswith("--runtime must be one of")
+    assert _run(path, frames=4096).passed  # frames only matter to reduced-precision graphs
+
+
+def test_batch_sizes() -> None:
+    assert _parse_batches(None, None) == (1, 4)
+    assert _parse_batches(None, 3) == (3,)
+    assert _parse_batches([1, 256], None) == (1, 256)
+    assert _parse_batches([3, 3], 3) == (3, 3)
+    for bad in ([], [0], [257], [1, 0]):
+        with pytest.raises(UsageError) as info:
+            _parse_batches(bad, None)
+        assert str(info.value) == f"batch sizes must be integers from 1 to 256, not {bad}"
+
+
+def test_variant_option_against_checkpoint_and_graph(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    assert _refused(VariantMismatchError, path, variant="s") == (
+        "--variant S but the checkpoint (tiny.pth) is XS"
+    )
+    assert _run(path, variant="xs").passed
+    with pytest.raises(VariantMismatchError) as info:
+        check_variant_option(path, _metadata(), "L")
+    assert str(info.value) == f"{path}: --variant L but the graph's metadata says XS"
+    check_variant_option(path, None, "L")  # no metadata: nothing to disagree with
+    check_variant_option(path, _metadata(), None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "what", "in_graph", "in_ckpt"),
+    [
+        ({"variant": "S"}, "variant", "S", "XS"),
+        ({"depth_dim": 64}, "depth_dim", "64", "32"),
+        ({"heatmap_hw": (64, 32)}, "heatmap size", "64x32", "32x32"),
+    ],
+)
+def test_metadata_of_another_variant(tmp_path: Path, changes, what, in_graph, in_ckpt) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata(**changes))
+    assert _refused(VariantMismatchError, path) == (
+        f"{path}: the graph's {what} is {in_graph} but the checkpoint (tiny.pth) has {in_ckpt}"
+    )
+
+
+def test_metadata_of_other_weights(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata(weights_sha256="cd" * 32))
+    assert _refused(MetadataMismatchError, path) == (
+        f"{path}: exported from other weights (weights sha256 {'cd' * 8}… in the graph, "
+        f"{'ab' * 8}… in tiny.pth)"
+    )
+    other = _graph(tmp_path / "t.onnx", meta=_metadata(weights="trained"))
+    assert _run(other).warnings == (f"{other} records weights=trained, the checkpoint random",)
+
+
+def test_a_graph_without_metadata(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "bare.onnx")
+    assert _refused(OnnxModelError, path) == (
+        f"{path}: has no cnp-convert metadata; pass --variant to verify it anyway"
+    )
+    report = _run(path, variant="XS")
+    assert report.passed and not report.metadata_present
+    assert report.warnings == (
+        f"{path} has no cnp-convert metadata: variant XS taken from --variant, weights "
+        "provenance unchecked",
+    )
+
+
+def test_graph_contract_refusals(tmp_path: Path) -> None:
+    small = _graph(tmp_path / "small.onnx", side=128, meta=_metadata())
+    assert _refused(OnnxModelError, small) == (
+        f"{small}: input is Nx3x128x128; ConvNeXtPose takes N x 3 x 256 x 256 (a graph "
+        "exported at another size cannot be verified)"
+    )
+    flat = _graph(tmp_path / "flat.onnx", rank3=True, meta=_metadata())
+    assert _refused(OnnxModelError, flat) == (
+        f"{flat}: input is Nx3x256, expected N x 3 x 256 x 256"
+    )
+    one_up = _graph(tmp_path / "up.onnx", resizes=1, meta=_metadata())
+    assert _refused(VariantMismatchError, one_up) == (
+        f"{one_up}: the graph does not fit ConvNeXtPose-XS: 1 Resize nodes, XS has 2 upsampling "
+        "blocks"
+    )
+    extra = _graph(tmp_path / "extra.onnx", meta=_metadata(outputs=("coords", "pose")))
+    assert (
+        _refused(OnnxModelError, extra)
+        == f"{extra}: metadata names outputs ['pose'] the graph lacks"
+    )
+    claims = _graph(tmp_path / "claims.onnx", meta=_metadata(precision="fp16"))
+    assert _refused(OnnxModelError, claims) == (
+        f"{claims}: the metadata says precision 'fp16' but the graph's ops and initializers are "
+        "fp32; the tolerance is never taken from metadata alone"
+    )
+
+
+def test_an_invalid_graph_is_named(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    model = onnx.load(str(path))
+    model.graph.node[2].input[1] = "nowhere"  # Mul by a tensor nothing produces
+    onnx.save(model, str(path))
+    message = _refused(OnnxModelError, path)
+    assert message.startswith(f"{path}: not a valid ONNX model (") and "nowhere" in message
+
+
+def test_auto_device_says_what_ran(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    report = _run(path, device="auto")
+    if torch.cuda.is_available():
+        pytest.skip("the note is about machines without a usable GPU")
+    expected = (
+        "auto: PyTorch is a CPU-only build, so both backends run on CPU"
+        if torch.version.cuda is None
+        else "auto: PyTorch sees no GPU, so both backends run on CPU"
+    )
+    assert report.device_note == expected and report.lines()[2] == f"  note: {expected}"
+
+
+# --- labels and the summary of a failure ---------------------------------------------------------
+
+
+def test_checkpoint_label(tmp_path: Path) -> None:
+    assert _checkpoint_label(_checkpoint()) == "tiny.pth"
+
+    def raw(path: Path) -> RawCheckpoint:
+        return RawCheckpoint(path, "torch-zip", "x", "bare", {}, None, "", 0, {})
+
+    assert _checkpoint_label(_checkpoint(raw=raw(tmp_path / "tiny.pth"))) == str(
+        tmp_path / "tiny.pth"
+    )
+    assert _checkpoint_label(_checkpoint(raw=raw(tmp_path / "xs.safetensors"))) == (
+        f"{tmp_path / 'xs.safetensors'} (from tiny.pth)"
+    )
+
+
+def test_a_report_with_no_check_did_not_pass() -> None:
+    report = VerifyReport(
+        onnx_path="g.onnx",
+        variant="XS",
+        checkpoint="tiny.pth",
+        weights="random",
+        weights_sha256=SHA,
+        metadata_present=True,
+        onnx_device="cpu",
+        providers=("CPUExecutionProvider",),
+        torch_device="cpu",
+        device_note=None,
+        samples=1,
+        crops=4,
+        batches=(1,),
+        seed=1,
+        precision="bf16",
+        limits={},
+        results=(),
+        pose=(),
+        warnings=(),
+        seconds=0.25,
+        execution_precision="bf16",
+    )
+    assert not report.passed and _first_failure(report) == "no check ran"
+    assert report.to_dict()["precision_source"] == "runtime"
+    assert report.to_dict()["seconds"] == 0.25
+    assert report.heading()[1].endswith(
+        "graph precision fp32 (read from its ops), executed in bf16: judged as bf16"
+    )
+    assert report.heading()[1].count("1 seeded") == 0 and "4 crops, seed 1" in report.heading()[1]
+    assert report.lines()[-1] == "FAIL in 0.2 s"
