@@ -1,10 +1,11 @@
 """converter.verdicts.verify on a hand-built ONNX graph and a closed-form tiny model.
 
-The graph computes coords = the first pixel x SCALE + joint index, beside a dangling branch with the shapes ConvNeXtPose-XS shows to the graph
-contract (a 40-channel stem, two Resize nodes, a 576-channel final conv). The model the verdict
-compares against is that tiny module (build_loaded_model is replaced), so one verify run takes
-a fraction of a second and the expected verdicts follow from the graph's constants: this file is
-part of `just mutate`. Export-made graphs and real weights are covered by test_verify.py.
+The graph computes coords = the first pixel x SCALE + joint index, beside a dangling branch with
+the shapes ConvNeXtPose-XS shows to the graph contract (a 40-channel stem, two Resize nodes, a
+576-channel final conv). The model the verdict compares against is a tiny module computing the
+same (build_loaded_model is replaced), so one verify run takes a fraction of a second and the
+expected verdicts follow from the graph's constants: this file is part of `just mutate`.
+Export-made graphs and real weights are covered by test_verify.py.
 """
 
 from __future__ import annotations
