@@ -651,3 +651,183 @@ def test_code_opcodes_are_unsafe_and_other_bad_opcodes_are_not(tmp_path: Path) -
         "f: its pickle cannot be read by the weights-only loader (Unsupported operand 98); "
         "nothing in it was executed"
     )
+
+
+# --- torch's own refusals, translated -------------------------------------------------------------
+
+
+def test_a_storage_record_torch_cannot_find(tmp_path: Path) -> None:
+    records = _records(_save(tmp_path, NET, "src.pth"))
+    storage = next(k for k in records if k.endswith("/data/1"))
+    path = _rezip(tmp_path / "gap.pth", {k: v for k, v in records.items() if k != storage})
+    message = _refusal(path)
+    assert message.startswith(f"{path}: truncated or corrupt torch zip archive (")
+    folder = _unzip(_save(tmp_path, NET, "dir.pth"), tmp_path / "out")
+    (folder / "data" / "1").unlink()
+    message = _refusal(folder)
+    assert message.startswith(f"{folder}: incomplete or corrupt unzipped checkpoint directory (")
+    assert "data/1" in message and "archive/" not in message  # the repacked name is ours
+    legacy = _save(
+        tmp_path, {"a": torch.zeros(256)}, "old.pth", _use_new_zipfile_serialization=False
+    )
+    cut = _write(tmp_path, "cut.pth", legacy.read_bytes()[:-200])
+    assert _refusal(cut).startswith(
+        f"{cut}: truncated or corrupt torch pre-1.6 (non-zip) checkpoint ("
+    )
+
+
+@pytest.mark.parametrize(
+    ("raised", "message"),
+    [
+        (RecursionError, "its pickle nests objects too deeply to be a checkpoint"),
+        (MemoryError, "its pickle asks for more memory than this machine has"),
+        (EOFError, "truncated or corrupt torch zip archive (unexpected end of file)"),
+    ],
+)
+def test_loader_failures_are_one_line(tmp_path: Path, monkeypatch, raised, message) -> None:
+    path = _save(tmp_path, NET)
+
+    def fail(*args, **kwargs):
+        raise raised()
+
+    monkeypatch.setattr(reader.torch, "load", fail)
+    assert _refusal(path) == f"{path}: {message}"
+
+
+def test_reasons_are_first_sentences() -> None:
+    assert reader._reason(EOFError()) == "unexpected end of file"
+    assert reader._reason(EOFError("Ran out of input")) == "Ran out of input"
+    assert reader._reason(ValueError()) == "ValueError"
+    assert reader._reason(ValueError("First part. Second part.")) == "First part"
+    assert reader._reason(ValueError("x" * 300)) == "x" * 200
+    assert reader._one_line("\x1b[31mred\x1b[0m\n  text\r\n") == "red text"
+
+
+def test_refusal_messages_from_loader_text() -> None:
+    main = reader._refusal(Path("f"), "GLOBAL __main__.Net was not an allowed global by default")
+    assert str(main).endswith(
+        "it was not executed (a whole pickled model? save its state_dict instead)"
+    )
+    nested = reader._refusal(
+        Path("f"), "WeightsUnpickler error: first\nlast line\n\nCheck the documentation of torch"
+    )
+    assert str(nested) == (
+        "f: its pickle cannot be read by the weights-only loader (last line); nothing in it "
+        "was executed"
+    )
+    twice = reader._refusal(Path("f"), "WeightsUnpickler error: a WeightsUnpickler error: b")
+    assert "(a WeightsUnpickler error: b)" in str(twice)
+    bare = reader._refusal(Path("f"), "WeightsUnpickler error:   \n")
+    assert "loader (WeightsUnpickler error:);" in str(bare)
+
+
+# --- reading, bounded ----------------------------------------------------------------------------
+
+
+def test_a_file_that_reads_longer_than_its_size(monkeypatch) -> None:
+    status = Path("/proc/self/status")  # a regular file whose size says 0 bytes
+    assert status.stat().st_size == 0
+    monkeypatch.setattr(reader, "_CHUNK", 64)
+    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 100)
+    assert _refusal(status) == f"{status}: grew past the 100-byte limit while read"
+
+
+def test_bounded_reads(tmp_path: Path, monkeypatch) -> None:
+    path = _write(tmp_path, "ten", b"0123456789")
+    monkeypatch.setattr(reader, "_CHUNK", 4)
+    assert reader._read_bounded(path, 10) == b"0123456789"
+    assert reader._read_bounded(path, 9) is None
+    assert reader._read_bounded(path, 0) is None
+
+
+def test_nested_folders_just_inside_and_outside_the_depth(tmp_path: Path, monkeypatch) -> None:
+    records = _unzip(_save(tmp_path, NET, "deep.pth"), tmp_path / "out")
+    (records / "x" / "y" / "z").mkdir(parents=True)  # empty folders: nothing to repack
+    monkeypatch.setattr(reader, "MAX_FOLDER_DEPTH", 4)
+    assert read_checkpoint(records).wrapper == "bare"
+    monkeypatch.setattr(reader, "MAX_FOLDER_DEPTH", 3)
+    assert _refusal(records) == f"{records}: folders nested deeper than 3"
+
+
+def test_a_folder_with_its_version_under_dot_data(tmp_path: Path) -> None:
+    records = _unzip(_save(tmp_path, NET, "dot.pth"), tmp_path / "out")
+    (records / ".data").mkdir(exist_ok=True)
+    (records / "version").rename(records / ".data" / "version")
+    assert read_checkpoint(records).container == "unzipped-directory"
+
+
+# --- more of the zip contract ---------------------------------------------------------------------
+
+
+def test_the_prefix_is_the_first_records_top_folder(tmp_path: Path) -> None:
+    records = _records(_save(tmp_path, NET))
+    storage = next(k for k in records if k.endswith("/data/0"))
+    first = {storage: records[storage], **{k: v for k, v in records.items() if k != storage}}
+    raw = read_checkpoint(_rezip(tmp_path / "reordered.pth", first))
+    assert raw.archive_prefix == storage.split("/")[0]
+
+
+def test_a_zip_without_data_pkl_lists_what_it_holds(tmp_path: Path) -> None:
+    names = ["box/a", "box/b", "box/c", "box/d", "box/e"]
+    path = _rezip(tmp_path / "box.pth", {name: b"x" for name in names})
+    assert _refusal(path) == (
+        f"{path}: zip archive without box/data.pkl, not a torch checkpoint (holds box/a, box/b, "
+        "box/c, box/d, ...)"
+    )
+
+
+def test_a_broken_local_header(tmp_path: Path) -> None:
+    data = bytearray(_save(tmp_path, NET).read_bytes())
+    name = next(k for k in _records(tmp_path / "c.pth") if k.endswith("/data/0"))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        offset = archive.getinfo(name).header_offset
+    data[offset + 3] = 0x05  # PK\x03\x05: not a local file header
+    path = _write(tmp_path, "header.pth", bytes(data))
+    assert _refusal(path) == (
+        f"{path}: truncated or corrupt torch zip archive (bad local header for {name}; "
+        f"{len(data)} bytes)"
+    )
+
+
+# --- sniffing at the edges -----------------------------------------------------------------------
+
+
+def test_sniffing_edges(tmp_path: Path) -> None:
+    ten = _write(tmp_path, "ten.bin", struct.pack("<Q", 2) + b"{}")  # 10 bytes: safetensors
+    assert _refusal(ten) == f"{ten}: the safetensors file is an empty state dict"
+    doctype = _write(tmp_path, "d.tar", b"<!DOCTYPE html><p>denied</p>")
+    assert _refusal(doctype).endswith(
+        "is an HTML page, not a checkpoint (a failed or blocked download?)"
+    )
+    late = _write(tmp_path, "late.tar", b" " * 508 + b"<html></html>")  # tag after byte 512
+    assert _refusal(late) == f"{late}: is a text file, not a checkpoint"
+    obj = _write(tmp_path, "o.pth", b'{"weights": [1, 2]}')
+    assert _refusal(obj) == f"{obj}: is a JSON file, not a checkpoint"
+    nul = _write(tmp_path, "nul.txt", b"a" * 4096 + b"\0")  # a NUL after the first 4096 bytes
+    assert _refusal(nul) == f"{nul}: is a text file, not a checkpoint"
+
+
+def test_safetensors_header_edges(tmp_path: Path) -> None:
+    data = struct.pack("<Q", 9) + b'{"a": 1}'  # 16 bytes, header claims 9 of the 8 left
+    path = _write(tmp_path, "nine.safetensors", data)
+    assert _refusal(path) == (
+        f"{path}: truncated or corrupt safetensors file (header of 9 bytes, file has 16)"
+    )
+    bad = _write(tmp_path, "bad.safetensors", struct.pack("<Q", 5) + b"{abc}")
+    assert _refusal(bad) == (
+        f"{bad}: truncated or corrupt safetensors file (Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1))"
+    )
+
+
+def test_odd_keys_are_described_briefly(tmp_path: Path) -> None:
+    path = _save(tmp_path, {2**199: 1, 2**198: 2, 1.5: 3, None: 4, True: 5, (1,): 6})
+    shown = f"a huge int, {repr(2**198)[:60]}, 1.5, None, True, a tuple"
+    assert _refusal(path).endswith(f"found keys {shown}")
+
+
+def test_a_quantized_tensor_is_named(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning):
+        quantized = torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8)
+    path = _save(tmp_path, {"w": quantized})
+    assert _refusal(path) == f"{path}: the top-level dict: 'w' is a quantized tensor"
