@@ -24,13 +24,13 @@ from converter.checkpoints.canonical import random_checkpoint
 from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.variants import get_variant
 from converter.export.exporter import export_onnx
-from converter.export.rewrite import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MARGINALS
+from converter.export.rewrite import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
 from converter.verdicts.runtime import open_onnx_session
 
 CONFIGS = {
     "literal": (),
     "final conv first": (FINAL_CONV_BEFORE_UPSAMPLE,),
-    "marginal soft-argmax": (SOFT_ARGMAX_MARGINALS,),
+    "soft-argmax by moments": (SOFT_ARGMAX_MOMENTS,),
     "both": REWRITES,
 }
 

@@ -202,7 +202,7 @@ def onnx_command(
         False,
         "--no-rewrite",
         help="Keep the literal head: no exact rewrites (M/L: the final conv before the last "
-        "upsampling; every variant: the soft-argmax by marginals).",
+        "upsampling; every variant: the soft-argmax by moments, one pass).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:

@@ -6,10 +6,11 @@
   affine map at every pixel, so conv(up(x)) = up(conv(x)) in real arithmetic. Run at 32x32 the
   conv needs a quarter of its MACs (L: 2.42 of 4.26 GMACs -> 0.60); the upsampling then moves
   J*D = 1,152 channels instead of 512, a few million additions.
-- soft-argmax by marginals. The reference sums the whole J x D x H x W probability volume three
-  times (once per axis). Here the softmax output is read twice: summed over H*W for the depth
-  marginal and over D for the (H, W) plane, whose row and column sums give x and y. Same sums,
-  fewer passes over the 262,144 cells per joint.
+- soft-argmax by moments. The reference sums the whole J x D x H x W probability volume three
+  times (once per axis). Here the softmax output is read once, by a MatMul with the (H*W, 3)
+  matrix [1, x, y]: per depth bin its mass and its x and y moments, from which z, x and y are
+  small sums. The same sums regrouped, one pass over the 262,144 cells per joint instead of
+  three (measured: marginals over two passes were slower).
 
 Both are judged by the same fp32 verdict as the literal graph (converter.verdicts.judge): the
 reference stays the unmodified model in float64. Parameter names do not change, so BatchNorm
@@ -27,8 +28,8 @@ from torch import nn
 from converter.core.model import ConvNeXtPose, Head, SoftArgmax
 
 FINAL_CONV_BEFORE_UPSAMPLE = "final_conv_before_upsample"
-SOFT_ARGMAX_MARGINALS = "soft_argmax_marginals"
-REWRITES = (FINAL_CONV_BEFORE_UPSAMPLE, SOFT_ARGMAX_MARGINALS)
+SOFT_ARGMAX_MOMENTS = "soft_argmax_moments"
+REWRITES = (FINAL_CONV_BEFORE_UPSAMPLE, SOFT_ARGMAX_MOMENTS)
 
 
 class ReorderedHead(nn.Module):
@@ -49,28 +50,30 @@ class ReorderedHead(nn.Module):
         return last.upsample1(self.final_layer(x))
 
 
-class MarginalSoftArgmax(nn.Module):
-    """SoftArgmax's result from two passes over the probability volume instead of three."""
+class MomentSoftArgmax(nn.Module):
+    """SoftArgmax's result from one pass over the probability volume instead of three.
+
+    Per joint and depth bin, one MatMul with a (H*W, 3) matrix [1, x, y] gives the bin's mass
+    and its x and y moments; z is the mass-weighted mean bin, x and y the summed moments.
+    """
 
     def __init__(self, soft_argmax: SoftArgmax) -> None:
         super().__init__()
         self.joint_num, self.depth_dim = soft_argmax.joint_num, soft_argmax.depth_dim
         self.height, self.width = soft_argmax.height, soft_argmax.width
-        self.register_buffer("index_x", soft_argmax.index_x.clone(), False)
-        self.register_buffer("index_y", soft_argmax.index_y.clone(), False)
+        rows = soft_argmax.index_y.repeat_interleave(self.width)  # y of each cell, row-major
+        cols = soft_argmax.index_x.repeat(self.height)  # x of each cell
+        moments = torch.stack((torch.ones_like(rows), cols, rows), dim=1)  # (H*W, 3)
+        self.register_buffer("moments", moments, False)
         self.register_buffer("index_z", soft_argmax.index_z.clone(), False)
 
     def forward(self, heatmaps: torch.Tensor) -> torch.Tensor:
         j, d, h, w = self.joint_num, self.depth_dim, self.height, self.width
         prob = torch.softmax(heatmaps.reshape(-1, j, d * h * w), dim=2).reshape(-1, j, d, h * w)
-        pz = prob.sum(dim=3)  # (N, J, D)
-        plane = prob.sum(dim=2).reshape(-1, j, h, w)  # (N, J, H, W): the only other full pass
-        px = plane.sum(dim=2)  # (N, J, W)
-        py = plane.sum(dim=3)  # (N, J, H)
-        x = (px * self.index_x).sum(dim=2, keepdim=True)
-        y = (py * self.index_y).sum(dim=2, keepdim=True)
-        z = (pz * self.index_z).sum(dim=2, keepdim=True)
-        return torch.cat((x, y, z), dim=2)
+        per_bin = torch.matmul(prob, self.moments)  # (N, J, D, 3): mass, x moment, y moment
+        z = (per_bin[..., 0] * self.index_z).sum(dim=2, keepdim=True)
+        xy = per_bin[..., 1:].sum(dim=2)  # (N, J, 2)
+        return torch.cat((xy, z), dim=2)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def rewrite_head(
             applied.append(FINAL_CONV_BEFORE_UPSAMPLE)
         else:  # XS, S: no upsampling follows the final conv, nothing to move
             skipped.append(FINAL_CONV_BEFORE_UPSAMPLE)
-    if SOFT_ARGMAX_MARGINALS in rewrites:
-        rewritten.soft_argmax = MarginalSoftArgmax(rewritten.soft_argmax)
-        applied.append(SOFT_ARGMAX_MARGINALS)
+    if SOFT_ARGMAX_MOMENTS in rewrites:
+        rewritten.soft_argmax = MomentSoftArgmax(rewritten.soft_argmax)
+        applied.append(SOFT_ARGMAX_MOMENTS)
     return rewritten, RewriteReport(tuple(applied), tuple(skipped))

@@ -171,7 +171,7 @@ def test_l_graph_fits_and_matches(onnx_cache) -> None:
     assert report.passed and report.parity[0].output("coords").floor > 1e-3
     assert read_onnx_metadata(path).heatmap_hw == (64, 64)
     # Both head rewrites by default: the final conv runs at 32x32, its Resize gives 64x64.
-    assert report.rewrites.applied == ("final_conv_before_upsample", "soft_argmax_marginals")
+    assert report.rewrites.applied == ("final_conv_before_upsample", "soft_argmax_moments")
     assert report.graph.final_conv_hw == (32, 32) and report.graph.heatmap_hw == (64, 64)
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     assert json.loads(props["rewrites"]) == list(report.rewrites.applied)

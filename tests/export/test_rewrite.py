@@ -15,8 +15,8 @@ from converter.export.fold import fold_batchnorms
 from converter.export.rewrite import (
     FINAL_CONV_BEFORE_UPSAMPLE,
     REWRITES,
-    SOFT_ARGMAX_MARGINALS,
-    MarginalSoftArgmax,
+    SOFT_ARGMAX_MOMENTS,
+    MomentSoftArgmax,
     rewrite_head,
 )
 from converter.graphs.facts import graph_facts, variant_disagreements
@@ -96,15 +96,15 @@ def _soft_argmax_by_hand(logits: np.ndarray, j: int, d: int, h: int, w: int) -> 
     return out
 
 
-def test_marginal_soft_argmax_matches_a_hand_computation() -> None:
+def test_moment_soft_argmax_matches_a_hand_computation() -> None:
     j, d, h, w = 3, 4, 5, 6  # unequal sizes: swapped axes would not go unnoticed
     rng = np.random.default_rng(3)
     logits = rng.normal(scale=3.0, size=(2, j * d, h, w))
     expected = _soft_argmax_by_hand(logits, j, d, h, w)
-    marginal = MarginalSoftArgmax(SoftArgmax(j, d, (h, w))).double()
+    moments = MomentSoftArgmax(SoftArgmax(j, d, (h, w))).double()
     reference = SoftArgmax(j, d, (h, w)).double()
     with torch.no_grad():
-        got = marginal(torch.from_numpy(logits)).numpy()
+        got = moments(torch.from_numpy(logits)).numpy()
         ref = reference(torch.from_numpy(logits)).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-12)
     np.testing.assert_allclose(ref, expected, atol=1e-12)
@@ -113,9 +113,9 @@ def test_marginal_soft_argmax_matches_a_hand_computation() -> None:
 def test_rewrites_apply_where_they_fit() -> None:
     xs = build_model(get_variant("XS"))
     rewritten, report = rewrite_head(xs)
-    assert report.applied == (SOFT_ARGMAX_MARGINALS,)
+    assert report.applied == (SOFT_ARGMAX_MOMENTS,)
     assert report.skipped == (FINAL_CONV_BEFORE_UPSAMPLE,)  # XS: nothing upsamples after it
-    assert isinstance(rewritten.soft_argmax, MarginalSoftArgmax)
+    assert isinstance(rewritten.soft_argmax, MomentSoftArgmax)
     assert type(xs.soft_argmax) is SoftArgmax  # the input model is untouched
     _, none = rewrite_head(xs, ())
     assert none.applied == () and none.to_dict() == {"applied": [], "skipped": []}

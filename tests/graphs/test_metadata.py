@@ -59,7 +59,7 @@ LEGACY_PROPS = {
     "checkpoint.epoch": "",
     "checkpoint.source_name": "random(seed=0)",
     "checkpoint.weights": "random",
-    "rewrites": '["soft_argmax_marginals"]',
+    "rewrites": '["soft_argmax_moments"]',
 }  # fmt: skip
 
 CHECKPOINT_FACTS = {
@@ -128,7 +128,7 @@ def test_rewriting_an_old_graph_leaves_only_the_new_format() -> None:
     model = write_onnx_metadata(_graph(LEGACY_PROPS), _metadata())
     props = _props(model)
     assert not [k for k in props if k.startswith(("onnxsim.", "checkpoint."))]
-    assert props["rewrites"] == '["soft_argmax_marginals"]'  # another key, kept
+    assert props["rewrites"] == '["soft_argmax_moments"]'  # another key, kept
     assert read_onnx_metadata(model) == _metadata()
 
 
