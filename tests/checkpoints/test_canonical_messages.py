@@ -15,15 +15,18 @@ import torch
 
 from converter.checkpoints.canonical import (
     CANONICAL_FORMAT,
+    CanonicalCheckpoint,
     CheckpointMetadata,
     build_loaded_model,
     canonicalize,
     check_against_model,
     load_checkpoint,
+    random_checkpoint,
     read_evidence,
     rename_head_keys,
     strip_prefixes,
     variant_claimed_by_name,
+    weights_digest,
 )
 from converter.checkpoints.fabricate import seeded_state_dict
 from converter.checkpoints.reader import read_checkpoint
@@ -272,7 +275,7 @@ def test_release_shaped_file_is_detected_and_its_provenance_recorded(xs, tmp_pat
     )
     assert meta.source_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert meta.source_size == path.stat().st_size
-    assert meta.evidence == XS_EVIDENCE
+    assert meta.evidence == XS_EVIDENCE == ckpt.evidence.describe()
     assert list(ckpt.state_dict) == list(xs)
     assert ckpt.raw is not None and ckpt.raw.path == path
     model = build_loaded_model(ckpt)
@@ -355,7 +358,63 @@ def test_metadata_strings_format(xs) -> None:
         ("ConvNeXtPose_XL.pth", None),
         ("model_L_ConvNeXtPose.pth", None),  # the claim must follow the name
         ("/some/ConvNeXtPose_XS/weights.pth", None),  # only the file's own name counts
+        ("Conv_Next_Pose_XS.pth", "XS"),
+        ("ConvNeXtPose_L_from_ConvNeXtPose_XS.pth", "L"),  # the first claim after the name
+        ("conv--next-pose_s.pth", "S"),
     ],
 )
 def test_name_claims(name: str, claim: str | None) -> None:
     assert variant_claimed_by_name(name) == claim
+
+
+def test_random_checkpoint_says_what_it_is(xs) -> None:
+    ckpt = random_checkpoint(get_variant("XS"), 3)
+    meta = ckpt.metadata
+    assert ckpt.spec.name == "XS" and ckpt.raw is None
+    assert ckpt.evidence.describe() == XS_EVIDENCE == meta.evidence
+    assert (meta.source_name, meta.source_sha256, meta.source_size, meta.container) == (
+        "random(seed=3)",
+        "",
+        0,
+        "none",
+    )
+    assert (meta.weights, meta.head_naming, meta.keys_renamed, meta.prefixes_stripped) == (
+        "random",
+        "official",
+        0,
+        (),
+    )
+    assert meta.epoch is None and meta.upsample == (True, True, False)
+    third = seeded_state_dict(get_variant("XS"), 3)
+    assert list(ckpt.state_dict) == list(third)
+    assert all(torch.equal(ckpt.state_dict[k], third[k]) for k in third)
+    assert meta.weights_sha256 == weights_digest(third) != weights_digest(xs)
+    default = random_checkpoint(get_variant("XS"))
+    assert default.metadata.weights_sha256 == weights_digest(xs)  # seed 0
+    assert default.metadata.source_name == "random(seed=0)"
+
+
+def test_a_partial_state_dict_never_loads(xs) -> None:
+    extra = dict(xs)
+    extra["head.extra.weight"] = torch.zeros(1)
+    ckpt = random_checkpoint(get_variant("XS"))
+    odd = CanonicalCheckpoint(ckpt.spec, extra, ckpt.metadata, ckpt.evidence)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        build_loaded_model(odd)
+
+
+def test_provenance_comes_from_the_canonical_header(xs, tmp_path: Path) -> None:
+    source = random_checkpoint(get_variant("XS"))
+    strings = dict(source.metadata.to_strings(), epoch="68", prefixes_stripped="module.,_orig_mod.")
+    strings["container"] = "torch-legacy"
+    path = tmp_path / "canonical.pth"
+    torch.save({"state_dict": source.state_dict, "epoch": 5, "cnp_metadata": strings}, path)
+    meta = load_checkpoint(path).metadata
+    assert (meta.epoch, meta.container, meta.weights, meta.source_name) == (
+        68,
+        "torch-legacy",
+        "random",
+        "random(seed=0)",
+    )
+    assert meta.prefixes_stripped == ("module.", "_orig_mod.")
+    assert (meta.source_sha256, meta.source_size) == ("", 0)
