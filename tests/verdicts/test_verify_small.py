@@ -10,9 +10,11 @@ Export-made graphs and real weights are covered by test_verify.py.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -198,10 +200,33 @@ def test_a_graph_computing_the_same_passes(tmp_path: Path) -> None:
     assert report.limits == {"coords": "4 x floor + 0.0002"} and report.warnings == ()
     assert [r.samples for r in report.results] == [5, 6]  # 1 seeded image + 4 crops, cyclic
     values = report.to_dict()
-    assert values["passed"] is True and values["precision_source"] == "graph"
-    assert values["batches"] == [1, 2] and values["providers"] == ["CPUExecutionProvider"]
-    assert values["pose_change"] == [] and len(values["results"]) == 2
-    assert values["onnx"] == str(path) and values["seed"] == 5 and values["crops"] == 4
+    assert values == {
+        "onnx": str(path),
+        "variant": "XS",
+        "checkpoint": "tiny.pth",
+        "weights": "random",
+        "weights_sha256": SHA,
+        "metadata_present": True,
+        "onnx_device": "cpu",
+        "providers": ["CPUExecutionProvider"],
+        "torch_device": "cpu",
+        "device_note": None,
+        "samples": 1,
+        "crops": 4,
+        "batches": [1, 2],
+        "seed": 5,
+        "precision": "fp32",
+        "precision_source": "graph",
+        "graph_precision": "fp32",
+        "runtime": "onnxruntime",
+        "execution_precision": None,
+        "limits": {"coords": "4 x floor + 0.0002"},
+        "results": [r.to_dict() for r in report.results],
+        "pose_change": [],
+        "warnings": [],
+        "seconds": round(report.seconds, 3),
+        "passed": True,
+    }
     lines = report.lines()
     assert lines[0] == (
         f"verify {path} against tiny.pth: ConvNeXtPose-XS, weights random, sha256 {SHA[:12]}"
@@ -418,14 +443,59 @@ def test_a_report_with_no_check_did_not_pass() -> None:
         results=(),
         pose=(),
         warnings=(),
-        seconds=0.25,
+        seconds=0.12345,
         execution_precision="bf16",
     )
     assert not report.passed and _first_failure(report) == "no check ran"
     assert report.to_dict()["precision_source"] == "runtime"
-    assert report.to_dict()["seconds"] == 0.25
+    assert report.to_dict()["seconds"] == 0.123
     assert report.heading()[1].endswith(
         "graph precision fp32 (read from its ops), executed in bf16: judged as bf16"
     )
     assert report.heading()[1].count("1 seeded") == 0 and "4 crops, seed 1" in report.heading()[1]
-    assert report.lines()[-1] == "FAIL in 0.2 s"
+    assert report.lines()[-1] == "FAIL in 0.1 s"
+
+
+def _h36m_tree(root: Path) -> Path:
+    """Two test frames (S9, S11) in the reference layout, 64x64 grey pictures."""
+    camera = {"1": {"R": np.eye(3).tolist(), "t": [0, 0, 0], "f": [1000, 1000], "c": [32, 32]}}
+    joints = [[j * 10.0, j * 5.0, 4000.0 + j] for j in range(17)]
+    for subject in (9, 11):
+        sequence = f"s_{subject:02d}_act_02_subact_01_ca_01"
+        name = f"{sequence}/{sequence}_000001.jpg"
+        image = {
+            "id": subject,
+            "file_name": name,
+            "width": 64,
+            "height": 64,
+            "subject": subject,
+            "action_idx": 2,
+            "subaction_idx": 1,
+            "cam_idx": 1,
+            "frame_idx": 0,
+        }
+        data = {"images": [image], "annotations": [{"image_id": subject, "bbox": [8, 8, 40, 40]}]}
+        files = {"data": data, "camera": camera, "joint_3d": {"2": {"1": {"0": joints}}}}
+        for kind, content in files.items():
+            path = root / "annotations" / f"Human36M_subject{subject}_{kind}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(content))
+        picture = root / "images" / name
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(picture), np.full((64, 64, 3), 40 * subject % 255, np.uint8))
+    return root
+
+
+def test_reduced_precision_on_human36m_frames(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", half=True, meta=_metadata(precision="fp16"))
+    root = _h36m_tree(tmp_path / "h36m")
+    report = _run(path, data=root, frames=5)
+    (change,) = report.pose
+    assert change.source == f"2 frames of {root}" and change.frames == 2 and report.crops == 2
+
+
+def test_reduced_precision_crops_follow_the_seed(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", half=True, meta=_metadata(precision="fp16"))
+    first, again = (_run(path, frames=3, seed=11).pose[0] for _ in range(2))
+    other = _run(path, frames=3, seed=12).pose[0]
+    assert first.mean_mm == again.mean_mm and first.mean_mm != other.mean_mm
