@@ -20,6 +20,7 @@ from converter.h36m import dataset as ds
 from converter.h36m.dataset import (
     action_index_from_file_name,
     camera_problem,
+    camera_to_pixel,
     detect_layout,
     load_bbox_root,
     load_dataset,
@@ -351,6 +352,10 @@ def test_rootnet_boxes_and_roots_replace_the_ground_truth(tmp_path: Path) -> Non
             "entry 0 (image_id 1): bbox [1, 2, 3, -1] needs finite values, w and h > 0",
         ),
         (
+            [{"image_id": 1, "bbox": [1, 2, 3, 0], "root_cam": [1, 2, 3]}],
+            "entry 0 (image_id 1): bbox [1, 2, 3, 0] needs finite values, w and h > 0",
+        ),
+        (
             [{"image_id": 1, "bbox": [1, 2, 3, 4], "root_cam": [1, 2, 0]}],
             "entry 0 (image_id 1): root_cam [1, 2, 0] needs finite values, Z > 0",
         ),
@@ -548,3 +553,22 @@ def test_action_index_by_hand(name: str, index: int) -> None:
 )
 def test_action_refusals(name: str, message: str) -> None:
     assert _refused(action_index_from_file_name, name) == message
+
+
+def test_small_positive_rootnet_boxes_are_boxes(tmp_path: Path) -> None:
+    path = _rootnet(tmp_path, [{"image_id": 1, "bbox": [0, 0, 0.5, 0.5], "root_cam": [0, 0, 1]}])
+    assert load_bbox_root(path)[1].bbox == (0.0, 0.0, 0.5, 0.5)
+
+
+def test_numbers_in_messages_are_few() -> None:
+    assert ds._numbers(range(9)) == "[0, 1, 2, 3, 4, 5, 6, 7, 8]"
+    assert ds._numbers(range(10)) == "[0, 1, 2, 3, 4, 5, 6, 7, 8, ...]"
+    assert ds._numbers([1 / 3]) == "[0.333333]"
+
+
+def test_a_joint_at_zero_depth_projects_finitely() -> None:
+    # Z = 0 becomes Z = 1e-8 (the reference's cam2pixel): u = 1e-6 / 1e-8 x 2 + 3 = 203.
+    pixel = camera_to_pixel(
+        np.array([[1e-6, -1e-6, 0.0]]), np.array([2.0, 2.0]), np.array([3.0, 4.0])
+    )
+    np.testing.assert_allclose(pixel, [[203.0, -196.0]])
