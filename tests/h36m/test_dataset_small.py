@@ -572,3 +572,92 @@ def test_a_joint_at_zero_depth_projects_finitely() -> None:
         np.array([[1e-6, -1e-6, 0.0]]), np.array([2.0, 2.0]), np.array([3.0, 4.0])
     )
     np.testing.assert_allclose(pixel, [[203.0, -196.0]])
+
+
+def test_camera_value_names_and_the_rotation_bound_itself() -> None:
+    rotation = np.asarray(ROTATION)
+    nan_r = rotation.copy()
+    nan_r[1, 1] = np.nan
+    assert camera_problem(nan_r, np.zeros(3), (1.0, 1.0), (0.0, 0.0)) == (
+        "R has non-finite values ([0, -1, 0, 1, nan, 0, 0, 0, 1])"
+    )
+    assert camera_problem(rotation, np.zeros(3), (np.inf, 1.0), (0.0, 0.0)) == (
+        "f has non-finite values ([inf, 1])"
+    )
+    # An off-diagonal 0.01 puts max |R·Rᵀ - I| at exactly 0.01 (det stays 1): still a rotation.
+    edge = np.array([[1.0, 0.01, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert float(np.abs(edge @ edge.T - np.eye(3)).max()) == 0.01
+    assert camera_problem(edge, np.zeros(3), (1.0, 1.0), (0.0, 0.0)) is None
+
+
+def test_every_kaggle_subject_folder_is_found(tmp_path: Path) -> None:
+    root = _tree(tmp_path, images=False, annotations="annotations (1)")
+    names = ["S1_ACT2_16", "S5_ACT2_16", "S6_ACT2_i6", "S7_ACT2_16", "S8_ACT2_16", "S9_ACT2_16"]
+    for name in names:
+        (root / name).mkdir()
+    layout = detect_layout(root)
+    assert layout.subject_dirs == tuple(
+        (int(name[1:].split("_")[0]), root / name) for name in names
+    )
+    assert layout.annotations_dir == root / "annotations (1)"
+
+
+def test_records_of_the_wrong_kind(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    data = root / "annotations" / "Human36M_subject9_data.json"
+    data.write_text(json.dumps(["images", "annotations"]))
+    assert _refused(load_dataset, root, 2) == (
+        f"{data}: expected a COCO-style object with images, annotations"
+    )
+    content = _subject_files(9, FRAMES[9])["data"]
+    content["annotations"] = [5]  # type: ignore[index]
+    data.write_text(json.dumps(content))
+    assert _refused(load_dataset, root, 2).startswith(
+        f"{data}: annotation of image 5 is incomplete or does not match"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("x" * 50, f"width {'x' * 40!r} is not a number"),
+        (2**63, "width a huge integer is not a whole number from 1 to 65,535"),
+        (2**63 - 1, f"width {2**63 - 1} is not a whole number from 1 to 65,535"),
+    ],
+)
+def test_odd_widths_are_shown_briefly(tmp_path: Path, value: object, shown: str) -> None:
+    root = _tree(tmp_path)
+    path = _edit(root, 9, "data", lambda c: _first_image(c).__setitem__("width", value))
+    assert _refused(load_dataset, root, 2) == f"{path}: image 900: {shown}"
+
+
+def test_rootnet_missing_several_frames(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "t")
+    entry = {"image_id": 1100, "bbox": [1, 2, 3, 4], "root_cam": [5, 6, 7]}
+    path = _rootnet(tmp_path, [entry])
+    assert _refused(load_dataset, root, 2, bbox_root=path) == (
+        f"{path}: no entry for 2 test frames of protocol 2 (first image ids: 900, 901); is it "
+        "the file for this protocol and these annotations?"
+    )
+
+
+def test_first_five_ids_only(tmp_path: Path) -> None:
+    frames = {9: [(900 + i, 64 * i, [0, 0, 1, 1]) for i in range(6)], 11: [(1100, 0, [0, 0, 1, 1])]}
+    root = _tree(tmp_path / "t", frames)
+    assert _refused(load_dataset, root, 2).endswith(
+        "(zero width or height after clipping; first image ids: 900, 901, 902, 903, 904)"
+    )
+    path = _rootnet(tmp_path, [])
+    assert "(first image ids: 900, 901, 902, 903, 904); is it" in _refused(
+        load_dataset, root, 2, bbox_root=path
+    )
+
+
+def test_defaults_and_explicit_places(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "t")
+    assert load_dataset(root).protocol == 2  # the default protocol
+    moved = tmp_path / "elsewhere"
+    (root / "annotations").rename(moved)
+    data = load_dataset(tmp_path / "t", annotations=moved, images=root / "images")
+    assert data.layout.name == "explicit" and data.layout.annotations_dir == moved
+    assert len(data) == 3
