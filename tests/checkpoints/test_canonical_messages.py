@@ -146,6 +146,17 @@ def test_missing_anchor_tensors_are_listed(xs) -> None:
     )
     del state["head.deconv_layers_1.dwconv.weight"]
     assert _message(CheckpointError, read_evidence, state).endswith(" and 3 more")
+    three = {k: v for k, v in xs.items() if not k.startswith("head.")}
+    assert _message(CheckpointError, read_evidence, three) == (
+        "not a complete ConvNeXtPose state dict: missing head.deconv_layers_1.dwconv.weight, "
+        "head.deconv_layers_1.pwconv.weight, head.final_layer.weight"
+    )
+    four = dict(three)
+    del four["backbone.downsample_layers.3.1.weight"]
+    assert _message(CheckpointError, read_evidence, four).endswith(
+        "backbone.downsample_layers.3.1.weight, head.deconv_layers_1.dwconv.weight, "
+        "head.deconv_layers_1.pwconv.weight and 1 more"
+    )
 
 
 def test_no_anchor_at_all() -> None:

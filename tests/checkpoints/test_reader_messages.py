@@ -144,6 +144,7 @@ def test_safetensors_with_an_epoch_in_its_metadata(tmp_path: Path) -> None:
     )
     assert raw.header_metadata == {"epoch": "21", "variant": "XS"}
     assert raw.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert raw.path == path and raw.size_bytes == path.stat().st_size
 
 
 def _safetensors_bytes(header: dict, payload: bytes) -> bytes:
@@ -355,8 +356,13 @@ def test_plain_pickles(tmp_path: Path) -> None:
 
 
 def test_not_a_file(tmp_path: Path) -> None:
+    import os
+
     missing = tmp_path / "nope.pth"
     assert _refusal(missing) == f"{missing}: no such file or directory"
+    pipe = tmp_path / "pipe.pth"
+    os.mkfifo(pipe)
+    assert _refusal(pipe) == f"{pipe}: not a regular file or directory"
 
 
 # --- size limits: just inside and just outside --------------------------------------------------

@@ -499,3 +499,12 @@ def test_reduced_precision_crops_follow_the_seed(tmp_path: Path) -> None:
     first, again = (_run(path, frames=3, seed=11).pose[0] for _ in range(2))
     other = _run(path, frames=3, seed=12).pose[0]
     assert first.mean_mm == again.mean_mm and first.mean_mm != other.mean_mm
+
+
+def test_reduced_precision_over_budget_fails_with_the_pose_change(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", z_scale=0.06, half=True, meta=_metadata(precision="fp16"))
+    with pytest.raises(ParityFailedError) as info:
+        _run(path, frames=2)
+    (change,) = info.value.report.pose
+    assert not change.passed
+    assert str(info.value) == f"{path}: pose change over budget at batch 1: {change.line()}"
