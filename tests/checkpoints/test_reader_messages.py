@@ -837,3 +837,15 @@ def test_a_quantized_tensor_is_named(tmp_path: Path) -> None:
         quantized = torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8)
     path = _save(tmp_path, {"w": quantized})
     assert _refusal(path) == f"{path}: the top-level dict: 'w' is a quantized tensor"
+
+
+def test_a_checkpoint_saved_from_gpu_tensors_loads_on_the_cpu(tmp_path: Path) -> None:
+    """The releases were saved from CUDA tensors: their storages say 'cuda:0'."""
+    records = _records(_save(tmp_path, {"w": torch.arange(3.0)}))
+    pickled = next(k for k in records if k.endswith("/data.pkl"))
+    cpu = b"X\x03\x00\x00\x00cpu"  # BINUNICODE 'cpu', the storage's location
+    assert records[pickled].count(cpu) == 1
+    records[pickled] = records[pickled].replace(cpu, b"X\x06\x00\x00\x00cuda:0")
+    path = _rezip(tmp_path / "gpu.pth", records)
+    tensor = read_checkpoint(path).tensors["w"]
+    assert tensor.device.type == "cpu" and tensor.tolist() == [0.0, 1.0, 2.0]
