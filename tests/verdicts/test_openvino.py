@@ -46,11 +46,11 @@ def test_judged_precision_is_the_coarser_one() -> None:
 
 
 def test_bf16_budget_sits_between_the_trained_change_and_random_weights() -> None:
-    # Measured (benchmarks/verdicts.py budgets): stand-in 0.52 / 1.34 / 4.36 mm, random XS
-    # 21.7 / 64.5 / 180 mm. The budget must pass the first and refuse the second.
+    # Measured (benchmarks/verdicts.py budgets): stand-in 0.52 / 1.34 / 4.4 mm, random XS
+    # 5.42 / 13.2 / 33.4 mm. The budget must pass the first and refuse the second.
     budget = POSE_BUDGETS["bf16"]
-    assert 0.52 < budget.mean_mm < 21.7 and 1.34 < budget.p95_mm < 64.5
-    assert 4.36 < budget.worst_mm < 180
+    assert 0.52 < budget.mean_mm < 5.42 and 1.34 < budget.p95_mm < 13.2
+    assert 4.4 < budget.worst_mm < 33.4
 
 
 def test_f32_execution_matches_onnxruntime(xs_onnx: Path) -> None:
@@ -119,7 +119,7 @@ def test_verify_on_bf16_is_judged_by_the_pose_budget(standin_onnx: Path, standin
 
 
 def test_bf16_on_random_weights_fails_its_budget(xs_onnx: Path, onnx_cache) -> None:
-    # Random weights amplify every rounding (21.7 mm mean measured): the verdict must refuse.
+    # Random weights amplify every rounding (5.42 mm mean measured): the verdict must refuse.
     def run():
         return verify_onnx(
             xs_onnx,
