@@ -42,7 +42,7 @@ POSE_BUDGETS: dict[str, PoseBudget] = {
 # Default `eval --max-delta-mm` between fp32 PyTorch and an ONNX graph of each precision: fp32
 # differs by ~0.0003 mm; fp16 changed MPJPE by 0.045 mm and int8 by up to 4.1 mm on the synthetic
 # set with seeded weights (benchmarks/bench.py), so each limit sits above what was measured.
-# bf16 (OpenVINO): the trained stand-in's MPJPE moved by 0.004 mm, random XS's by 30.6 mm; the
+# bf16 (OpenVINO): the trained stand-in's MPJPE moved by 0.004 mm (benchmarks/roofline.py); the
 # limit is the bf16 pose budget's mean, which bounds the MPJPE change (triangle inequality).
 EVAL_MAX_DELTA_MM: dict[str, float] = {
     "fp32": 0.1,
