@@ -18,6 +18,7 @@ from memory, so the sha256 always describes the very bytes that were loaded.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
@@ -227,7 +228,8 @@ def _describe_foreign(path: Path, data: bytes) -> str:
         return "not a valid safetensors file (no JSON header after the 8-byte length)"
     if b"\0" not in data[:4096]:
         try:
-            data[:4096].decode("utf-8")
+            # final=False: a character cut by the 4096-byte prefix is not an encoding error.
+            codecs.getincrementaldecoder("utf-8")().decode(data[:4096], final=False)
         except UnicodeDecodeError:
             pass
         else:

@@ -851,3 +851,9 @@ def test_a_checkpoint_saved_from_gpu_tensors_loads_on_the_cpu(tmp_path: Path) ->
     path = _rezip(tmp_path / "gpu.pth", records)
     tensor = read_checkpoint(path).tensors["w"]
     assert tensor.device.type == "cpu" and tensor.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_text_file_with_a_character_across_byte_4096_is_text(tmp_path: Path) -> None:
+    data = b"a" * 4095 + "é".encode() + b" and more"  # é's two bytes sit at 4095 and 4096
+    path = _write(tmp_path, "notes.pth", data)
+    assert _refusal(path) == f"{path}: is a text file, not a checkpoint"
