@@ -183,6 +183,7 @@ def test_final_layer_for_another_joint_set(xs) -> None:
     [
         ("head.deconv_layers_1.pwconv.weight", (96, 128, 1, 1), "head 96"),
         ("head.deconv_layers_1.dwconv.weight", (128, 1, 5, 5), "head 128"),
+        ("head.deconv_layers_1.dwconv.weight", (128, 1, 3, 5), "head 128"),  # kernel width 5
         ("backbone.downsample_layers.3.1.weight", (256, 160, 2, 2), "dims [40, 80, 160, 256]"),
     ],
 )

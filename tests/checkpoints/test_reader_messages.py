@@ -857,3 +857,58 @@ def test_a_text_file_with_a_character_across_byte_4096_is_text(tmp_path: Path) -
     data = b"a" * 4095 + "é".encode() + b" and more"  # é's two bytes sit at 4095 and 4096
     path = _write(tmp_path, "notes.pth", data)
     assert _refusal(path) == f"{path}: is a text file, not a checkpoint"
+
+
+# --- read errors the operating system reports ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [(OSError(5, "Input/output error"), "Input/output error"), (OSError("odd"), "odd")],
+)
+def test_a_file_the_system_cannot_read(tmp_path: Path, monkeypatch, error, shown) -> None:
+    path = _save(tmp_path, NET)
+
+    def fail(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Path, "open", fail)
+    assert _refusal(path) == f"{path}: cannot read ({shown})"
+
+
+def test_a_folder_the_system_cannot_read(tmp_path: Path, monkeypatch) -> None:
+    records = _unzip(_save(tmp_path, NET, "io.pth"), tmp_path / "out")
+    real_open = Path.open
+
+    def fail(self, *args, **kwargs):
+        if self.name == "data.pkl":
+            raise OSError(5, "Input/output error", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", fail)
+    assert (
+        _refusal(records) == f"{records}: cannot read {records / 'data.pkl'} (Input/output error)"
+    )
+
+    def no_listing(self):
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", no_listing)
+    parent = tmp_path / "out"
+    assert _refusal(parent) == f"{parent}: cannot list directory (Permission denied)"
+
+
+def test_a_folder_that_grows_while_read(tmp_path: Path, monkeypatch) -> None:
+    records = _unzip(_save(tmp_path, NET, "grow.pth"), tmp_path / "out")
+    total = sum(p.stat().st_size for p in records.rglob("*") if p.is_file())
+    monkeypatch.setattr(reader, "MAX_FILE_BYTES", total)
+    listed = reader._list_files
+
+    def list_then_grow(folder: Path) -> list[str]:
+        files = listed(folder)  # sizes checked here, within the limit
+        with (folder / "version").open("ab") as handle:
+            handle.write(b"\n")  # one byte more before it is read
+        return files
+
+    monkeypatch.setattr(reader, "_list_files", list_then_grow)
+    assert _refusal(records) == f"{records}: folder grew past the size limit while read"
