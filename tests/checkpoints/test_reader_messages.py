@@ -707,6 +707,8 @@ def test_reasons_are_first_sentences() -> None:
     assert reader._reason(ValueError()) == "ValueError"
     assert reader._reason(ValueError("First part. Second part.")) == "First part"
     assert reader._reason(ValueError("x" * 300)) == "x" * 200
+    assert reader._reason(ValueError("A. B. C.")) == "A"
+    assert reader._reason(ValueError("Ends here.")) == "Ends here"
     assert reader._one_line("\x1b[31mred\x1b[0m\n  text\r\n") == "red text"
 
 
@@ -724,6 +726,8 @@ def test_refusal_messages_from_loader_text() -> None:
     )
     twice = reader._refusal(Path("f"), "WeightsUnpickler error: a WeightsUnpickler error: b")
     assert "(a WeightsUnpickler error: b)" in str(twice)
+    plain = reader._refusal(Path("f"), "something odd\n")
+    assert "loader (something odd);" in str(plain)
     bare = reader._refusal(Path("f"), "WeightsUnpickler error:   \n")
     assert "loader (WeightsUnpickler error:);" in str(bare)
 
