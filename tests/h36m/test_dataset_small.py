@@ -661,3 +661,9 @@ def test_defaults_and_explicit_places(tmp_path: Path) -> None:
     data = load_dataset(tmp_path / "t", annotations=moved, images=root / "images")
     assert data.layout.name == "explicit" and data.layout.annotations_dir == moved
     assert len(data) == 3
+
+
+def test_action_names_from_file_names() -> None:
+    # Human3.6M's action order (facts §4.6): act_02 is Directions, act_16 WalkTogether.
+    assert ds.action_name_from_file_name("s_09_act_02_subact_01_ca_01/x.jpg") == "Directions"
+    assert ds.action_name_from_file_name("s_11_act_16_subact_02_ca_04/x.jpg") == "WalkTogether"
