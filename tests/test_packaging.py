@@ -44,7 +44,7 @@ def test_each_platform_gets_exactly_one_onnxruntime(label: str) -> None:
     assert runtimes == [expected]
     # The rest does not depend on the platform.
     assert {r.name for r in chosen} - {expected} == {
-        "torch", "onnx", "onnxscript", "onnxsim", "numpy", "typer", "safetensors",
+        "torch", "onnx", "onnxscript", "onnxsim", "numpy", "typer", "rich", "safetensors",
         "opencv-python-headless",
     }  # fmt: skip
 
