@@ -51,7 +51,13 @@ from converter.h36m.synthetic import make_synthetic_h36m  # noqa: E402
 from converter.verdicts.bench import Contender, MachineInfo, benchmark  # noqa: E402
 from converter.verdicts.ov_runtime import OpenVinoSession  # noqa: E402
 
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "1073741824",
+    "MALLOC_TRIM_THRESHOLD_": "1073741824",
+    # As the CLI does: spinning OpenMP threads made eager PyTorch 10-20x slower whenever another
+    # process held a core of this 2-core machine.
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
 GEMM = 2048
 
 
@@ -84,7 +90,7 @@ def _gemm_graph(int8: bool) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def matrix_peaks(directory: Path, runs: int = 20) -> dict[str, float]:
+def matrix_peaks(directory: Path, threads: int | None, runs: int = 20) -> dict[str, float]:
     """GFLOP/s (GOP/s for int8) of one large GEMM in OpenVINO, per precision."""
     peaks = {}
     a = np.random.default_rng(1).normal(size=(GEMM, GEMM)).astype(np.float32)
@@ -95,7 +101,7 @@ def matrix_peaks(directory: Path, runs: int = 20) -> dict[str, float]:
     ):
         path = directory / f"gemm_{label}.onnx"
         onnx.save(_gemm_graph(int8), str(path))
-        session = OpenVinoSession(path, precision=hint)
+        session = OpenVinoSession(path, threads=threads, precision=hint)
         for _ in range(3):
             session.run(a)
         seconds = []
@@ -154,7 +160,9 @@ def _graphs(variant: str, directory: Path) -> dict[str, Path]:
     return paths
 
 
-def contenders_table(variant: str, directory: Path, runs: int) -> tuple[list[dict], object]:
+def contenders_table(
+    variant: str, directory: Path, runs: int, threads: int | None
+) -> tuple[list[dict], object]:
     graphs = _graphs(variant, directory)
     contenders = (
         Contender("onnxruntime fp32, literal graph", graphs["fp32 literal"]),
@@ -165,8 +173,9 @@ def contenders_table(variant: str, directory: Path, runs: int) -> tuple[list[dic
     )
     ckpt = random_checkpoint(get_variant(variant), seed=0)
     report = benchmark(
-        graphs["fp32"], ckpt, batches=(1,), runs=runs, warmup=3, contenders=contenders
-    )
+        graphs["fp32"], ckpt, batches=(1,), runs=runs, warmup=3, threads=threads,
+        contenders=contenders,
+    )  # fmt: skip
     (row,) = report.rows
     eager_macs = conv_macs(build_model(get_variant(variant)), get_variant(variant).input_hw)
     rows = [
@@ -298,17 +307,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="for every runtime and the peaks (default: all)"
+    )
     args = parser.parse_args()
     if any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     args.out.mkdir(parents=True, exist_ok=True)
     machine = MachineInfo.current()
     print(f"machine: {machine.line()}")
-    print("glibc malloc: MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ = 1 GiB (fair eager)")
-    with tempfile.TemporaryDirectory() as tmp:
-        peaks = matrix_peaks(Path(tmp))
     print(
-        f"\nmatrix peaks (OpenVINO, {GEMM}^3 GEMM, all cores): fp32 {peaks['fp32']:.0f} GFLOP/s, "
+        "eager baseline: glibc MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ = 1 GiB, "
+        "OMP_WAIT_POLICY=PASSIVE"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        peaks = matrix_peaks(Path(tmp), args.threads)
+    print(
+        f"\nmatrix peaks (OpenVINO, {GEMM}^3 GEMM, {args.threads or 'all'} threads): "
+        f"fp32 {peaks['fp32']:.0f} GFLOP/s, "
         f"bf16 {peaks['bf16']:.0f} GFLOP/s ({peaks['bf16'] / peaks['fp32']:.1f}x), "
         f"int8 {peaks['int8']:.0f} GOP/s ({peaks['int8'] / peaks['fp32']:.1f}x)"
     )
@@ -316,7 +332,7 @@ def main() -> None:
     print("\n| variant | path | runs in | ms (batch 1) | vs eager | GMACs | achieved | of peak |")
     print("|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
-        rows, _ = contenders_table(variant, args.out, args.runs)
+        rows, _ = contenders_table(variant, args.out, args.runs, args.threads)
         for r in rows:
             achieved = 2 * r["gmacs"] / (r["ms"] / 1000)
             r["achieved_gops"] = achieved
