@@ -430,3 +430,9 @@ def test_provenance_comes_from_the_canonical_header(xs, tmp_path: Path) -> None:
     )
     assert meta.prefixes_stripped == ("module.", "_orig_mod.")
     assert (meta.source_sha256, meta.source_size) == ("", 0)
+
+
+def test_the_digest_is_over_float32_values(xs) -> None:
+    """The same weights stored in float64 (or float16-exact values) give the same digest."""
+    as_double = {k: (v.double() if v.is_floating_point() else v) for k, v in xs.items()}
+    assert weights_digest(as_double) == weights_digest(xs)

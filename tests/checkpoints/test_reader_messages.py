@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import struct
 import warnings
 import zipfile
@@ -673,7 +674,8 @@ def test_a_storage_record_torch_cannot_find(tmp_path: Path) -> None:
     (folder / "data" / "1").unlink()
     message = _refusal(folder)
     assert message.startswith(f"{folder}: incomplete or corrupt unzipped checkpoint directory (")
-    assert "data/1" in message and "archive/" not in message  # the repacked name is ours
+    # The repacked record name is ours: the user sees the folder's own relative path.
+    assert re.search(r"(?<![\w/])data/1\b", message) and "archive/" not in message
     legacy = _save(
         tmp_path, {"a": torch.zeros(256)}, "old.pth", _use_new_zipfile_serialization=False
     )
@@ -916,3 +918,8 @@ def test_a_folder_that_grows_while_read(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(reader, "_list_files", list_then_grow)
     assert _refusal(records) == f"{records}: folder grew past the size limit while read"
+
+
+def test_only_the_first_4096_bytes_decide_text(tmp_path: Path) -> None:
+    path = _write(tmp_path, "notes.pth", b"a" * 4096 + b"\xff not UTF-8 from here")
+    assert _refusal(path) == f"{path}: is a text file, not a checkpoint"

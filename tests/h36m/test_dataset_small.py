@@ -667,3 +667,17 @@ def test_action_names_from_file_names() -> None:
     # Human3.6M's action order (facts §4.6): act_02 is Directions, act_16 WalkTogether.
     assert ds.action_name_from_file_name("s_09_act_02_subact_01_ca_01/x.jpg") == "Directions"
     assert ds.action_name_from_file_name("s_11_act_16_subact_02_ca_04/x.jpg") == "WalkTogether"
+
+
+def test_relative_roots(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _tree(tmp_path / "flat", images=False, annotations=".")
+    (tmp_path / "pictures").mkdir()
+    flat = detect_layout(Path("flat"), Path("pictures"))
+    # Annotations in the root itself are named by their real path, not "flat/.".
+    assert flat.annotations_dir == (tmp_path / "flat").resolve()
+    assert flat.root == Path("flat") and flat.images_root == Path("pictures")
+    _tree(tmp_path / "ref")
+    reference = detect_layout(Path("ref"))
+    assert reference.annotations_dir == Path("ref") / "annotations"
+    assert reference.images_root == Path("ref") / "images" and reference.root == Path("ref")
