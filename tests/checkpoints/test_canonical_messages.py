@@ -436,3 +436,18 @@ def test_the_digest_is_over_float32_values(xs) -> None:
     """The same weights stored in float64 (or float16-exact values) give the same digest."""
     as_double = {k: (v.double() if v.is_floating_point() else v) for k, v in xs.items()}
     assert weights_digest(as_double) == weights_digest(xs)
+
+
+def test_four_unexpected_tensors_show_three_and_missing_counters_are_zero(xs) -> None:
+    spec = get_variant("XS")
+    state = dict(xs, **{f"extra.{i}": torch.zeros(1) for i in range(4)})
+    assert _message(CheckpointError, check_against_model, state, spec) == (
+        "does not match ConvNeXtPose-XS: 4 unexpected tensor(s) (first: extra.0, extra.1, extra.2)"
+    )
+    trimmed = {k: v for k, v in xs.items() if not k.endswith("num_batches_tracked")}
+    checked = check_against_model(trimmed, spec)
+    counters = [k for k in checked if k.endswith("num_batches_tracked")]
+    assert counters and all(
+        checked[k].dtype == torch.int64 and checked[k].shape == () and int(checked[k]) == 0
+        for k in counters
+    )
