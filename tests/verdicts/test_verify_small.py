@@ -511,3 +511,13 @@ def test_reduced_precision_over_budget_fails_with_the_pose_change(tmp_path: Path
     (change,) = info.value.report.pose
     assert not change.passed
     assert str(info.value) == f"{path}: pose change over budget at batch 1: {change.line()}"
+
+
+def test_openvino_runs_on_the_cpu_with_the_precision_asked(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    report = _run(path, runtime="openvino", ov_precision="f32")
+    assert (report.runtime, report.onnx_device, report.torch_device) == ("openvino", "cpu", "cpu")
+    assert report.execution_precision == "f32" and report.precision == "fp32"
+    assert report.providers[0].endswith("CPU (f32, asked f32)") and report.device_note is None
+    assert report.passed and report.to_dict()["precision_source"] == "runtime"
