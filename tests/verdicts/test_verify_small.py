@@ -199,6 +199,8 @@ def test_a_graph_computing_the_same_passes(tmp_path: Path) -> None:
     assert report.execution_precision is None and report.metadata_present
     assert report.limits == {"coords": "4 x floor + 0.0002"} and report.warnings == ()
     assert [r.samples for r in report.results] == [5, 6]  # 1 seeded image + 4 crops, cyclic
+    assert 0 < report.seconds < 600  # a duration, not a clock reading
+    assert report.results[0].outputs[0].joint_names == XS.joint_names  # judged per joint in mm
     values = report.to_dict()
     assert values == {
         "onnx": str(path),
@@ -254,6 +256,9 @@ def test_a_graph_off_by_a_little_fails_with_its_report(tmp_path: Path) -> None:
     with pytest.raises(ParityFailedError):
         _run(path, atol=error * 0.999)
     assert _run(path, atol=error * 1.001).limits == {"coords": f"atol {error * 1.001:g} (given)"}
+    with pytest.raises(ParityFailedError) as other:
+        _run(path, seed=6)  # another seed draws other inputs: another worst error
+    assert other.value.report.results[0].outputs[0].error != error
 
 
 def test_a_fixed_batch_graph_runs_its_own_batch(tmp_path: Path) -> None:
