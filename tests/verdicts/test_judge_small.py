@@ -238,8 +238,9 @@ def test_pose_verdict_reads_the_named_output() -> None:
 
 def test_seeds() -> None:
     assert resolve_seed(0) == 0 and resolve_seed(2**63 - 1) == 2**63 - 1
-    fresh = {resolve_seed(None) for _ in range(4)}
-    assert len(fresh) > 1 and all(0 <= s < 2**31 - 1 for s in fresh)
+    fresh = [resolve_seed(None) for _ in range(20)]
+    assert len(set(fresh)) > 1 and all(0 <= s < 2**31 - 1 for s in fresh)
+    assert max(fresh) > 2**20  # drawn from the whole 31-bit range, not a small one
     for bad in (-1, 2**63, True):
         with pytest.raises(UsageError) as info:
             resolve_seed(bad)
@@ -266,4 +267,5 @@ def test_verdict_images_are_seeded_noise_then_crops(monkeypatch) -> None:
     np.testing.assert_array_equal(images[2:], _images(3))
     assert calls == [("XS", 3, 7)]
     assert verdict_images(XS, 2, 7, crops=0).shape == (2, 3, 4, 4) and len(calls) == 1
+    assert verdict_images(XS, 2, 7, crops=1).shape == (3, 3, 4, 4) and len(calls) == 2
     assert verdict_images(XS, 1, 7).shape == (1 + judge.FP32_CROPS, 3, 4, 4)
