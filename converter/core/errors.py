@@ -7,6 +7,12 @@ Exit codes: 0 success, 1 a check ran and failed (parity, metric delta),
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """A foreign library's exception as one line: its first line of text, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ConverterError(Exception):
     """Base class: a message a user can act on, and the exit code the CLI returns."""
 

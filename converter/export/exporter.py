@@ -29,7 +29,7 @@ from converter import __version__
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
 from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.atomic import atomic_output, check_output_path
-from converter.core.errors import CheckFailedError, OnnxModelError, UsageError
+from converter.core.errors import CheckFailedError, OnnxModelError, UsageError, first_line
 from converter.core.model import ConvNeXtPose
 from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
@@ -474,7 +474,7 @@ def export_onnx(
     try:
         proto = _export_proto(module, spec, outputs, batch, opset, exporter)
     except Exception as exc:  # exporter internals raise many types; the message is what counts
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise OnnxModelError(f"{out}: the {exporter} exporter failed ({first[:300]})") from None
     export_seconds = time.perf_counter() - started
 

@@ -35,7 +35,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from converter.core.errors import DatasetError, OnnxModelError, UsageError
+from converter.core.errors import DatasetError, OnnxModelError, UsageError, first_line
 from converter.core.model import ConvNeXtPose
 from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
@@ -288,7 +288,7 @@ def quantize_int8(
                     calibrate_method=CalibrationMethod[calibrate_method],
                 )
         except Exception as exc:  # the quantizer raises anything from onnx to numpy errors
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise OnnxModelError(f"int8 quantization failed ({first[:300]})") from None
         quantized = onnx.load(str(target))
     _match_scale_and_zero_point_shapes(quantized)

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.core.errors import OnnxModelError, UsageError
+from converter.core.errors import OnnxModelError, UsageError, first_line
 
 INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
 # What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
 EXECUTION_PRECISIONS = ("auto", "f32", "bf16")
-_TYPE_NAMES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16"}
-_TYPE_NAMES.update({"f16": "f16", "float16": "f16"})
+_TYPE_NAMES = {
+    "f32": "f32", "float32": "f32",
+    "bf16": "bf16", "bfloat16": "bf16",
+    "f16": "f16", "float16": "f16",
+}  # fmt: skip
 
 
 def check_execution_precision(value: str) -> str:
@@ -48,14 +51,6 @@ def require_openvino() -> None:
         raise UsageError(f"--runtime openvino: OpenVINO is not installed; {INSTALL_HINT}") from None
 
 
-def openvino_version() -> str | None:
-    try:
-        import openvino
-    except ImportError:
-        return None
-    return str(openvino.get_version())
-
-
 class OpenVinoSession:
     """An OpenVINO CPU inference request over a graph, with the same surface as OnnxSession.
 
@@ -64,19 +59,15 @@ class OpenVinoSession:
 
     device = "cpu"
     fallback_reason = None
-    runtime = "openvino"
 
     def __init__(self, path: str | Path, threads: int | None = None, precision: str = "auto"):
         self.path = Path(path)
         precision = check_execution_precision(precision)
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be at least 1, not {threads}")
-        try:
-            import openvino as ov
-        except ImportError:
-            raise UsageError(
-                f"--runtime openvino: OpenVINO is not installed; {INSTALL_HINT}"
-            ) from None
+        require_openvino()
+        import openvino as ov
+
         if not self.path.is_file():
             raise OnnxModelError(f"{self.path}: no such file")
         core = ov.Core()
@@ -89,15 +80,13 @@ class OpenVinoSession:
             model = core.read_model(str(self.path))
             compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long texts
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise OnnxModelError(
                 f"{self.path}: OpenVINO cannot compile it ({first[:300]})"
             ) from None
-        self.requested_precision = precision
         self.execution_precision = _precision_name(
             compiled.get_property("INFERENCE_PRECISION_HINT")
         )
-        self.threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
         self.providers = (
             f"OpenVINO {ov.get_version().split('-')[0]} CPU ({self.execution_precision}, "
             f"{'asked ' + precision if precision != 'auto' else 'its default'})",
@@ -111,7 +100,7 @@ class OpenVinoSession:
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
         self._outputs = list(compiled.outputs)
         self.output_names = tuple(o.get_any_name() for o in self._outputs)
-        self._compiled = compiled
+        self._compiled = compiled  # held for the request's lifetime
         self._request = compiled.create_infer_request()
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -120,7 +109,7 @@ class OpenVinoSession:
         try:
             results = self._request.infer({0: feed})
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise OnnxModelError(
                 f"{self.path}: OpenVINO inference failed ({first[:300]})"
             ) from None
