@@ -298,7 +298,7 @@ def verify_onnx(
     if not 1 <= frames <= MAX_SAMPLES:
         raise UsageError(f"frames must be from 1 to {MAX_SAMPLES}, not {frames}")
     seed = resolve_seed(seed)
-    runtime = check_runtime(runtime)
+    runtime = check_runtime(runtime, ov_precision, device)  # all of it, before any work
     spec = ckpt.spec
     if variant is not None and get_variant(variant).name != spec.name:
         raise VariantMismatchError(
