@@ -272,14 +272,6 @@ def interleaved_rounds(
     return times
 
 
-def interleaved(
-    first: Callable[[], object], second: Callable[[], object], runs: int, warmup: int
-) -> tuple[list[float], list[float]]:
-    """interleaved_rounds for two runners."""
-    a, b = interleaved_rounds((first, second), runs, warmup)
-    return a, b
-
-
 def check_bench_options(
     device: str,
     batches: Sequence[int],

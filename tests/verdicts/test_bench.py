@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from converter.cli.main import app
 from converter.core.errors import UsageError, VariantMismatchError
-from converter.verdicts.bench import benchmark, check_bench_options, interleaved
+from converter.verdicts.bench import benchmark, check_bench_options, interleaved_rounds
 from converter.verdicts.runtime import open_onnx_session
 
 runner = CliRunner()
@@ -100,7 +100,9 @@ def test_benchmark_checks_variant_and_fixed_batch(onnx_cache, xs_onnx: Path) -> 
 
 def test_interleaved_alternates_and_settles() -> None:
     calls: list[str] = []
-    a, b = interleaved(lambda: calls.append("a"), lambda: calls.append("b"), runs=3, warmup=1)
+    a, b = interleaved_rounds(
+        (lambda: calls.append("a"), lambda: calls.append("b")), runs=3, warmup=1
+    )
     assert len(a) == len(b) == 3
     # warm-up a b; then each timed run follows an untimed one; order swaps every pair.
     assert "".join(calls) == "ab" + "aabb" + "bbaa" + "aabb"
