@@ -227,7 +227,10 @@ def test_each_run_draws_fresh_inputs_and_a_seed_repeats_one(xs_onnx: Path, xs_ck
     first = verify_onnx(xs_onnx, xs_ckpt, device="cpu", batches=[2], samples=2)
     second = verify_onnx(xs_onnx, xs_ckpt, device="cpu", batches=[2], samples=2)
     assert first.seed != second.seed
-    assert first.results[0].output("coords").error != second.results[0].output("coords").error
+    # The mean over every value, not the max: the max can come from the same crop in both runs
+    # (4 of the 93 frames are drawn per seed), which made this assertion fail now and then.
+    first_mean = first.results[0].output("coords").mean_error
+    assert first_mean != second.results[0].output("coords").mean_error
     again = verify_onnx(xs_onnx, xs_ckpt, device="cpu", batches=[2], samples=2, seed=first.seed)
     assert again.results[0].to_dict() == first.results[0].to_dict()
     assert f"seed {first.seed}" in first.lines()[1]
