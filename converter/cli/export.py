@@ -169,12 +169,16 @@ def onnx_command(
     opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also output the raw heatmaps."),
-    no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip onnxsim."),
+    simplify: bool = typer.Option(
+        False,
+        "--simplify/--no-simplify",
+        help="Also run onnxsim (here it only turns shape Constant nodes into initializers).",
+    ),
     exporter: Exporter | None = typer.Option(
         None,
         "--exporter",
         case_sensitive=False,
-        help="Default: dynamo for opset 18+, else torchscript.",
+        help="Default: torchscript (opsets 11-20) while torch ships it, else dynamo (18+).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     precision: Precision = typer.Option(
@@ -210,9 +214,7 @@ def onnx_command(
     parsed_batch = parse_batch(batch)  # bad options fail before any loading
     atol = check_atol(atol) if atol is not None else None
     resolve_seed(seed)  # a bad seed fails before any weights are loaded
-    exporter_name, note = resolve_exporter(value(exporter), opset)
-    if note:
-        warn(note)
+    exporter_name = resolve_exporter(value(exporter), opset)
     if output is not None:
         check_output_path(output, (), force)
     precision_name = str(precision.value)
@@ -225,7 +227,7 @@ def onnx_command(
     with progress_display() as progress:
         report = _export(
             ckpt, out, as_json, progress,
-            opset=opset, batch=parsed_batch, heatmaps=heatmaps, simplify=not no_simplify,
+            opset=opset, batch=parsed_batch, heatmaps=heatmaps, simplify=simplify,
             exporter=exporter_name, force=force, precision=precision_name,
             calibration=calibration, calibration_count=calibration_count,
             ort_format=ort_format, atol=atol, seed=seed, no_rewrite=no_rewrite,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -87,6 +88,36 @@ def float64_reference(model: ConvNeXtPose) -> ConvNeXtPose:
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
 
 
+class BackgroundReference:
+    """The fp32 verdict's inputs and the float64 reference's outputs, made on a worker thread.
+
+    This overlaps the caller's export. The float64 copy is made before the thread starts, so the
+    thread shares nothing with the caller; rendering the crops (OpenCV) and the convolutions
+    release the GIL. The images come first, so the caller can run PyTorch fp32 and the graph on
+    them while the float64 forward goes on. An interpreter exit waits for the worker (about as
+    long as the float64 forward).
+    """
+
+    def __init__(
+        self, model: ConvNeXtPose, spec: VariantSpec, samples: int, seed: int, heatmaps: bool
+    ) -> None:
+        reference = float64_reference(model)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnp-float64-reference")
+        self._images = pool.submit(verdict_images, spec, samples, seed, FP32_CROPS)
+        self._float64 = pool.submit(
+            lambda: _torch_outputs(
+                reference, self._images.result().astype(np.float64), torch.device("cpu"), heatmaps
+            )
+        )
+        pool.shutdown(wait=False)  # the submitted work still runs; nothing more can be added
+
+    def images(self) -> np.ndarray:
+        return self._images.result()
+
+    def float64_outputs(self) -> dict[str, np.ndarray]:
+        return self._float64.result()
+
+
 def _cyclic_batches(samples: int, batch: int) -> list[list[int]]:
     """Indices of full batches covering every sample (fixed-batch graphs need full batches)."""
     return [
@@ -106,41 +137,54 @@ def run_fp32_verdict(
     spec: VariantSpec,
     output_map: Mapping[str, str] | None = None,
     reference: ConvNeXtPose | None = None,
+    float64_outputs: Callable[[], Mapping[str, np.ndarray]] | None = None,
 ) -> tuple[ParityReport, ...]:
     """onnxruntime and PyTorch fp32, both against PyTorch float64; one report per batch size.
 
     output_map: our output name -> the graph's (defaults to the same names).
     reference: the float64 model, when the caller already made one.
+    float64_outputs: gives its outputs on images, when the caller is already computing them; it
+    is called last, after both fp32 backends ran.
+    PyTorch fp32 runs once per image, in chunks of the largest batch: its error (the floor) is a
+    property of fp32 arithmetic on these inputs, the same for every batch report. The graph runs
+    at each batch size: one that only works at one size is a failure looked for.
     """
     output_map = dict(output_map or {name: name for name in limits})
     heatmaps = "heatmaps" in output_map
     model = model.to(torch_device).eval()
-    reference = reference if reference is not None else float64_reference(model)
-    ref64 = _torch_outputs(reference, images.astype(np.float64), torch.device("cpu"), heatmaps)
-    reports = []
+    chunk = max(batches)
+    parts = [
+        _torch_outputs(model, images[start : start + chunk], torch_device, heatmaps)
+        for start in range(0, images.shape[0], chunk)
+    ]
+    fp32 = {name: np.concatenate([part[name] for part in parts]) for name in output_map}
+    candidates = []
     for batch in batches:
         groups = _cyclic_batches(images.shape[0], batch)
-        torch32: dict[str, list[np.ndarray]] = {name: [] for name in output_map}
         cands: dict[str, list[np.ndarray]] = {name: [] for name in output_map}
         for index in groups:
-            chunk = np.ascontiguousarray(images[index])
-            fp32 = _torch_outputs(model, chunk, torch_device, heatmaps)
-            cand = session.run(chunk)
+            cand = session.run(np.ascontiguousarray(images[index]))
             for name, graph_name in output_map.items():
-                torch32[name].append(fp32[name])
                 cands[name].append(cand[graph_name])
         order = [i for index in groups for i in index]
-        reports.append(
-            judge_outputs(
-                {name: ref64[name][order] for name in output_map},
-                {k: np.concatenate(v) for k, v in torch32.items()},
-                {k: np.concatenate(v) for k, v in cands.items()},
-                {name: limits[name] for name in output_map},
-                spec=spec,
-                batch=batch,
-            )
+        candidates.append((batch, order, {k: np.concatenate(v) for k, v in cands.items()}))
+    if float64_outputs is not None:
+        ref64 = float64_outputs()
+    else:
+        reference = reference if reference is not None else float64_reference(model)
+        as64 = images.astype(np.float64)
+        ref64 = _torch_outputs(reference, as64, torch.device("cpu"), heatmaps)
+    return tuple(
+        judge_outputs(
+            {name: ref64[name][order] for name in output_map},
+            {name: fp32[name][order] for name in output_map},
+            cands,
+            {name: limits[name] for name in output_map},
+            spec=spec,
+            batch=batch,
         )
-    return tuple(reports)
+        for batch, order, cands in candidates
+    )
 
 
 def crops_to_mm(coords: np.ndarray, crops: Crops, spec: VariantSpec) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from converter.checkpoints.canonical import build_loaded_model
 from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.errors import CheckFailedError, OutputExistsError, UsageError
+from converter.core.variants import get_variant
 from converter.export import exporter as export_module
 from converter.export.exporter import ExportReport, export_onnx
 from converter.graphs.metadata import OnnxMetadata, read_onnx_metadata
@@ -22,6 +24,13 @@ from converter.verdicts.runtime import open_onnx_session
 @pytest.fixture(scope="module")
 def xs(onnx_cache) -> tuple[Path, ExportReport]:
     return onnx_cache.exported(onnx_cache.release_checkpoint("XS"))
+
+
+@pytest.fixture(scope="module")
+def xs_dynamo(onnx_cache) -> tuple[Path, ExportReport]:
+    """The other exporter, with onnxsim: torch.export and the simplifier stay covered."""
+    ckpt = onnx_cache.release_checkpoint("XS")
+    return onnx_cache.exported(ckpt, exporter="dynamo", simplify=True)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +95,26 @@ def test_xs_graph_contract(xs) -> None:
     assert [o.name for o in model.graph.output] == ["coords"]
     assert _dims(model.graph.output[0])[1:] == [18, 3]
     assert report.graph.dynamic_batch
-    assert report.exporter == "dynamo" and report.opset == 18
+    assert report.exporter == "torchscript" and report.opset == 18  # the default while it exists
+    assert not report.simplified and report.simplify_error is None  # onnxsim only when asked
+
+
+def _operators(path: Path) -> collections.Counter[str]:
+    nodes = onnx.load(str(path)).graph.node
+    return collections.Counter(n.op_type for n in nodes if n.op_type != "Constant")
+
+
+def test_dynamo_and_onnxsim_write_the_same_operators(xs, xs_dynamo) -> None:
+    """Both exporters (the second one simplified) give the same graph, shape constants aside."""
+    path, report = xs_dynamo
+    _assert_fits(path, "XS", upsampling=2, depth_dim=32, hw=32)
+    assert report.passed and (report.exporter, report.opset) == ("dynamo", 18)
     assert report.simplified and report.simplify_error is None
+    meta = read_onnx_metadata(path)
+    assert (meta.exporter, meta.simplified) == ("dynamo", True)
+    assert _operators(path) == _operators(xs[0])
+    assert _operators(path)["Conv"] == 1 + 3 + 12 * 3 + 3 * 2 + 1  # stem, downs, blocks, head
+    assert not [n for n in onnx.load(str(path)).graph.node if n.op_type == "Constant"]
 
 
 def test_xs_metadata_round_trip(onnx_cache, xs) -> None:
@@ -111,8 +138,8 @@ def test_xs_metadata_round_trip(onnx_cache, xs) -> None:
     assert meta.torch_version == torch.__version__ and meta.onnx_version == onnx.__version__
     assert (meta.opset, meta.exporter, meta.simplified, meta.precision) == (
         18,
-        "dynamo",
-        True,
+        "torchscript",
+        False,
         "fp32",
     )
     assert meta.batch == "dynamic" and meta.outputs == ("coords",)
@@ -123,7 +150,7 @@ def test_xs_metadata_round_trip(onnx_cache, xs) -> None:
     props = modelmeta.custom_metadata_map
     values = {key: json.loads(value) for key, value in props.items()}
     assert values["variant"] == "XS" and values["heatmap_width"] == 32
-    assert values["flip_pairs"][0] == [1, 4] and values["simplified"] is True
+    assert values["flip_pairs"][0] == [1, 4] and values["simplified"] is False
     assert not [k for k in props if k.startswith(("onnxsim.", "checkpoint."))]
     assert not set(values["checkpoint"]) & set(values)  # no fact twice
     assert (modelmeta.producer_name, modelmeta.version) == ("cnp-convert", 2)
@@ -203,7 +230,7 @@ def test_failed_simplification_keeps_the_graph(onnx_cache, tmp_path: Path, monke
 
     monkeypatch.setattr(onnxsim, "simplify", broken)
     out = tmp_path / "unsimplified.onnx"
-    report = export_onnx(onnx_cache.release_checkpoint("XS"), out, exporter="torchscript")
+    report = export_onnx(onnx_cache.release_checkpoint("XS"), out, simplify=True)
     assert out.exists() and report.passed
     assert not report.simplified
     assert report.simplify_error == "onnxsim failed (RuntimeError: simulated onnxsim crash)"
@@ -246,6 +273,44 @@ def test_bad_options(onnx_cache, tmp_path: Path, options: dict, message: str) ->
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.parametrize(
+    ("asked", "opset", "torchscript_shipped", "expected"),
+    [
+        (None, 18, True, "torchscript"),  # the default while torch ships it
+        (None, 11, True, "torchscript"),
+        (None, 20, True, "torchscript"),  # the newest it writes
+        (None, 21, True, "dynamo"),  # just past it
+        (None, 18, False, "dynamo"),  # a torch without it
+        ("dynamo", 18, True, "dynamo"),
+        ("torchscript", 13, True, "torchscript"),
+    ],
+)
+def test_resolve_exporter(asked, opset, torchscript_shipped, expected, monkeypatch) -> None:
+    monkeypatch.setattr(export_module, "torchscript_available", lambda: torchscript_shipped)
+    assert export_module.resolve_exporter(asked, opset) == expected
+
+
+@pytest.mark.parametrize(
+    ("asked", "opset", "torchscript_shipped", "message"),
+    [
+        ("dynamo", 17, True, "dynamo exporter writes opset 18 or newer"),
+        ("torchscript", 21, True, "torchscript exporter writes opset 20 or older"),
+        ("torchscript", 18, False, "no longer ships it"),
+        (None, 17, False, "only the TorchScript exporter writes opsets below 18"),
+        (None, 10, True, "exports opsets 11 to"),
+    ],
+)
+def test_resolve_exporter_refuses(asked, opset, torchscript_shipped, message, monkeypatch) -> None:
+    monkeypatch.setattr(export_module, "torchscript_available", lambda: torchscript_shipped)
+    with pytest.raises(UsageError, match=message):
+        export_module.resolve_exporter(asked, opset)
+
+
+def test_this_torch_ships_the_torchscript_exporter() -> None:
+    """The requirement range admits torch 2.13, which still has it (CI would notice otherwise)."""
+    assert export_module.torchscript_available()
+
+
 def test_exporter_failure_is_one_line(onnx_cache, tmp_path: Path, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise RuntimeError("unsupported operator\ntraceback noise")
@@ -255,3 +320,15 @@ def test_exporter_failure_is_one_line(onnx_cache, tmp_path: Path, monkeypatch) -
         export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_declared_output_shapes_are_the_contract_and_must_agree(xs, tmp_path: Path) -> None:
+    path, _ = xs
+    session = open_onnx_session(path, "cpu")._session
+    assert [o.shape for o in session.get_outputs()] == [["batch", 18, 3]]
+    proto = onnx.load(str(path))
+    proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 17  # one joint short
+    with pytest.raises(CheckFailedError, match="fails the ONNX checker"):
+        export_module._checked_facts(
+            proto, tmp_path / "x.onnx", get_variant("XS"), ("coords",), "dynamic", 18, "fp32"
+        )

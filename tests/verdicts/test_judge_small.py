@@ -269,3 +269,36 @@ def test_verdict_images_are_seeded_noise_then_crops(monkeypatch) -> None:
     assert verdict_images(XS, 2, 7, crops=0).shape == (2, 3, 4, 4) and len(calls) == 1
     assert verdict_images(XS, 2, 7, crops=1).shape == (3, 3, 4, 4) and len(calls) == 2
     assert verdict_images(XS, 1, 7).shape == (1 + judge.FP32_CROPS, 3, 4, 4)
+
+
+def test_given_float64_outputs_are_asked_for_after_both_fp32_backends_ran() -> None:
+    images = _images(2)
+    session = FakeSession()
+    asked_after: list[int] = []
+
+    def float64_outputs() -> dict[str, np.ndarray]:
+        asked_after.append(len(session.calls))
+        return {"coords": coords_by_hand(images, (0.5, 0.25, 3.0))}  # z scale off by 1.0
+
+    reports = run_fp32_verdict(
+        TinyPose(), session, images, (1, 2), {"coords": Limit(4.0, 0.0)},
+        torch_device=CPU, spec=XS, float64_outputs=float64_outputs,
+    )  # fmt: skip
+    assert asked_after == [3]  # once, after the graph ran at batch 1 (2 runs) and 2 (1 run)
+    # Both backends compute z with scale 2.0 against the given 3.0: off by 1.0 x the channel-2
+    # mean, worst for image 1: 3.5 + 16 (see _images).
+    for report in reports:
+        (coords,) = report.outputs
+        assert (coords.error, coords.floor) == (19.5, 19.5)
+
+
+def test_background_reference_is_the_verdict_inputs_and_their_float64_outputs() -> None:
+    model = TinyPose()
+    background = judge.BackgroundReference(model, XS, 2, seed=11, heatmaps=True)
+    images = background.images()
+    np.testing.assert_array_equal(images, verdict_images(XS, 2, 11))
+    outputs = background.float64_outputs()
+    np.testing.assert_allclose(outputs["coords"], coords_by_hand(images), rtol=0, atol=1e-12)
+    assert outputs["coords"].dtype == np.float64
+    np.testing.assert_array_equal(outputs["heatmaps"], images[:, :1].astype(np.float64) * 2)
+    assert model.scale.dtype == torch.float32  # the caller's model was not converted
