@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from converter import __version__
 from converter.cli.app import SETTINGS, print_table, progress_display, table
 from converter.cli.choices import comma_choices, parse_comma_choices
 from converter.cli.main import app
@@ -219,3 +220,36 @@ def test_the_shell_completes_choices(words: str, expected: list[str]) -> None:
     }
     result = runner.invoke(app, [], prog_name="cnp-convert", env=env)
     assert result.stdout.split() == expected
+
+
+def _entry_point(*args: str, **options: object) -> subprocess.CompletedProcess[str]:
+    """The console script's main() in a fresh process, as a user runs it."""
+    command = [sys.executable, "-m", "converter.cli.main", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, **options)
+
+
+def test_the_entry_point_keeps_exit_codes_and_output(tmp_path: Path) -> None:
+    """main() leaves with os._exit: exit codes, stdout and stderr must survive it."""
+    done = _entry_point("--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"cnp-convert {__version__}")
+    bad = _entry_point("onnx", "--variant", "XS", "--opset", "99", "-o", str(tmp_path / "m.onnx"))
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("error: --opset 99") and bad.stderr.count("\n") == 1
+    usage = _entry_point("onnx", "--precision", "fp8")
+    assert usage.returncode == 2 and "Invalid value for '--precision'" in usage.stderr
+    as_json = _entry_point("--quiet", "variants", "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)[0]["name"] == "XS"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_entry_point_runs_atexit_handlers(tmp_path: Path) -> None:
+    """Handlers registered by libraries (weakref finalizers of temporary folders) still run."""
+    script = (
+        "import atexit, sys; from pathlib import Path; "
+        f"atexit.register(lambda: Path({str(tmp_path / 'ran')!r}).write_text('yes')); "
+        "sys.argv = ['cnp-convert', '--version']; "
+        "from converter.cli.main import main; main()"
+    )
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and (tmp_path / "ran").read_text() == "yes"
