@@ -8,6 +8,8 @@ test runs in milliseconds (this file is part of `just mutate`).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -302,3 +304,26 @@ def test_background_reference_is_the_verdict_inputs_and_their_float64_outputs() 
     assert outputs["coords"].dtype == np.float64
     np.testing.assert_array_equal(outputs["heatmaps"], images[:, :1].astype(np.float64) * 2)
     assert model.scale.dtype == torch.float32  # the caller's model was not converted
+
+
+_RELEASE = threading.Event()  # module level: the model is deep-copied, an Event cannot be
+
+
+class BlockedPose(TinyPose):
+    """TinyPose whose float64 copy waits for _RELEASE before answering."""
+
+    def forward_heatmaps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if image.dtype == torch.float64:
+            assert _RELEASE.wait(timeout=30), "never released"
+        return super().forward_heatmaps(image)
+
+
+def test_background_reference_returns_at_once_and_works_on_one_named_thread() -> None:
+    _RELEASE.clear()
+    background = judge.BackgroundReference(BlockedPose(), XS, 2, seed=3, heatmaps=False)
+    images = background.images()  # the first task is done; the float64 forward now waits
+    workers = [t for t in threading.enumerate() if t.name.startswith("cnp-float64-reference")]
+    assert len(workers) == 1  # one worker: the images first, then the float64 forward
+    _RELEASE.set()
+    outputs = background.float64_outputs()
+    np.testing.assert_allclose(outputs["coords"], coords_by_hand(images), rtol=0, atol=1e-12)
