@@ -184,9 +184,10 @@ def test_readme_command_table_lists_every_option() -> None:
     import typer.main
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
+    commands_section = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     rows = {
         line.split("`")[1].split()[1]: line
-        for line in readme.splitlines()
+        for line in commands_section.splitlines()
         if line.startswith("| `cnp-convert ")
     }
     group = typer.main.get_command(app)
