@@ -94,8 +94,8 @@ class BackgroundReference:
     This overlaps the caller's export. The float64 copy is made before the thread starts, so the
     thread shares nothing with the caller; rendering the crops (OpenCV) and the convolutions
     release the GIL. The images come first, so the caller can run PyTorch fp32 and the graph on
-    them while the float64 forward goes on. An interpreter exit waits for the worker (about as
-    long as the float64 forward).
+    them while the float64 forward goes on. A normal interpreter exit waits for the worker (about
+    as long as the float64 forward); the command line's exit does not (converter.cli.main).
     """
 
     def __init__(
