@@ -88,6 +88,13 @@ def float64_reference(model: ConvNeXtPose) -> ConvNeXtPose:
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
 
 
+def _float64_outputs(
+    reference: ConvNeXtPose, images: np.ndarray, heatmaps: bool
+) -> dict[str, np.ndarray]:
+    """The float64 reference's outputs on images (float32 inputs widened, not re-drawn)."""
+    return _torch_outputs(reference, images.astype(np.float64), torch.device("cpu"), heatmaps)
+
+
 class BackgroundReference:
     """The fp32 verdict's inputs and the float64 reference's outputs, made on a worker thread.
 
@@ -105,9 +112,7 @@ class BackgroundReference:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnp-float64-reference")
         self._images = pool.submit(verdict_images, spec, samples, seed, FP32_CROPS)
         self._float64 = pool.submit(
-            lambda: _torch_outputs(
-                reference, self._images.result().astype(np.float64), torch.device("cpu"), heatmaps
-            )
+            lambda: _float64_outputs(reference, self._images.result(), heatmaps)
         )
         pool.shutdown(wait=False)  # the submitted work still runs; nothing more can be added
 
@@ -172,8 +177,7 @@ def run_fp32_verdict(
         ref64 = float64_outputs()
     else:
         reference = reference if reference is not None else float64_reference(model)
-        as64 = images.astype(np.float64)
-        ref64 = _torch_outputs(reference, as64, torch.device("cpu"), heatmaps)
+        ref64 = _float64_outputs(reference, images, heatmaps)
     return tuple(
         judge_outputs(
             {name: ref64[name][order] for name in output_map},
