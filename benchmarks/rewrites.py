@@ -7,17 +7,26 @@ interleaved (graph A, B, C, D, A, B, ...) so that drift on this shared machine h
 each timed run follows an untimed one. Medians and ratios to the literal graph are printed as a
 Markdown table.
 
+With --stages, onnxruntime's profiler then times the literal graph and the rewritten one ("both")
+in the same process, in alternating blocks of runs, and prints where each one's time goes: the
+backbone, the head blocks, the final conv, and the heatmap volume's ops by type (their sum, the
+volume's "tail", is what the rewrites change).
+
     python benchmarks/rewrites.py --variants L M XS --runs 15 --out /tmp/rewrites
+    python benchmarks/rewrites.py --variants M --stages --out /tmp/rewrites
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import torch
 
 from converter.checkpoints.canonical import random_checkpoint
@@ -35,6 +44,71 @@ CONFIGS = {
 }
 
 
+def stage_of(node_name: str, op_type: str) -> str:
+    """The part of the model an onnxruntime node belongs to, from its exported scope name."""
+    if "/backbone/" in node_name:
+        return "backbone"
+    if "final_layer" in node_name:
+        return "final conv"
+    if node_name.startswith("Reorder"):  # NCHWc <-> NCHW copies the NCHWc transformer added
+        return "tail: NCHWc reorder"
+    if "/soft_argmax/" in node_name or node_name.startswith("/head/upsample1/"):
+        return f"tail: {op_type}"  # the rewritten head upsamples the volume itself
+    if "/head/" in node_name:
+        return "head blocks"
+    return f"other: {op_type}"
+
+
+def stage_profile(
+    paths: dict[str, Path], image: np.ndarray, threads: int | None, rounds: int = 4
+) -> dict[str, dict[str, float]]:
+    """ms per run of each stage, per graph; profiled in one process in alternating blocks."""
+    sessions = {}
+    for label, path in paths.items():
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(path.with_suffix(""))
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        sessions[label] = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+    block = 10
+    for _ in range(rounds):
+        for session in sessions.values():
+            for _ in range(block):
+                session.run(None, {"image": image})
+    stages: dict[str, dict[str, float]] = {}
+    for label, session in sessions.items():
+        events = json.loads(Path(session.end_profiling()).read_text())
+        per_stage: dict[str, float] = collections.Counter()
+        for event in events:
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                name = event["name"].removesuffix("_kernel_time")
+                per_stage[stage_of(name, event["args"]["op_name"])] += event["dur"]
+        stages[label] = {k: v / (rounds * block) / 1000 for k, v in per_stage.items()}
+    return stages
+
+
+def print_stages(variant: str, stages: dict[str, dict[str, float]]) -> None:
+    labels = list(stages)
+    names = sorted(
+        {k for per in stages.values() for k in per}, key=lambda k: (k.startswith("tail"), k)
+    )
+    print(f"\nonnxruntime profile, {variant} (ms per run, both graphs in one process):")
+    print("| stage | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for name in names:
+        row = " | ".join(f"{stages[label].get(name, 0.0):.2f}" for label in labels)
+        print(f"| {name} | {row} |")
+    for part, test in (("tail", lambda k: k.startswith("tail")), ("total", lambda k: True)):
+        row = " | ".join(
+            f"{sum(v for k, v in stages[label].items() if test(k)):.2f}" for label in labels
+        )
+        print(f"| **{part}** | {row} |")
+    totals = [sum(stages[label].values()) for label in labels]
+    print(f"profiled ratio {labels[-1]} / {labels[0]}: {totals[-1] / totals[0]:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["L", "M"])
@@ -42,6 +116,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7, help="verdict inputs")
+    parser.add_argument("--stages", action="store_true", help="also profile literal vs both")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the exports and verdicts; the timing is onnxruntime's own threads
     args.out.mkdir(parents=True, exist_ok=True)
@@ -88,10 +163,17 @@ def main() -> None:
                     "nodes": report.graph.node_count,
                 }
             )
+        if args.stages:
+            chosen = {label: graphs[label][0] for label in ("literal", "both")}
+            stages = stage_profile(chosen, image, args.threads)
+            print_stages(spec.name, stages)
+            results.append({"variant": spec.name, "stages": stages})
     (args.out / "rewrites.json").write_text(json.dumps(results, indent=2))
     print("| variant | graph | median ms (batch 1) | vs literal | coords error | limit | nodes |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
+        if "stages" in r:
+            continue
         print(
             f"| {r['variant']} | {r['graph']} | {r['median_ms']:.2f} | {r['ratio']:.2f}x | "
             f"{r['coords_error']:.2e} | {r['coords_limit']:.2e} | {r['nodes']} |"

@@ -314,16 +314,19 @@ class BlockedPose(TinyPose):
 
     def forward_heatmaps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.dtype == torch.float64:
-            assert _RELEASE.wait(timeout=30), "never released"
+            assert _RELEASE.wait(timeout=10), "never released"
         return super().forward_heatmaps(image)
 
 
 def test_background_reference_returns_at_once_and_works_on_one_named_thread() -> None:
     _RELEASE.clear()
-    background = judge.BackgroundReference(BlockedPose(), XS, 2, seed=3, heatmaps=False)
-    images = background.images()  # the first task is done; the float64 forward now waits
-    workers = [t for t in threading.enumerate() if t.name.startswith("cnp-float64-reference")]
-    assert len(workers) == 1  # one worker: the images first, then the float64 forward
-    _RELEASE.set()
+    try:
+        background = judge.BackgroundReference(BlockedPose(), XS, 2, seed=3, heatmaps=False)
+        images = background.images()  # the first task is done; the float64 forward now waits
+        workers = [t for t in threading.enumerate() if t.name.startswith("cnp-float64-reference")]
+        assert len(workers) == 1  # one worker: the images first, then the float64 forward
+    finally:
+        # Whatever failed above, the worker must not hold the interpreter's exit for the wait.
+        _RELEASE.set()
     outputs = background.float64_outputs()
     np.testing.assert_allclose(outputs["coords"], coords_by_hand(images), rtol=0, atol=1e-12)
