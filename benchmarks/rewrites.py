@@ -45,18 +45,21 @@ CONFIGS = {
 
 
 def stage_of(node_name: str, op_type: str) -> str:
-    """The part of the model an onnxruntime node belongs to, from its exported scope name."""
+    """The part of the model an onnxruntime node belongs to, from its exported scope name.
+
+    Everything after the head blocks but the final conv is the tail (the volume's upsampling,
+    softmax, moments, and the NCHWc reorders onnxruntime adds); a form that computes the final
+    conv as a MatMul counts it in the tail too.
+    """
     if "/backbone/" in node_name:
         return "backbone"
     if "final_layer" in node_name:
         return "final conv"
+    if "/head/" in node_name and "/head/upsample1/" not in node_name:
+        return "head blocks"  # the rewritten head's upsample1 is the volume's (the tail)
     if node_name.startswith("Reorder"):  # NCHWc <-> NCHW copies the NCHWc transformer added
         return "tail: NCHWc reorder"
-    if "/soft_argmax/" in node_name or node_name.startswith("/head/upsample1/"):
-        return f"tail: {op_type}"  # the rewritten head upsamples the volume itself
-    if "/head/" in node_name:
-        return "head blocks"
-    return f"other: {op_type}"
+    return f"tail: {op_type}"
 
 
 def stage_profile(
@@ -105,8 +108,9 @@ def print_stages(variant: str, stages: dict[str, dict[str, float]]) -> None:
             f"{sum(v for k, v in stages[label].items() if test(k)):.2f}" for label in labels
         )
         print(f"| **{part}** | {row} |")
-    totals = [sum(stages[label].values()) for label in labels]
-    print(f"profiled ratio {labels[-1]} / {labels[0]}: {totals[-1] / totals[0]:.3f}")
+    totals = {label: sum(stages[label].values()) for label in labels}
+    for label in labels[1:]:
+        print(f"profiled ratio {label} / {labels[0]}: {totals[label] / totals[labels[0]]:.3f}")
 
 
 def main() -> None:
