@@ -139,8 +139,9 @@ class SplitTail(nn.Module):
             prob = torch.softmax(up.reshape(-1, joints, d * h * w), 2)
             parts.append(torch.matmul(prob.reshape(-1, joints, d, h * w), self.moments))
         per_bin = torch.cat(parts, 1)  # (N, J, D, 3)
-        z = (per_bin[..., 0] * self.bins).sum(2)
-        return torch.cat((per_bin[..., 1:].sum(2), z[..., None]), 2)
+        totals = per_bin.sum(2)
+        z = (per_bin[..., 0] * self.bins).sum(2, keepdim=True)
+        return torch.cat((totals[..., 1:], z), 2) / totals[..., :1]  # as the shipped moments
 
 
 def export(module: nn.Module, path: Path, spec) -> None:

@@ -212,10 +212,11 @@ def test_int8_export_is_quantized_with_fp32_soft_argmax(int8_export) -> None:
     # them through the final conv's own output DequantizeLinear; the index vectors stay fp32.
     excluded = set(facts["excluded_nodes"])
     # Counted by hand on the soft-argmax by moments (export/rewrite.py), XS having no final
-    # upsampling: reshape, softmax, reshape; the moments MatMul; z: select the mass, times the
-    # bin index, sum; x and y: slice the moments, sum; concat.
-    assert len(excluded) == 3 + 1 + 3 + 2 + 1
-    assert {"MatMul", "Softmax", "ReduceSum", "Mul"} <= {
+    # upsampling: reshape, softmax, reshape; the moments MatMul; their sum over the bins; z:
+    # select the mass, times the bin index, sum; x and y: slice the summed moments; concat;
+    # the summed mass: slice, divide.
+    assert len(excluded) == 3 + 1 + 1 + 3 + 1 + 1 + 2
+    assert {"MatMul", "Softmax", "ReduceSum", "Mul", "Div"} <= {
         n.op_type for n in model.graph.node if n.name in excluded
     }
     nodes = [n for n in model.graph.node if n.name in excluded]
