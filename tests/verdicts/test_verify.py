@@ -16,12 +16,7 @@ from converter.core.variants import get_variant
 from converter.graphs.metadata import read_onnx_metadata
 from converter.verdicts.judge import FP32_CROPS, verdict_images
 from converter.verdicts.tolerances import FLOOR_FACTOR, FLOOR_MARGIN
-from converter.verdicts.verify import (
-    MAX_SAMPLES,
-    MetadataMismatchError,
-    ParityFailedError,
-    verify_onnx,
-)
+from converter.verdicts.verify import MetadataMismatchError, ParityFailedError, verify_onnx
 
 XS_SPEC = get_variant("XS")
 
@@ -275,19 +270,6 @@ def test_bad_arguments(xs_onnx: Path, xs_ckpt, tmp_path: Path) -> None:
     copy = tmp_path / "copy.onnx"
     shutil.copyfile(xs_onnx, copy)  # a copy verifies like the original
     assert verify_onnx(copy, xs_ckpt, device="cpu", batches=[1], samples=1).passed
-
-
-@pytest.mark.parametrize("argument", ["samples", "frames"])
-def test_sample_caps_are_inclusive(argument: str, xs_ckpt, tmp_path: Path) -> None:
-    # The caps are checked before anything is read: at the cap the call goes on (and stops at
-    # the missing file), one past it is a usage error.
-    missing = tmp_path / "missing.onnx"
-    with pytest.raises(OnnxModelError, match=r"missing\.onnx"):
-        verify_onnx(missing, xs_ckpt, device="cpu", **{argument: MAX_SAMPLES})
-    with pytest.raises(UsageError, match=f"from 1 to {MAX_SAMPLES}, not {MAX_SAMPLES + 1}"):
-        verify_onnx(missing, xs_ckpt, device="cpu", **{argument: MAX_SAMPLES + 1})
-    with pytest.raises(UsageError, match="from 1 to"):
-        verify_onnx(missing, xs_ckpt, device="cpu", **{argument: 0})
 
 
 @pytest.mark.cuda

@@ -297,6 +297,10 @@ def test_counts_and_seed_are_checked(tmp_path: Path) -> None:
     assert _refused(UsageError, path, seed=-1).startswith("--seed must be a non-negative")
     assert _refused(UsageError, path, runtime="tvm").startswith("--runtime must be one of")
     assert _run(path, frames=4096).passed  # frames only matter to reduced-precision graphs
+    # 4,096 samples would render ~3 GB of images: at the cap the call goes on and stops at the
+    # missing file instead of refusing the count.
+    missing = tmp_path / "missing.onnx"
+    assert "missing.onnx" in _refused(OnnxModelError, missing, samples=4096)
 
 
 def test_batch_sizes() -> None:
