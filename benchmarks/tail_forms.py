@@ -25,7 +25,6 @@ graph; then onnxruntime's profiler splits literal, shipped and channels-last by 
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import statistics
 import sys
@@ -34,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,9 +46,11 @@ from rewrites import print_stages, stage_profile  # noqa: E402  (the sibling scr
 from converter.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
 from converter.checkpoints.fabricate import normalize_images, seeded_images  # noqa: E402
 from converter.core.model import ConvNeXtPose  # noqa: E402
-from converter.core.variants import get_variant  # noqa: E402
+from converter.core.variants import VariantSpec, get_variant  # noqa: E402
+from converter.export.exporter import _export_proto  # noqa: E402
 from converter.export.fold import fold_batchnorms  # noqa: E402
 from converter.export.rewrite import rewrite_head  # noqa: E402
+from converter.verdicts.runtime import open_onnx_session  # noqa: E402
 
 
 class HeadFeatures(nn.Module):
@@ -69,13 +69,6 @@ class HeadFeatures(nn.Module):
         return last.act(last.pwconv(last.norm(last.dwconv(x))))
 
 
-def moment_matrix(height: int, width: int) -> torch.Tensor:
-    """(3, H*W): rows 1, x, y of each cell in row-major order."""
-    rows = torch.arange(height, dtype=torch.float32).repeat_interleave(width)
-    cols = torch.arange(width, dtype=torch.float32).repeat(height)
-    return torch.stack((torch.ones_like(rows), cols, rows))
-
-
 class ChannelsLastTail(nn.Module):
     def __init__(self, model: ConvNeXtPose) -> None:
         super().__init__()
@@ -87,8 +80,9 @@ class ChannelsLastTail(nn.Module):
         weight = torch.cat((final.weight[:, :, 0, 0], final.bias[:, None]), 1).detach()
         # (J, K+1, D): column k of joint j's depth bins; the last row is the bias
         self.register_buffer("weight", weight.reshape(self.j, self.d, -1).transpose(1, 2), False)
-        self.register_buffer("moments", moment_matrix(self.h, self.w), False)
-        self.register_buffer("bins", torch.arange(self.d, dtype=torch.float32), False)
+        # the shipped moments' (H*W, 3) matrix [1, x, y] and bin indices, transposed here
+        self.register_buffer("moments", model.soft_argmax.moments.T.contiguous(), False)
+        self.register_buffer("bins", model.soft_argmax.index_z.clone(), False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = self.head(self.backbone(image))
@@ -126,8 +120,8 @@ class SplitTail(nn.Module):
             conv.weight.data = final.weight.data[g * per : (g + 1) * per].clone()
             conv.bias.data = final.bias.data[g * per : (g + 1) * per].clone()
             self.final_layer.append(conv)
-        self.register_buffer("moments", moment_matrix(self.h, self.w).T.contiguous(), False)
-        self.register_buffer("bins", torch.arange(self.d, dtype=torch.float32), False)
+        self.register_buffer("moments", model.soft_argmax.moments.clone(), False)
+        self.register_buffer("bins", model.soft_argmax.index_z.clone(), False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = self.head(self.backbone(image))
@@ -144,30 +138,9 @@ class SplitTail(nn.Module):
         return torch.cat((totals[..., 1:], z), 2) / totals[..., :1]  # as the shipped moments
 
 
-def export(module: nn.Module, path: Path, spec) -> None:
-    example = torch.from_numpy(normalize_images(seeded_images(1, 0, spec.input_hw), spec))
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(
-            module.eval(),
-            (example,),
-            buffer,
-            dynamo=False,
-            opset_version=18,
-            input_names=["image"],
-            output_names=["coords"],
-            dynamic_axes={"image": {0: "batch"}, "coords": {0: "batch"}},
-        )
-    onnx.save(onnx.load_from_string(buffer.getvalue()), path)
-
-
-def session(path: Path, threads: int | None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+def export(module: nn.Module, path: Path, spec: VariantSpec) -> None:
+    """The TorchScript export the tool itself uses (no verdict: the forms are checked below)."""
+    onnx.save(_export_proto(module.eval(), spec, ("coords",), "dynamic", 18, "torchscript"), path)
 
 
 def main() -> None:
@@ -199,10 +172,8 @@ def main() -> None:
     for label, module in forms.items():
         paths[label] = args.out / f"{spec.name}_{label.replace(' ', '_')}.onnx"
         export(module, paths[label], spec)
-        sessions[label] = session(paths[label], args.threads)
-        coords = np.concatenate(
-            [sessions[label].run(None, {"image": im[None]})[0] for im in images]
-        )
+        sessions[label] = open_onnx_session(paths[label], "cpu", args.threads, spinning=False)
+        coords = np.concatenate([sessions[label].run(im[None])["coords"] for im in images])
         print(f"  {label:14s} {np.abs(coords - reference).max():.2e}")
     image = images[:1]
     medians: dict[str, list[float]] = {label: [] for label in sessions}
@@ -214,11 +185,11 @@ def main() -> None:
         this_round = {}
         for label in order:
             for _ in range(2):
-                sessions[label].run(None, {"image": image})
+                sessions[label].run(image)
             times = []
             for _ in range(5):
                 started = time.perf_counter()
-                sessions[label].run(None, {"image": image})
+                sessions[label].run(image)
                 times.append(time.perf_counter() - started)
             this_round[label] = statistics.median(times)
             medians[label].append(this_round[label])
