@@ -28,6 +28,7 @@ import functools
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -178,12 +179,17 @@ def adamw_state(network: dict[str, torch.Tensor], seed: int) -> dict:
             "exp_avg": torch.from_numpy((1e-4 * rng.standard_normal(shape)).astype(np.float32)),
             "exp_avg_sq": torch.from_numpy((1e-8 * rng.random(shape)).astype(np.float32)),
         }
+    return {"state": state, "param_groups": adamw_param_groups(len(params))}
+
+
+def adamw_param_groups(count: int) -> list[dict]:
+    """One AdamW group over count parameters, with the settings the reference trains with."""
     group = {
         "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1, "amsgrad": False,
         "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
-        "fused": None, "params": list(range(len(params))),
+        "fused": None, "params": list(range(count)),
     }  # fmt: skip
-    return {"state": state, "param_groups": [group]}
+    return [group]
 
 
 def _is_buffer(name: str) -> bool:
@@ -191,11 +197,15 @@ def _is_buffer(name: str) -> bool:
 
 
 def release_payload(
-    variant: str, seed: int = 0, weights: dict[str, torch.Tensor] | None = None
+    variant: str,
+    seed: int = 0,
+    weights: dict[str, torch.Tensor] | None = None,
+    optimizer: Callable[[dict[str, torch.Tensor]], dict] | None = None,
 ) -> dict:
     """The object the authors pickled: {'epoch', 'network', 'optimizer'} with release key names.
 
-    weights: canonical float weights to package (the trained stand-in); default seeded ones.
+    weights: canonical float weights to package (the released XS); default seeded ones.
+    optimizer: the optimizer state_dict for the network (release keys); default a seeded one.
     """
     spec = get_variant(variant)
     canonical = weights if weights is not None else seeded_state_dict(spec, seed)
@@ -208,7 +218,7 @@ def release_payload(
     return {
         "epoch": RELEASE_EPOCH[spec.name],
         "network": network,
-        "optimizer": adamw_state(network, seed),
+        "optimizer": optimizer(network) if optimizer is not None else adamw_state(network, seed),
     }
 
 
@@ -217,15 +227,16 @@ def fabricate_release(
     directory: Path,
     seed: int = 0,
     weights: dict[str, torch.Tensor] | None = None,
+    optimizer: Callable[[dict[str, torch.Tensor]], dict] | None = None,
 ) -> Path:
     """Write ``ConvNeXtPose_<V>.tar`` into directory the way the released file was made.
 
-    weights: canonical weights to package instead of seeded ones (e.g. the trained stand-in).
+    weights, optimizer: what to package instead of seeded values (release_payload).
     """
     spec = get_variant(variant)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = release_payload(spec.name, seed, weights)
+    payload = release_payload(spec.name, seed, weights, optimizer)
     final = directory / f"ConvNeXtPose_{spec.name}.tar"
     if spec.name == "M":
         buffer = io.BytesIO()  # written through a buffer: torch names the archive "archive/"

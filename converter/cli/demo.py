@@ -21,13 +21,13 @@ def demo_command(
         "--variant",
         case_sensitive=False,
         metavar=VARIANT_METAVAR,
-        help="XS: the trained stand-in; S, M, L: fabricated random weights.",
+        help="XS: the authors' released weights; S, M, L: fabricated random weights.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only N frames."),
     workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding images."),
 ) -> None:
-    """Package weights as a Drive-style ConvNeXtPose_<V>.tar, draw a synthetic Human3.6M set, then
-    run inspect -> legacy -> onnx -> verify -> eval and print each step's result."""
+    """Package weights as a Drive-style ConvNeXtPose_<V>.tar, then run inspect -> legacy -> onnx
+    -> verify, the graph on real photos (XS), and eval on a synthetic set; print each step."""
     spec = get_variant(str(variant.value))
     report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=typer.echo)
     seconds = sum(s.seconds for s in report.steps)
@@ -35,9 +35,5 @@ def demo_command(
         f"demo done in {seconds:.1f} s: torch {report.torch_mm:.2f} mm, "
         f"onnxruntime {report.onnx_mm:.2f} mm, delta {report.delta_mm:+.4f} mm, largest joint "
         f"distance {report.max_joint_distance_mm:.4f} mm"
-        + (
-            f"; mean-pose baseline {report.baseline_mm:.2f} mm"
-            if report.baseline_mm is not None
-            else ""
-        )
+        + (f"; 2D joints on the photos: {report.photos_picture}" if report.photos_picture else "")
     )

@@ -190,7 +190,8 @@ def onnx_command(
     calibration: Path | None = typer.Option(
         None,
         "--calibration",
-        help="int8: calibrate on a Human3.6M root or an images directory (default: synthetic).",
+        help="int8: calibrate on a Human3.6M root or an images directory (default: the shipped "
+        "real photos, augmented).",
     ),
     calibration_count: int | None = typer.Option(
         None,

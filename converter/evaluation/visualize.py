@@ -347,3 +347,64 @@ def write_visualisations(
     sheet = contact_sheet(report, dataset, spec, ranked)
     written.append(write_output(directory / SHEET_NAME, _png(sheet), overwrite))
     return written
+
+
+# Real photos: the 2D joints the network finds, left and right told apart by colour.
+PHOTO_TILE = 320
+RIGHT_COLOUR, LEFT_COLOUR, TRUNK_COLOUR = (40, 40, 255), (255, 140, 30), (60, 220, 60)
+RIGHT_PREFIX, LEFT_PREFIX = "R_", "L_"
+
+
+def _limb_colour(spec: VariantSpec, a: int, b: int) -> tuple[int, int, int]:
+    names = (spec.joint_names[a], spec.joint_names[b])
+    if any(n.startswith(RIGHT_PREFIX) for n in names):
+        return RIGHT_COLOUR
+    if any(n.startswith(LEFT_PREFIX) for n in names):
+        return LEFT_COLOUR
+    return TRUNK_COLOUR
+
+
+def photo_sheet(
+    pictures_bgr: list[np.ndarray], coords: np.ndarray, spec: VariantSpec, titles: list[str]
+) -> np.ndarray:
+    """Each photo (its whole frame the box) with the joints coords (N, J, 3, heatmap units) give,
+    side by side, under a legend: right limbs red, left limbs blue, trunk green."""
+    tiles = []
+    hm_h, hm_w = spec.heatmap_hw
+    for picture, joints, title in zip(pictures_bgr, coords, titles, strict=True):
+        height, width = picture.shape[:2]
+        scale = PHOTO_TILE / max(height, width)
+        tile = np.full((PHOTO_TILE, PHOTO_TILE, 3), 40, dtype=np.uint8)
+        resized = cv2.resize(picture, (round(width * scale), round(height * scale)))
+        tile[: resized.shape[0], : resized.shape[1]] = resized
+        points = np.stack(
+            [joints[:, 0] / hm_w * width * scale, joints[:, 1] / hm_h * height * scale], axis=1
+        )
+        pts = [_point(p) for p in points]
+        for a, b in SKELETON:
+            cv2.line(tile, pts[a], pts[b], OUTLINE, 5, cv2.LINE_AA)
+            cv2.line(tile, pts[a], pts[b], _limb_colour(spec, a, b), 3, cv2.LINE_AA)
+        for point in pts[:17]:
+            cv2.circle(tile, point, 4, (255, 255, 255), -1, cv2.LINE_AA)
+        _text(tile, title, (8, PHOTO_TILE - 10), (255, 255, 255), 0.45)
+        tiles.append(tile)
+    row = np.concatenate(tiles, axis=1)
+    header = np.full((HEADER_H // 2, row.shape[1], 3), 25, dtype=np.uint8)
+    x = 8
+    for label, colour in (("right", RIGHT_COLOUR), ("left", LEFT_COLOUR), ("trunk", TRUNK_COLOUR)):
+        x = _text(header, label, (x, 22), colour, 0.55, 2) + 16
+    _text(header, f"ConvNeXtPose-{spec.name} 2D joints", (x + 8, 22), (255, 255, 255), 0.5)
+    return np.concatenate([header, row], axis=0)
+
+
+def write_photo_sheet(
+    path: str | Path,
+    pictures_bgr: list[np.ndarray],
+    coords: np.ndarray,
+    spec: VariantSpec,
+    titles: list[str],
+    overwrite: bool = False,
+) -> Path:
+    return write_output(
+        Path(path), _png(photo_sheet(pictures_bgr, coords, spec, titles)), overwrite
+    )

@@ -41,6 +41,7 @@ from converter.export.precision import (
     HalfPrecisionPose,
     QuantizationFacts,
     calibration_set,
+    float_kept_nodes,
     quantize_int8,
 )
 from converter.export.rewrite import NO_REWRITES, REWRITES, RewriteReport, rewrite_head
@@ -56,13 +57,14 @@ from converter.verdicts.judge import (
     POSE_FRAMES,
     BackgroundReference,
     ParityFailedError,
+    pose_crop_sets,
     resolve_seed,
     run_fp32_verdict,
-    run_pose_verdict,
+    run_pose_verdicts,
 )
 from converter.verdicts.parity import ParityReport, PoseChange
 from converter.verdicts.runtime import OnnxSession, open_onnx_session, save_ort_format
-from converter.verdicts.tolerances import POSE_BUDGETS, check_precision, fp32_limits
+from converter.verdicts.tolerances import check_precision, fp32_limits
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
@@ -168,7 +170,8 @@ class ExportReport:
             out.append(
                 f"  int8: {q.quant_format}, {q.activation_type} activations, {q.weight_type} "
                 f"weights{' per channel' if q.per_channel else ''}, {q.calibrate_method} "
-                f"calibration on {q.calibration}; soft-argmax ({len(q.excluded_nodes)} nodes) fp32"
+                f"calibration on {q.calibration}; {len(q.excluded_nodes)} nodes kept fp32 (the "
+                f"high-resolution layers and the soft-argmax)"
             )
         if self.ort_path:
             out.append(f"  onnxruntime format: {self.ort_path}")
@@ -489,7 +492,7 @@ def export_onnx(
     precision: fp32, fp16 or int8 (converter.export.precision).
     fold: fold BatchNorms into the convs next to them (exact; fp16 always folds).
     calibration: int8 only: a CalibrationSet, or a directory for calibration_set (None: the
-    synthetic Human3.6M set).
+    shipped real photos, augmented).
     ort_format: also write the onnxruntime format file next to out (same name, .ort).
     rewrites: the exact head rewrites to apply where they fit the variant (names from
     converter.export.rewrite.REWRITES; () keeps the literal graph). The verdict's reference is
@@ -551,7 +554,9 @@ def export_onnx(
         proto, simplify_error = _simplify(proto)
     quantization = None
     if isinstance(calibration, CalibrationSet):
-        proto, quantization = quantize_int8(proto, calibration, progress=progress)
+        proto, quantization = quantize_int8(
+            proto, calibration, keep_float=tuple(float_kept_nodes(proto, spec)), progress=progress
+        )
     metadata = OnnxMetadata.for_spec(
         spec,
         outputs=outputs,
@@ -595,18 +600,14 @@ def export_onnx(
                     model, candidate, reference.images(), batches, limits,
                     torch_device=cpu, spec=spec, float64_outputs=reference.float64_outputs,
                 ), ()  # fmt: skip
-            return (), tuple(
-                run_pose_verdict(
-                    model,
-                    candidate,
-                    crops,
-                    b,
-                    precision=precision,
-                    budget=POSE_BUDGETS[precision],
-                    torch_device=cpu,
-                    spec=spec,
-                )
-                for b in batches
+            return (), run_pose_verdicts(
+                model,
+                candidate,
+                pose_crop_sets(spec, crops),
+                batches,
+                precision=precision,
+                torch_device=cpu,
+                spec=spec,
             )
 
         parity, pose = check(session)

@@ -10,11 +10,13 @@ stays fp32 (the input spans about -2..1130, too wide for fp16 steps), the rest r
 the heatmaps are cast back to fp32 before the soft-argmax.
 
 int8: onnxruntime's static quantization of the fp32 graph (QDQ, uint8 activations, per-channel
-int8 weights, measured fastest on CPU), calibrated on crops made by the real preprocessing from
-a Human3.6M tree or a plain images directory; the soft-argmax nodes are excluded. The final conv
-is quantized like the others, so the logits reach the fp32 softmax as dequantized 8-bit values:
-keeping that conv in fp32 (more than half of L's MACs) measured 0.86 of fp32 latency instead of
-0.52 on L, with no change in the error.
+int8 weights, measured fastest on CPU), calibrated on crops made by the real preprocessing: by
+default augmented crops of the shipped real photos, else a Human3.6M tree or a plain images
+directory. The soft-argmax nodes stay fp32, and so do the high-resolution layers (the stem, the
+first two stages with their downsampling layers and the first block of the third stage): on the
+released XS they carry nearly all of int8's pose error, each alone moving joints more than all
+the later layers together (the sensitivity sweep, benchmarks/precision_sweep.py; README,
+"Reduced precision on the released XS"). The final conv is quantized like the others.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from converter.core.variants import VariantSpec
 from converter.export.fold import fold_batchnorms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-DEFAULT_CALIBRATION_COUNT = 32
+DEFAULT_CALIBRATION_COUNT = 128  # README, "Reduced precision on the released XS"
 CALIBRATION_STAGE = "int8 calibration (images)"
 
 
@@ -139,20 +141,14 @@ def calibration_set(
     """Network inputs to calibrate int8 on, cropped by the evaluation's own preprocessing.
 
     source: a Human3.6M root (its protocol-2 test boxes), a directory of images (whole images,
-    searched recursively), or None for the synthetic Human3.6M set written to a temporary dir.
+    searched recursively), or None for augmented crops of the shipped real photos.
     """
     from converter.h36m.dataset import find_annotations_dir
 
     if count < 1:
         raise UsageError(f"the calibration count must be at least 1, not {count}")
     if source is None:
-        from converter.h36m.synthetic import make_synthetic_h36m
-
-        with tempfile.TemporaryDirectory(prefix="cnp-calibration-") as tmp:
-            make_synthetic_h36m(tmp)
-            images = _human36m_crops(Path(tmp), spec, count)
-        label = f"synthetic Human3.6M set, {len(images)} test crops"
-        return CalibrationSet(images.astype(np.float32), label)
+        return calibration_set_from_photos(spec, count)
     root = Path(source)
     if not root.is_dir():
         raise DatasetError(f"{root}: the calibration source is not a directory")
@@ -162,6 +158,22 @@ def calibration_set(
     else:
         images = _directory_crops(root, spec, count)
         label = f"images under {root}, {len(images)} whole-image crops"
+    return CalibrationSet(images.astype(np.float32), label)
+
+
+PHOTO_CALIBRATION_SEED = 8  # a draw of its own: never the verdict's fixed photo crops
+
+
+def calibration_set_from_photos(
+    spec: VariantSpec, count: int = DEFAULT_CALIBRATION_COUNT
+) -> CalibrationSet:
+    """Augmented crops of the shipped real photos (converter.h36m.photos), count of them."""
+    from converter.h36m.photos import PHOTO_NAMES, random_photo_inputs
+
+    if count < 1:
+        raise UsageError(f"the calibration count must be at least 1, not {count}")
+    images = random_photo_inputs(spec, count, PHOTO_CALIBRATION_SEED)
+    label = f"{count} augmented crops of the {len(PHOTO_NAMES)} shipped photos"
     return CalibrationSet(images.astype(np.float32), label)
 
 
@@ -191,6 +203,22 @@ class QuantizationFacts:
             "calibration_images": self.calibration_images,
             "excluded_nodes": list(self.excluded_nodes),
         }
+
+
+def float_kept_nodes(model: onnx.ModelProto, spec: VariantSpec) -> list[str]:
+    """The nodes before the second block of the third stage: the stem, stages 1-2 with their
+    downsampling layers and block 3.1, found by counting Conv nodes (names differ by exporter).
+
+    Convs per part, BatchNorms folded: stem 1, a block 3, a downsampling layer 1."""
+    first_quantized = 1 + 3 * spec.depths[0] + 1 + 3 * spec.depths[1] + 1 + 3
+    names, convs = [], 0
+    for node in model.graph.node:  # topologically sorted
+        if node.op_type == "Conv":
+            if convs == first_quantized:
+                return names
+            convs += 1
+        names.append(node.name)
+    raise OnnxModelError(f"the graph has {convs} Conv nodes; expected more than {first_quantized}")
 
 
 def soft_argmax_nodes(model: onnx.ModelProto) -> list[str]:
@@ -257,10 +285,14 @@ def quantize_int8(
     quant_format: str = "QDQ",
     per_channel: bool = True,
     calibrate_method: str = "MinMax",
+    keep_float: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[onnx.ModelProto, QuantizationFacts]:
-    """The fp32 graph statically quantized, soft-argmax nodes excluded (they stay fp32).
+    """The fp32 graph statically quantized; the soft-argmax and keep_float nodes stay fp32.
 
+    keep_float: further node names left in fp32 (the recipe: float_kept_nodes); only: quantize
+    just these nodes (a sensitivity sweep's one-block-at-a-time runs).
     progress: called as progress(CALIBRATION_STAGE, images run, images) during calibration."""
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -269,7 +301,7 @@ def quantize_int8(
         quantize_static,
     )
 
-    excluded = soft_argmax_nodes(model)
+    excluded = [*soft_argmax_nodes(model), *keep_float]
     input_name = model.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="cnp-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -285,6 +317,7 @@ def quantize_int8(
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                     nodes_to_exclude=excluded,
+                    nodes_to_quantize=list(only) if only is not None else None,
                     calibrate_method=CalibrationMethod[calibrate_method],
                 )
         except Exception as exc:  # the quantizer raises anything from onnx to numpy errors

@@ -24,6 +24,7 @@ class Crops:
     focals: np.ndarray  # (N, 2)
     centers: np.ndarray  # (N, 2)
     source: str  # where the crops come from, for reports
+    drawn: bool = False  # drawn figures (the synthetic set), not photos of people
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -37,6 +38,7 @@ class Crops:
             self.focals[index],
             self.centers[index],
             self.source,
+            self.drawn,
         )
 
 

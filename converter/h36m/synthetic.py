@@ -429,4 +429,5 @@ def synthetic_crops(spec: VariantSpec, count: int, seed: int) -> Crops:
         focals=np.array(focals, dtype=np.float64),
         centers=np.array(centers, dtype=np.float64),
         source=f"{len(images)} synthetic Human3.6M test frames",
+        drawn=True,
     )

@@ -5,7 +5,11 @@ run) for seeded noise images in the model's real input range, and adds real-prep
 people chosen by the same seed.
 
 - fp32 graphs: the floor rule (converter.verdicts.parity), against PyTorch in float64.
-- fp16 / int8 graphs: the pose change in millimetres on crops, against a budget per precision.
+- fp16 / int8 / bf16 runs: the pose change in millimetres, against a budget per precision, on
+  two sets of crops judged apart: people of a Human3.6M-style set (the synthetic one by
+  default, chosen by the seed) and the shipped real photos, mirrored, scaled and rotated
+  (converter.h36m.photos). Drawn figures exercise shapes a trained network was never shown;
+  real pixels exercise the activations a deployment sees.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from converter.core.model import ConvNeXtPose
 from converter.core.variants import VariantSpec
 from converter.h36m.crops import Crops
 from converter.h36m.metrics import back_project, eval_joint_indices
+from converter.h36m.photos import photo_crops
 from converter.h36m.synthetic import synthetic_crops
 from converter.verdicts.parity import (
     Limit,
@@ -35,6 +40,7 @@ from converter.verdicts.parity import (
     pose_change,
 )
 from converter.verdicts.runtime import OnnxSession, strict_fp32
+from converter.verdicts.tolerances import pose_budget
 
 FP32_CROPS = 4  # real-preprocessed crops added to the seeded images of an fp32 verdict
 POSE_FRAMES = 32  # crops a reduced-precision verdict judges the pose change on
@@ -201,6 +207,38 @@ def crops_to_mm(coords: np.ndarray, crops: Crops, spec: VariantSpec) -> np.ndarr
         spec.heatmap_hw,
         spec.depth_dim,
         float(spec.bbox_3d_shape_mm[2]),
+    )
+
+
+def pose_crop_sets(spec: VariantSpec, people: Crops) -> tuple[Crops, ...]:
+    """The crop sets a reduced precision is judged on: people (synthetic or a dataset's frames)
+    and the real photo crops."""
+    return (people, photo_crops(spec))
+
+
+def run_pose_verdicts(
+    model: ConvNeXtPose,
+    session: OnnxSession,
+    crop_sets: Sequence[Crops],
+    batches: Sequence[int],
+    *,
+    precision: str,
+    **kwargs,
+) -> tuple[PoseChange, ...]:
+    """run_pose_verdict for every crop set at every batch size (each its own PoseChange), each
+    set held to its precision's budget for its kind (photos, or drawn figures)."""
+    return tuple(
+        run_pose_verdict(
+            model,
+            session,
+            crops,
+            batch,
+            precision=precision,
+            budget=pose_budget(precision, drawn=crops.drawn),
+            **kwargs,
+        )
+        for crops in crop_sets
+        for batch in batches
     )
 
 

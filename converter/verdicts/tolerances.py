@@ -4,9 +4,11 @@ fp32: the floor rule. limit = FLOOR_FACTOR x floor + FLOOR_MARGIN[output], where
 max abs error of PyTorch fp32 against PyTorch float64 on the same inputs (verdicts/parity.py).
 Measured by benchmarks/verdicts.py: see the README's "Parity verdicts" table.
 
-fp16 / int8: pose-change budgets in camera millimetres (mean, 95th percentile, worst per-joint
-3D distance between PyTorch fp32 and the graph on real-preprocessed crops), measured by
-benchmarks/verdicts.py on the trained stand-in and the fabricated releases.
+fp16 / int8 / bf16: pose-change budgets in camera millimetres (mean, 95th percentile, worst
+per-joint 3D distance between PyTorch fp32 and the graph), one for real photos of people and one
+for drawn figures. Measured on the released XS (converter.checkpoints.released) by
+benchmarks/precision_sweep.py; the figures are in the README, "Reduced precision on the released
+XS".
 """
 
 from __future__ import annotations
@@ -22,22 +24,27 @@ PRECISIONS = ("fp32", "fp16", "int8")
 FLOOR_FACTOR = 4.0
 FLOOR_MARGIN: dict[str, float] = {"coords": 2e-4, "heatmaps": 2e-4}
 
-# Measured (benchmarks/verdicts.py budgets, 93 synthetic crops, 2026-11-30), per-joint 3D
-# distance to PyTorch fp32, mean / p95 / worst in mm (random = fabricate's seed-0 weights):
-#   fp16 (onnxruntime): trained stand-in 0.04 / 0.09 / 0.2; random XS 0.45 / 1.16 / 3.8; L 0.74 /
-#   1.99 / 5.0
-#   int8 (onnxruntime): stand-in 2.64 / 6.18 / 20.3; random XS 39.9 / 98.5 / 335, L 52.2 / 133 / 396
-#   int8 (OpenVINO): stand-in 2.50 / 6.18 / 15.5
-#   bf16 (an fp32 graph that OpenVINO 2026.4 runs in bf16 on this AMX CPU): stand-in 0.52 / 1.34 /
-#   4.4; random XS 5.42 / 13.2 / 33.4, L 8.39 / 21.3 / 63.5
-# fp16's budget sits above every fp16 graph measured; int8's at ~4x the trained stand-in and
-# bf16's at ~5x, both under what they do to random weights (bf16 keeps 8 significant bits to
-# fp16's 11; random weights spread each heatmap's mass, so every rounding moves the expectation).
+# Real photos (the shipped crops, mirrored, scaled, rotated; or a Human3.6M tree's frames): what a
+# deployment must keep. fp16 and the int8 recipe (precision.float_kept_nodes) sit well inside on
+# the released XS; quantizing every layer, or bf16 everywhere, falls outside (README).
 POSE_BUDGETS: dict[str, PoseBudget] = {
     "fp16": PoseBudget(mean_mm=2.0, p95_mm=6.0, worst_mm=25.0),
     "int8": PoseBudget(mean_mm=10.0, p95_mm=25.0, worst_mm=100.0),
     "bf16": PoseBudget(mean_mm=2.5, p95_mm=7.0, worst_mm=25.0),
 }
+# Drawn figures: a network trained on Human3.6M photos is unsure of them (spread heatmaps), so
+# every rounding moves its answer more; on the released XS the int8 recipe moves them ~4x what it
+# does to photos. These budgets still refuse the graphs that fail on photos (every layer int8).
+DRAWN_POSE_BUDGETS: dict[str, PoseBudget] = {
+    "fp16": PoseBudget(mean_mm=2.0, p95_mm=6.0, worst_mm=25.0),
+    "int8": PoseBudget(mean_mm=50.0, p95_mm=140.0, worst_mm=450.0),
+    "bf16": PoseBudget(mean_mm=15.0, p95_mm=45.0, worst_mm=150.0),
+}
+
+
+def pose_budget(precision: str, drawn: bool = False) -> PoseBudget:
+    return (DRAWN_POSE_BUDGETS if drawn else POSE_BUDGETS)[precision]
+
 
 # Default `eval --max-delta-mm` between fp32 PyTorch and an ONNX graph of each precision: fp32
 # differs by ~0.0003 mm; fp16 changed MPJPE by 0.045 mm and int8 by up to 4.1 mm on the synthetic

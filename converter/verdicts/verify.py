@@ -33,9 +33,10 @@ from converter.verdicts.judge import (
     FP32_CROPS,
     POSE_FRAMES,
     ParityFailedError,
+    pose_crop_sets,
     resolve_seed,
     run_fp32_verdict,
-    run_pose_verdict,
+    run_pose_verdicts,
     verdict_images,
 )
 from converter.verdicts.parity import ParityReport, PoseChange
@@ -46,7 +47,7 @@ from converter.verdicts.runtime import (
     open_session,
     resolve_torch_device,
 )
-from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits, judged_precision
+from converter.verdicts.tolerances import PRECISIONS, fp32_limits, judged_precision
 
 DEFAULT_BATCHES = (1, 4)
 DEFAULT_SAMPLES = 8
@@ -385,19 +386,15 @@ def verify_onnx(
             output_map=output_map,
         )
     else:
-        pose = tuple(
-            run_pose_verdict(
-                model,
-                session,
-                crops,
-                batch,
-                precision=precision,
-                budget=POSE_BUDGETS[precision],
-                torch_device=torch_device,
-                spec=spec,
-                coords_name=output_map["coords"],
-            )
-            for batch in batch_sizes
+        pose = run_pose_verdicts(
+            model,
+            session,
+            pose_crop_sets(spec, crops),
+            batch_sizes,
+            precision=precision,
+            torch_device=torch_device,
+            spec=spec,
+            coords_name=output_map["coords"],
         )
     report = VerifyReport(
         onnx_path=str(path),
@@ -411,7 +408,7 @@ def verify_onnx(
         torch_device=str(torch_device),
         device_note=note or session.fallback_reason,
         samples=samples if crops is None else 0,
-        crops=FP32_CROPS if crops is None else len(crops),
+        crops=FP32_CROPS if crops is None else sum({p.source: p.frames for p in pose}.values()),
         batches=batch_sizes,
         seed=seed,
         precision=precision,

@@ -152,11 +152,11 @@ def test_progress_is_drawn_only_on_a_terminal_and_never_under_json_or_quiet() ->
 
 def test_eval_draws_no_progress_into_redirected_stderr(tmp_path: Path) -> None:
     """CliRunner's stderr is not a terminal: the old bar wrote '\\r eval [###...' there."""
-    from converter.checkpoints.standin import standin_release
+    from converter.checkpoints.released import released_release
     from converter.h36m.synthetic import make_synthetic_h36m
 
     make_synthetic_h36m(tmp_path / "data")
-    release = standin_release(tmp_path)
+    release = released_release(tmp_path)
     result = invoke(
         "eval", "--data", tmp_path / "data", "--checkpoint", release, "--backend", "torch",
         "--limit", 2, "--device", "cpu", "--no-flip",

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from converter.checkpoints.canonical import build_loaded_model
 from converter.checkpoints.fabricate import normalize_images, seeded_images
-from converter.checkpoints.standin import load_standin
+from converter.checkpoints.released import load_released
 from converter.cli.main import app
 from converter.core.errors import DatasetError, UsageError
 from converter.core.variants import get_variant
@@ -56,7 +56,7 @@ def fp16_export(onnx_cache, ckpt):
 def trained():
     """int8 is judged by how far it moves poses, which only trained weights make meaningful
     (random weights spread each heatmap over scattered cells: int8 moves them ~100 mm)."""
-    return load_standin()
+    return load_released()
 
 
 @pytest.fixture(scope="module")

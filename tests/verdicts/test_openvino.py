@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from converter.checkpoints.standin import load_standin
+from converter.checkpoints.released import load_released
 from converter.core.errors import OnnxModelError, UsageError
 from converter.evaluation.evaluate import onnx_backend
 from converter.verdicts.bench import Contender, benchmark, interleaved_rounds
@@ -25,7 +25,7 @@ def xs_onnx(onnx_cache) -> Path:
 
 @pytest.fixture(scope="module")
 def standin() -> tuple:
-    return load_standin()
+    return load_released()
 
 
 @pytest.fixture(scope="module")
