@@ -2,6 +2,12 @@
 
     python benchmarks/precision_sweep.py --precision int8 [--checkpoint CKPT] [--out DIR]
     python benchmarks/precision_sweep.py --precision bf16
+    python benchmarks/precision_sweep.py --budgets [--seeds 1 2 3]
+
+--budgets measures what each shipped recipe does (fp16, int8 as `onnx --precision int8` builds
+it, int8 of every layer, OpenVINO bf16 of the fp32 graph) on the real photo crops and on drawn
+figures (the synthetic set, 32 frames per seed), and times each against the fp32 graph in the same
+run (one thread, batch 1 and 8, interleaved, median of 15 after 3 warm-ups).
 
 The fp32 graph is exported by the tool; its Conv nodes are grouped into blocks (the stem, each
 downsampling layer, each backbone block, each head block, the final conv). For every block the
@@ -23,6 +29,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,14 +91,97 @@ def run_graph(path: Path, images: np.ndarray, runtime: str, keep_f32: tuple[str,
     return np.concatenate(out)
 
 
+def _timed(runners: dict, rounds: int = 18, warm: int = 3) -> dict[str, float]:
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {k: float(np.median(v[warm:])) * 1000 for k, v in times.items()}
+
+
+def budgets(ckpt, seeds: list[int]) -> None:
+    """Each recipe's pose change on photos and drawn figures, and its speed against fp32."""
+    import onnxruntime as ort
+
+    from converter.h36m.synthetic import synthetic_crops
+    from converter.verdicts.tolerances import pose_budget
+
+    spec = ckpt.spec
+    model = build_loaded_model(ckpt)
+    sets = [photo_crops(spec)] + [synthetic_crops(spec, 32, seed) for seed in seeds]
+    with torch.no_grad():
+        references = [model(torch.from_numpy(c.images)).double().numpy() for c in sets]
+    joints = eval_joint_indices(spec.joint_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, precision in (("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8")):
+            paths[name] = Path(tmp) / f"{name}.onnx"
+            export_onnx(ckpt, paths[name], precision=precision, seed=0)
+        proto = onnx.load(str(paths["fp32"]))
+        everything, _ = quantize_int8(proto, calibration_set_from_photos(spec))
+        paths["int8, every layer"] = Path(tmp) / "int8_all.onnx"
+        onnx.save(everything, str(paths["int8, every layer"]))
+        cases = [(k, "onnxruntime", k.split(",")[0]) for k in paths if k != "fp32"]
+        cases.append(("bf16 (OpenVINO, fp32 graph)", "openvino", "bf16"))
+        print("| recipe | photos: mean / p95 / worst mm | drawn figures (seeds "
+              f"{', '.join(map(str, seeds))}): mean / p95 / worst mm |\n|---|---|---|")  # fmt: skip
+        for label, runtime, precision in cases:
+            path = paths["fp32"] if runtime == "openvino" else paths[label]
+            cells = []
+            for crops, reference in zip(sets, references, strict=True):
+                coords = run_graph(path, crops.images, runtime)
+                change = pose_change(
+                    crops_to_mm(reference, crops, spec), crops_to_mm(coords, crops, spec),
+                    joints, spec.joint_names, precision=precision, source=crops.source,
+                    budget=pose_budget(precision, drawn=crops.drawn),
+                )  # fmt: skip
+                mark = "" if change.passed else " (over)"
+                cells.append(
+                    f"{change.mean_mm:.2f} / {change.p95_mm:.2f} / {change.worst_mm:.1f}{mark}"
+                )
+            print(f"| {label} | {cells[0]} | {'; '.join(cells[1:])} |", flush=True)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        sessions = {
+            k: ort.InferenceSession(str(v), options, providers=["CPUExecutionProvider"])
+            for k, v in paths.items()
+        }
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(paths["fp32"]), "CPU",
+            {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 1},
+        )  # fmt: skip
+        request = compiled.create_infer_request()
+        for batch in (1, 8):
+            image = sets[0].images[:batch]
+            runners = {
+                k: (lambda s=s, x=image: s.run(None, {"image": x})) for k, s in sessions.items()
+            }
+            runners["bf16 (OpenVINO)"] = lambda x=image: request.infer({0: x})
+            medians = _timed(runners)
+            print(f"batch {batch}, one thread: " + ", ".join(
+                f"{k} {v:.1f} ms ({v / medians['fp32']:.2f}x)" for k, v in medians.items()
+            ), flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--precision", choices=("int8", "bf16"), required=True)
+    parser.add_argument("--precision", choices=("int8", "bf16"))
+    parser.add_argument("--budgets", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
     ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else load_released()
+    if args.budgets:
+        budgets(ckpt, args.seeds)
+        return
+    if args.precision is None:
+        parser.error("give --precision int8|bf16 or --budgets")
     spec = ckpt.spec
     crops = photo_crops(spec)
     with torch.no_grad():

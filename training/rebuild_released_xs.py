@@ -557,9 +557,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.source}: {len(sums)} files match SHA256SUMS; 183 network + 402 optimizer storages"
     )
     if args.compare:
+        start = released_model(storages.network)
+        closed_form_start(start, fit_crops(FIT_CROPS, SEED + 1))
+        print(score_recovery("closed form only", start.eval()), flush=True)
         for recipe, model, _ in recoveries(storages):
             print(score_recovery(recipe, model), flush=True)
-            torch.save(model.state_dict(), f"/tmp/recovery_{recipe}.pt")
         return
     model, record = recover(storages, args.recipe)
     record["score_on_photo_crops"] = {

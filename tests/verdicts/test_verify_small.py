@@ -273,12 +273,15 @@ def test_half_precision_is_judged_by_the_pose_budget(tmp_path: Path) -> None:
     path = _graph(tmp_path / "g.onnx", half=True, meta=_metadata(precision="fp16"))
     report = _run(path, frames=2)
     assert report.precision == report.graph_precision == "fp16"
-    assert report.results == () and len(report.pose) == 1 and report.pose[0].frames == 2
-    assert (report.samples, report.crops, report.limits) == (0, 2, {"pose": "fp16 budget"})
+    # Two crop sets, judged apart: the seed's drawn figures, then the 56 real photo crops.
+    assert report.results == () and len(report.pose) == 2 and report.pose[0].frames == 2
+    assert report.pose[1].frames == 56 and "real photos" in report.pose[1].source
+    assert (report.samples, report.crops, report.limits) == (0, 58, {"pose": "fp16 budget"})
     assert report.lines()[1].endswith(
-        "PyTorch on cpu; 2 crops, seed 5; graph precision fp16 (read from its ops)"
+        "PyTorch on cpu; 58 crops, seed 5; graph precision fp16 (read from its ops)"
     )
     assert report.lines()[2].startswith("  batch 1: fp16 pose change on 2 crops")
+    assert report.lines()[3].startswith("  batch 1: fp16 pose change on 56 crops")
     assert report.to_dict()["pose_change"][0]["frames"] == 2
     assert _refused(UsageError, path, atol=0.1) == (
         f"--atol applies to fp32 graphs; {path} is fp16, judged by its pose budget"
@@ -499,8 +502,9 @@ def test_reduced_precision_on_human36m_frames(tmp_path: Path) -> None:
     path = _graph(tmp_path / "g.onnx", half=True, meta=_metadata(precision="fp16"))
     root = _h36m_tree(tmp_path / "h36m")
     report = _run(path, data=root, frames=5)
-    (change,) = report.pose
-    assert change.source == f"2 frames of {root}" and change.frames == 2 and report.crops == 2
+    change, photos = report.pose
+    assert change.source == f"2 frames of {root}" and change.frames == 2 and report.crops == 58
+    assert photos.frames == 56 and photos.budget == change.budget  # both real: one budget
     # One frame of the two, drawn by the seed: the same seed draws the same frame every time.
     picks = {_run(path, data=root, frames=1, seed=3).pose[0].mean_mm for _ in range(5)}
     assert len(picks) == 1
@@ -517,8 +521,8 @@ def test_reduced_precision_over_budget_fails_with_the_pose_change(tmp_path: Path
     path = _graph(tmp_path / "g.onnx", z_scale=0.06, half=True, meta=_metadata(precision="fp16"))
     with pytest.raises(ParityFailedError) as info:
         _run(path, frames=2)
-    (change,) = info.value.report.pose
-    assert not change.passed
+    change, photos = info.value.report.pose
+    assert not change.passed and not photos.passed
     assert str(info.value) == f"{path}: pose change over budget at batch 1: {change.line()}"
 
 
