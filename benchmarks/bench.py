@@ -1,10 +1,11 @@
 """Speed and accuracy figures on this machine: `just bench` (python benchmarks/bench.py).
 
-For each variant (XS and L by default) and precision (fp32, fp16, int8): XS with the trained
-stand-in, the others with seeded (random) weights. The export time; onnxruntime and PyTorch eager
-latency at each batch size, interleaved in one run, and their ratio; and for fp16/int8 the cost
-against fp32: the verdict's pose change (mean / p95 / worst per-joint mm against PyTorch fp32 on
-the 93 synthetic crops) and the MPJPE change against the fp32 graph on the synthetic Human3.6M set
+For each variant (XS and L by default) and precision (fp32, fp16, int8): XS with the authors'
+released weights, the others with seeded (random) weights. The export time; onnxruntime and
+PyTorch eager latency at each batch size, interleaved in one run, and their ratio; and for
+fp16/int8 the cost against fp32: the verdict's pose change (mean / p95 / worst per-joint mm
+against PyTorch fp32 on the 93 synthetic crops) and the MPJPE change against the fp32 graph on the
+synthetic Human3.6M set
 (protocol 2, no flip: the drawn figures are not mirror-symmetric). A graph the verdict refuses
 (int8 of random weights) is still timed, built the same way without the verdict, and marked.
 Figures, printed; nothing is asserted. --device cuda --batch 1,32 --precisions fp32,fp16 gives
@@ -32,7 +33,7 @@ from converter.checkpoints.canonical import (  # noqa: E402
     build_loaded_model,
     random_checkpoint,
 )
-from converter.checkpoints.standin import STANDIN_VARIANT, load_standin  # noqa: E402
+from converter.checkpoints.released import RELEASED_VARIANT, load_released  # noqa: E402
 from converter.core.variants import VariantSpec, get_variant  # noqa: E402
 from converter.evaluation.precision_cost import compare_onnx_precisions  # noqa: E402
 from converter.export import exporter  # noqa: E402
@@ -48,7 +49,7 @@ from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS  # noqa: E402
 
 @dataclass(frozen=True)
 class Accuracy:
-    weights: str  # "stand-in (trained)" or "seeded (random)"
+    weights: str  # "released (the authors')" or "seeded (random)"
     pose_change: dict  # the verdict's PoseChange.to_dict() on every synthetic crop
     mpjpe_fp32_mm: float
     mpjpe_mm: float
@@ -107,8 +108,8 @@ def _accuracy(ckpt, model, path: Path, fp32_path: Path, precision: str, label: s
 
 
 def _weights(spec: VariantSpec) -> tuple[CanonicalCheckpoint, str]:
-    if spec.name == STANDIN_VARIANT:
-        return load_standin(), "stand-in (trained)"
+    if spec.name == RELEASED_VARIANT:
+        return load_released(), "released (the authors')"
     return random_checkpoint(spec, seed=0), "seeded (random)"
 
 
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"machine: {machine.line()}")
         print(
             f"{args.runs} interleaved runs per backend and batch (medians), onnxruntime on "
-            f"{args.device}; XS: trained stand-in, others: seeded weights; "
+            f"{args.device}; XS: the released weights, others: seeded weights; "
             "ratio = onnxruntime / PyTorch eager (fp32)"
         )
         print(

@@ -40,8 +40,8 @@ fi
 
 work="$out/work"
 mkdir -p "$work"
-say "stand-in release and synthetic set"
-"$python" -c "from converter.checkpoints.standin import standin_release; standin_release('$work')" \
+say "released XS as a Drive-style file, and the synthetic set"
+"$python" -c "from converter.checkpoints.released import released_release; released_release('$work')" \
     >>"$log" 2>&1
 cnp demo-data "$work/h36m" >>"$log" 2>&1
 for variant in ${VARIANTS:-XS S M L}; do
@@ -56,7 +56,7 @@ for variant in ${VARIANTS:-XS S M L}; do
         echo "verify exit $?" | tee -a "$log"
     done
 done
-say "eval --device $device (XS stand-in, both backends)"
+say "eval --device $device (released XS, both backends)"
 cnp eval --data "$work/h36m" --checkpoint "$work/ConvNeXtPose_XS.tar" --onnx "$work/XS_fp32.onnx" \
     --device "$device" --no-flip --json > "$out/eval_XS.json" 2>>"$log"
 echo "eval exit $?" | tee -a "$log"

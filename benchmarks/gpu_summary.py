@@ -60,7 +60,7 @@ def main(folder: Path) -> None:
             )
     evaluation = _load(folder / "eval_XS.json")
     if evaluation is not None:
-        print(f"\neval (XS stand-in): {json.dumps(evaluation.get('comparison'))}")
+        print(f"\neval (XS released): {json.dumps(evaluation.get('comparison'))}")
 
 
 if __name__ == "__main__":

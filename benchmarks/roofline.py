@@ -9,7 +9,7 @@
    fp32 and six graph/runtime contenders): median ms, the graph's conv MACs (counted from the
    graph's own shapes, so a rewritten graph counts what it really computes) and the achieved
    fraction of the peak of the precision the runtime really runs in.
-3. The trained stand-in (XS) through each path: MPJPE on the synthetic set and its change
+3. The released XS through each path: MPJPE on the synthetic set and its change
    against PyTorch fp32 (the accuracy side of each speed).
 4. onnxruntime's own profiler on the L graphs (literal and rewritten): time per op type.
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from bench import unverified_graph  # noqa: E402  (the sibling script)
 
 from converter.checkpoints.canonical import random_checkpoint  # noqa: E402
-from converter.checkpoints.standin import load_standin  # noqa: E402
+from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.complexity import conv_macs  # noqa: E402
 from converter.core.model import build_model  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
@@ -155,7 +155,7 @@ def _graphs(variant: str, directory: Path) -> dict[str, Path]:
         paths[label] = path
     # int8 of random weights fails its pose budget (they amplify every rounding): the graph is
     # built as export_onnx builds it, unverified, for timing; its accuracy is measured on the
-    # trained stand-in (part 3).
+    # released XS (part 3).
     paths["int8"] = unverified_graph(ckpt, "int8", directory / f"{variant}_int8.onnx")
     return paths
 
@@ -226,14 +226,14 @@ def contenders_table(
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. Accuracy of each path on the trained stand-in
+# 3. Accuracy of each path on the released XS
 
 
-def standin_accuracy(directory: Path) -> list[dict]:
-    ckpt = load_standin()
-    fp32 = directory / "standin_fp32.onnx"
+def released_accuracy(directory: Path) -> list[dict]:
+    ckpt = load_released()
+    fp32 = directory / "released_fp32.onnx"
     export_onnx(ckpt, fp32, force=True, seed=7)
-    int8 = directory / "standin_int8.onnx"
+    int8 = directory / "released_int8.onnx"
     export_onnx(ckpt, int8, force=True, seed=7, precision="int8")  # verified: within budget
     data = make_synthetic_h36m(directory / "h36m", overwrite=True).root
     dataset = load_dataset(data)
@@ -251,7 +251,7 @@ def standin_accuracy(directory: Path) -> list[dict]:
             dataset,
             [torch_backend(ckpt, "cpu"), backend],
             ckpt.spec,
-            flip=False,  # the stand-in was trained without flip augmentation (README)
+            flip=False,  # the drawn figures colour left and right apart: a mirror is another figure
             progress=False,
             workers=0,
         )
@@ -352,11 +352,9 @@ def main() -> None:
             for op, ms, share in profile[:8]:
                 print(f"| {op} | {ms:.2f} | {100 * share:.0f} % |")
     if not args.skip_accuracy:
-        accuracy = standin_accuracy(args.out)
-        results["standin"] = accuracy
-        print(
-            "\ntrained stand-in (XS), synthetic set, MPJPE (Protocol 2) and change vs PyTorch fp32:"
-        )
+        accuracy = released_accuracy(args.out)
+        results["released"] = accuracy
+        print("\nreleased XS, synthetic set, MPJPE (Protocol 2) and change vs PyTorch fp32:")
         print("| path | MPJPE mm | change mm |\n|---|---|---|")
         print(f"| PyTorch eager fp32 | {accuracy[0]['torch_mpjpe_mm']:.2f} | |")
         for r in accuracy:

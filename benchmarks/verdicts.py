@@ -42,7 +42,7 @@ from converter.checkpoints.canonical import (  # noqa: E402
     random_checkpoint,
     weights_digest,
 )
-from converter.checkpoints.standin import load_standin  # noqa: E402
+from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
 from converter.h36m.synthetic import synthetic_crops  # noqa: E402
@@ -213,7 +213,7 @@ def sensitivity(variants: list[str], seed: int, out: Path) -> list[dict]:
 
 def budgets(out: Path, frames: int) -> list[dict]:
     """Pose change of fp16/int8 graphs on the synthetic frames: the data POSE_BUDGETS rest on."""
-    cases = [("stand-in (trained)", load_standin())]
+    cases = [("released XS (the authors')", load_released())]
     cases += [(f"fabricated {v} seed 0", random_checkpoint(get_variant(v), 0)) for v in ("XS", "L")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

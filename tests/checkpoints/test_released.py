@@ -138,3 +138,21 @@ def test_the_trained_network_lives_where_random_weights_do_not() -> None:
     assert 1e-19 < float(variances.min()) < 1e-17
     assert 1.5e-4 < float(variances.max()) < 2e-4
     assert float(variances.median()) < 1e-5
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "released_xs"
+
+
+@pytest.mark.skipif(not (SHARED / "storages").is_dir(), reason="the raw storages are in ../shared")
+def test_the_rebuild_script_reads_the_storages_into_the_shipped_tensors() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "training"))
+    from rebuild_released_xs import check_sums, read_storages
+
+    assert len(check_sums(SHARED)) == 585
+    storages = read_storages(SHARED)
+    shipped = load_released().state_dict
+    for name, tensor in storages.network.items():
+        if not name.endswith("num_batches_tracked"):
+            assert torch.equal(shipped[name], tensor), name
