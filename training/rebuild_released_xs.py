@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -501,8 +500,37 @@ def network_state(model: ConvNeXtPose, storages: Storages) -> dict[str, torch.Te
     return state
 
 
+_DTYPES = {torch.float32: "F32", torch.int64: "I64"}
+
+
+def save_deterministic(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path):
+    """A safetensors file whose bytes depend only on its contents: the header's keys sorted
+    (safetensors' own writer orders the metadata by a per-process hash), tensors by name, the
+    header padded with spaces to 8 bytes as the format asks."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    offset, blobs = 0, []
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        blob = tensor.numpy().tobytes()
+        header[name] = {
+            "dtype": _DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        offset += len(blob)
+        blobs.append(blob)
+    encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + b"".join(blobs))
+
+
 def write_files(
-    state: dict[str, torch.Tensor], storages: Storages, record: dict, recipe: str, sums: dict
+    state: dict[str, torch.Tensor],
+    storages: Storages,
+    record: dict,
+    recipe: str,
+    sums: dict,
+    out_dir: Path = OUT_DIR,
 ) -> None:
     spec = get_variant("XS")
     stored = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
@@ -533,19 +561,22 @@ def write_files(
     ).to_strings()  # fmt: skip
     metadata["provenance"] = json.dumps(provenance, sort_keys=True)
     check_against_model(stored, spec)
-    save_file(stored, str(NETWORK_FILE), metadata=metadata)
-    save_file(
-        {k: v.contiguous() for k, v in storages.optimizer.items()},
-        str(OPTIMIZER_FILE),
-        metadata={"provenance": provenance["source"], "weights": ATTRIBUTION},
+    out_dir.mkdir(parents=True, exist_ok=True)
+    network, optimizer = out_dir / NETWORK_FILE.name, out_dir / OPTIMIZER_FILE.name
+    save_deterministic(stored, metadata, network)
+    save_deterministic(
+        storages.optimizer, {"provenance": provenance["source"], "weights": ATTRIBUTION}, optimizer
     )
-    print(f"wrote {NETWORK_FILE} and {OPTIMIZER_FILE}")
+    print(f"wrote {network} and {optimizer}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--recipe", choices=RECIPES, default="statistics")
+    parser.add_argument(
+        "--out", type=Path, default=OUT_DIR, help="folder to write to (default: the package's)"
+    )
     parser.add_argument(
         "--compare", action="store_true", help="build every recipe, print their scores, write none"
     )
@@ -568,7 +599,7 @@ def main(argv: list[str] | None = None) -> None:
         k: round(v, 4) if isinstance(v, float) else v
         for k, v in score_recovery(args.recipe, model).__dict__.items()
     }
-    write_files(network_state(model, storages), storages, record, args.recipe, sums)
+    write_files(network_state(model, storages), storages, record, args.recipe, sums, args.out)
 
 
 if __name__ == "__main__":
