@@ -1,4 +1,4 @@
-"""One markdown summary of a gpu_check.sh output folder (its JSON reports), for the README."""
+"""One markdown summary of a gpu_check.sh output folder (its JSON reports), for the docs."""
 
 from __future__ import annotations
 

@@ -237,6 +237,21 @@ def missing_parameters(model: ConvNeXtPose) -> list[torch.nn.Parameter]:
     return [p for name in (STEM_CONV, *FITTED_BATCHNORMS) for p in modules[name].parameters()]
 
 
+def missing_values_optimizer(model: ConvNeXtPose, lr: float) -> torch.optim.Adam:
+    """Adam over the lost values only; every authors' tensor is frozen."""
+    params = missing_parameters(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def cosine_rate(optimizer: torch.optim.Optimizer, peak: float, step: int, steps: int) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = peak * 0.5 * (1 + np.cos(np.pi * step / steps))
+
+
 def use_batch_statistics(model: ConvNeXtPose) -> None:
     """Recorded BatchNorms frozen in eval mode; the two lost ones normalise by the batch."""
     model.eval()
@@ -328,18 +343,12 @@ def fit_statistics(model: ConvNeXtPose, crops: torch.Tensor, steps: int, batch: 
     """Recovery (a): the missing values fitted to the authors' recorded statistics."""
     closed_form_start(model, crops)
     generator = torch.Generator().manual_seed(SEED)
-    params = missing_parameters(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.Adam(params, lr=3e-3)
+    optimizer = missing_values_optimizer(model, 3e-3)
     statistics = RecordedStatistics(model)
     use_batch_statistics(model)
     history = []
     for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = 3e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
+        cosine_rate(optimizer, 3e-3, step, steps)
         index = torch.randperm(len(crops), generator=generator)[:batch]
         model(crops[index])
         loss = statistics.loss()
@@ -365,17 +374,11 @@ def train_pose(
     rng = np.random.default_rng(SEED + 2)
     backgrounds = [random_background(rng) for _ in range(32)]
     generator = torch.Generator().manual_seed(SEED + 3)
-    params = missing_parameters(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.Adam(params, lr=3e-4)
+    optimizer = missing_values_optimizer(model, 3e-4)
     statistics = RecordedStatistics(model)
     history = []
     for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = 3e-4 * 0.5 * (1 + np.cos(np.pi * step / steps))
+        cosine_rate(optimizer, 3e-4, step, steps)
         samples = []
         while len(samples) < batch:
             sample = draw_sample(rng, backgrounds, spec)

@@ -13,10 +13,11 @@ int8: onnxruntime's static quantization of the fp32 graph (QDQ, uint8 activation
 int8 weights, measured fastest on CPU), calibrated on crops made by the real preprocessing: by
 default augmented crops of the shipped real photos, else a Human3.6M tree or a plain images
 directory. The soft-argmax nodes stay fp32, and so do the high-resolution layers (the stem, the
-first two stages with their downsampling layers and the first block of the third stage): on the
-released XS they carry nearly all of int8's pose error, each alone moving joints more than all
-the later layers together (the sensitivity sweep, benchmarks/precision_sweep.py; README,
-"Reduced precision on the released XS"). The final conv is quantized like the others.
+first two stages with their downsampling layers and the first block of the third stage). On the
+released XS the stem, the first stage and the second downsampling layer each alone in int8 move
+joints more than every later layer together; the next blocks alone give the worst single joints
+(sensitivity sweep: benchmarks/precision_sweep.py, docs/precision_and_speed.md). The final conv
+is quantized like the others.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from converter.core.variants import VariantSpec
 from converter.export.fold import fold_batchnorms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-DEFAULT_CALIBRATION_COUNT = 128  # README, "Reduced precision on the released XS"
+DEFAULT_CALIBRATION_COUNT = 128  # docs/precision_and_speed.md, "Reduced precision …"
 CALIBRATION_STAGE = "int8 calibration (images)"
 
 

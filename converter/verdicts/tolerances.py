@@ -2,13 +2,13 @@
 
 fp32: the floor rule. limit = FLOOR_FACTOR x floor + FLOOR_MARGIN[output], where the floor is the
 max abs error of PyTorch fp32 against PyTorch float64 on the same inputs (verdicts/parity.py).
-Measured by benchmarks/verdicts.py: see the README's "Parity verdicts" table.
+Measured by benchmarks/verdicts.py: see docs/flow.md, "Parity verdicts".
 
 fp16 / int8 / bf16: pose-change budgets in camera millimetres (mean, 95th percentile, worst
 per-joint 3D distance between PyTorch fp32 and the graph), one for real photos of people and one
 for drawn figures. Measured on the released XS (converter.checkpoints.released) by
-benchmarks/precision_sweep.py; the figures are in the README, "Reduced precision on the released
-XS".
+benchmarks/precision_sweep.py; the figures are in docs/precision_and_speed.md ("Reduced precision
+on the released XS").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ FLOOR_MARGIN: dict[str, float] = {"coords": 2e-4, "heatmaps": 2e-4}
 
 # Real photos (the shipped crops, mirrored, scaled, rotated; or a Human3.6M tree's frames): what a
 # deployment must keep. fp16 and the int8 recipe (precision.float_kept_nodes) sit well inside on
-# the released XS; quantizing every layer, or bf16 everywhere, falls outside (README).
+# the released XS; quantizing every layer, or bf16 everywhere, falls outside (see the docs).
 POSE_BUDGETS: dict[str, PoseBudget] = {
     "fp16": PoseBudget(mean_mm=2.0, p95_mm=6.0, worst_mm=25.0),
     "int8": PoseBudget(mean_mm=10.0, p95_mm=25.0, worst_mm=100.0),

@@ -40,7 +40,7 @@ def test_conv_macs_within_two_percent_of_paper(name: str) -> None:
     assert abs(macs / 1e9 - spec.paper.gflops) / spec.paper.gflops < 0.02
 
 
-# The README's variant table (conv GMACs, 3 decimals), measured on built models.
+# The variant table of docs/checkpoints.md (conv GMACs, 3 decimals), measured on built models.
 README_GMACS = {"XS": 0.815, "S": 1.738, "M": 2.795, "L": 4.264}
 
 

@@ -163,7 +163,7 @@ def test_fp16_golden_within_documented_error(fp16_export) -> None:
     with np.load(golden / "coords_XS.npz") as data:
         expected = data["coords"]
     coords = open_onnx_session(fp16_export[0], "cpu").run(image)["coords"]
-    # Measured 0.053 for XS (README "Precision"); the verify tolerance is 0.5.
+    # Measured 0.053 for XS (docs/precision_and_speed.md); the verify tolerance is 0.5.
     assert np.abs(coords - expected).max() < 0.1
 
 

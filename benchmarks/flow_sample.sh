@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the README's "whole flow" sample output from real runs (paste the result in).
-#   bash benchmarks/readme_sample.sh > /tmp/sample.txt
+# Regenerates docs/flow.md's sample output from real runs (paste the result in).
+#   bash benchmarks/flow_sample.sh > /tmp/sample.txt
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
