@@ -89,8 +89,19 @@ class GraphFacts:
         }
 
 
-def _conv_out_channels(node: onnx.NodeProto, weights: dict[str, tuple[int, ...]]) -> int | None:
-    shape = weights.get(node.input[1]) if len(node.input) > 1 else None
+def _conv_out_channels(
+    node: onnx.NodeProto,
+    weights: dict[str, tuple[int, ...]],
+    producers: dict[str, onnx.NodeProto],
+) -> int | None:
+    """The weight's first dimension; an int8 or fp16 graph's weight comes through DQ/Cast."""
+    name = node.input[1] if len(node.input) > 1 else ""
+    for _ in range(len(_PASSTHROUGH_OPS) + 1):
+        source = producers.get(name)
+        if name in weights or source is None or source.op_type not in _PASSTHROUGH_OPS:
+            break
+        name = source.input[0]
+    shape = weights.get(name)
     return int(shape[0]) if shape else None
 
 
@@ -121,6 +132,7 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
     graph = model.graph
     initializer_names = {t.name for t in graph.initializer}
     weights = {t.name: tuple(t.dims) for t in graph.initializer}
+    producers = {out: n for n in graph.node for out in n.output}
     # Constant nodes can hold weights too (some exporters emit them instead of initializers).
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -153,8 +165,8 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
         input_shape=_dims(inputs[0].type) if inputs else None,
         input_elem_type=int(inputs[0].type.tensor_type.elem_type) if inputs else 0,
         output_shapes={v.name: _dims(v.type) for v in graph.output},
-        stem_channels=_conv_out_channels(convs[0], weights) if convs else None,
-        final_conv_channels=_conv_out_channels(convs[-1], weights) if convs else None,
+        stem_channels=_conv_out_channels(convs[0], weights, producers) if convs else None,
+        final_conv_channels=_conv_out_channels(convs[-1], weights, producers) if convs else None,
         final_conv_hw=final_hw,
         precision=graph_precision(model),
         upsampled_hw=upsampled_hw,

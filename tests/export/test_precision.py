@@ -24,6 +24,7 @@ from converter.evaluation.precision_cost import compare_onnx_precisions
 from converter.export.exporter import export_onnx
 from converter.export.fold import fold_batchnorms, fold_into_next_conv, fold_into_previous_conv
 from converter.export.precision import calibration_set, soft_argmax_nodes, softmax_input_types
+from converter.graphs.facts import graph_facts
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.photos import photo_crops
 from converter.verdicts.runtime import open_onnx_session
@@ -206,6 +207,9 @@ def test_int8_export_is_quantized_with_fp32_soft_argmax(int8_export) -> None:
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert softmax_input_types(model) == [onnx.TensorProto.FLOAT]
+    # The final conv's weight reaches it through a DequantizeLinear: still read, 18 x 32.
+    assert graph_facts(model).final_conv_channels == 576
+    assert "final conv 576 channels" in "\n".join(report.lines())
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["precision"]) == "int8"
     facts = json.loads(props["quantization"])
