@@ -61,8 +61,8 @@ class DemoReport:
 
 @dataclass(frozen=True)
 class PhotoJoints:
-    names: list[str]
-    pictures: list  # BGR arrays
+    names: tuple[str, ...]
+    pictures: tuple[np.ndarray, ...]  # BGR
     onnx_coords: np.ndarray  # (N, J, 3) heatmap units, the graph's
     max_distance_px: float  # largest 2D distance to PyTorch fp32, in crop pixels
     side: int
@@ -72,7 +72,7 @@ def photo_joints(onnx_path: Path, ckpt) -> PhotoJoints:
     """The shipped photos, each whole as the box, through the graph and through PyTorch."""
     spec = ckpt.spec
     paths = photo_paths()
-    pictures = [read_bgr(p) for p in paths]
+    pictures = tuple(read_bgr(p) for p in paths)
     images = np.stack([normalize_patch(augmented_patch(p, spec.input_hw), spec) for p in pictures])
     graph = open_onnx_session(onnx_path, "cpu").run(images)["coords"]
     with torch.no_grad():
@@ -80,7 +80,7 @@ def photo_joints(onnx_path: Path, ckpt) -> PhotoJoints:
     px_per_unit = spec.input_hw[1] / spec.heatmap_hw[1]
     distance = np.linalg.norm(graph[..., :2] - reference[..., :2], axis=-1) * px_per_unit
     return PhotoJoints(
-        [p.name for p in paths], pictures, graph, float(distance.max()), spec.input_hw[1]
+        tuple(p.name for p in paths), pictures, graph, float(distance.max()), spec.input_hw[1]
     )
 
 

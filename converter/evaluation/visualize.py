@@ -13,6 +13,7 @@ outline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -365,7 +366,7 @@ def _limb_colour(spec: VariantSpec, a: int, b: int) -> tuple[int, int, int]:
 
 
 def photo_sheet(
-    pictures_bgr: list[np.ndarray], coords: np.ndarray, spec: VariantSpec, titles: list[str]
+    pictures_bgr: Sequence[np.ndarray], coords: np.ndarray, spec: VariantSpec, titles: Sequence[str]
 ) -> np.ndarray:
     """Each photo (its whole frame the box) with the joints coords (N, J, 3, heatmap units) give,
     side by side, under a legend: right limbs red, left limbs blue, trunk green."""
@@ -399,10 +400,10 @@ def photo_sheet(
 
 def write_photo_sheet(
     path: str | Path,
-    pictures_bgr: list[np.ndarray],
+    pictures_bgr: Sequence[np.ndarray],
     coords: np.ndarray,
     spec: VariantSpec,
-    titles: list[str],
+    titles: Sequence[str],
     overwrite: bool = False,
 ) -> Path:
     return write_output(
