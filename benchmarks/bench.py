@@ -35,15 +35,15 @@ from converter.checkpoints.canonical import (  # noqa: E402
 )
 from converter.checkpoints.released import RELEASED_VARIANT, load_released  # noqa: E402
 from converter.core.variants import VariantSpec, get_variant  # noqa: E402
+from converter.evaluation.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
 from converter.evaluation.precision_cost import compare_onnx_precisions  # noqa: E402
 from converter.export import exporter  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
 from converter.export.precision import calibration_set, quantize_int8  # noqa: E402
 from converter.export.rewrite import rewrite_head  # noqa: E402
 from converter.h36m.synthetic import evaluated_frames, synthetic_crops  # noqa: E402
-from converter.verdicts.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
+from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 from converter.verdicts.judge import ParityFailedError, run_pose_verdict  # noqa: E402
-from converter.verdicts.runtime import open_onnx_session  # noqa: E402
 from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS  # noqa: E402
 
 

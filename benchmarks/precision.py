@@ -26,7 +26,7 @@ from converter.checkpoints.fabricate import normalize_images, seeded_images  # n
 from converter.core.variants import VARIANTS, VariantSpec, get_variant  # noqa: E402
 from converter.export.exporter import PARITY_SEED, export_onnx  # noqa: E402
 from converter.export.precision import HalfPrecisionPose, calibration_set  # noqa: E402
-from converter.verdicts.runtime import open_onnx_session  # noqa: E402
+from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 from converter.verdicts.tolerances import PRECISION_ATOL, PRECISION_MEAN_ATOL  # noqa: E402
 from converter.verdicts.verify import DEFAULT_SAMPLES, VERIFY_SEED  # noqa: E402
 

@@ -47,9 +47,9 @@ from converter.export.exporter import (
 from converter.export.precision import calibration_set_from_photos, quantize_int8
 from converter.h36m.metrics import eval_joint_indices
 from converter.h36m.photos import photo_crops
+from converter.runtimes.sessions import open_onnx_session
 from converter.verdicts.judge import crops_to_mm
 from converter.verdicts.parity import pose_change
-from converter.verdicts.runtime import open_onnx_session
 from converter.verdicts.tolerances import POSE_BUDGETS
 
 _BLOCK = re.compile(

@@ -34,7 +34,7 @@ from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.variants import get_variant
 from converter.export.exporter import export_onnx
 from converter.export.rewrite import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
-from converter.verdicts.runtime import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session
 
 CONFIGS = {
     "literal": (),

@@ -5,7 +5,7 @@
 1. Peaks: one large MatMul (2048 x 2048 x 2048) compiled by OpenVINO in f32, in bf16, and in
    int8 (a QuantizeLinear/DequantizeLinear pair on both operands, which OpenVINO runs as an
    integer GEMM), on all cores; the fastest of 20 runs gives GFLOP/s (2 x M x N x K per run).
-2. Per variant at batch 1, timed in the same rounds by converter.verdicts.bench (PyTorch eager
+2. Per variant at batch 1, timed in the same rounds by converter.evaluation.bench (PyTorch eager
    fp32 and six graph/runtime contenders): median ms, the graph's conv MACs (counted from the
    graph's own shapes, so a rewritten graph counts what it really computes) and the achieved
    fraction of the peak of the precision the runtime really runs in.
@@ -44,12 +44,12 @@ from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.complexity import conv_macs  # noqa: E402
 from converter.core.model import build_model  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
+from converter.evaluation.bench import Contender, MachineInfo, benchmark  # noqa: E402
 from converter.evaluation.evaluate import evaluate, onnx_backend, torch_backend  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
 from converter.h36m.dataset import load_dataset  # noqa: E402
 from converter.h36m.synthetic import make_synthetic_h36m  # noqa: E402
-from converter.verdicts.bench import Contender, MachineInfo, benchmark  # noqa: E402
-from converter.verdicts.ov_runtime import OpenVinoSession  # noqa: E402
+from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
 
 MALLOC_ENV = {
     "MALLOC_MMAP_THRESHOLD_": "1073741824",

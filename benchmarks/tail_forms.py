@@ -50,7 +50,7 @@ from converter.core.variants import VariantSpec, get_variant  # noqa: E402
 from converter.export.exporter import _export_proto  # noqa: E402
 from converter.export.fold import fold_batchnorms  # noqa: E402
 from converter.export.rewrite import rewrite_head  # noqa: E402
-from converter.verdicts.runtime import open_onnx_session  # noqa: E402
+from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 
 
 class HeadFeatures(nn.Module):

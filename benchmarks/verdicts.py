@@ -46,6 +46,8 @@ from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
 from converter.h36m.synthetic import synthetic_crops  # noqa: E402
+from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
+from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 from converter.verdicts.judge import (  # noqa: E402
     ParityFailedError,
     _torch_outputs,
@@ -53,9 +55,7 @@ from converter.verdicts.judge import (  # noqa: E402
     run_pose_verdict,
     verdict_images,
 )
-from converter.verdicts.ov_runtime import OpenVinoSession  # noqa: E402
 from converter.verdicts.parity import judge_output  # noqa: E402
-from converter.verdicts.runtime import open_onnx_session  # noqa: E402
 from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits  # noqa: E402
 from converter.verdicts.verify import verify_onnx  # noqa: E402
 

@@ -33,7 +33,7 @@ from converter.h36m.dataset import load_dataset
 from converter.h36m.photos import augmented_patch, photo_paths
 from converter.h36m.preprocess import normalize_patch, read_bgr
 from converter.h36m.synthetic import make_synthetic_h36m
-from converter.verdicts.runtime import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session
 from converter.verdicts.verify import verify_onnx
 
 MAX_DELTA_MM = 0.1

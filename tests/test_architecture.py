@@ -15,6 +15,7 @@ LAYERS = {
     "checkpoints": 1,
     "graphs": 1,
     "h36m": 1,
+    "runtimes": 1,
     "verdicts": 2,
     "export": 3,
     "evaluation": 3,

@@ -38,7 +38,7 @@ from typer.core import TyperGroup
 from converter import __version__
 from converter.core.errors import ConverterError
 from converter.core.progress import ProgressCallback
-from converter.verdicts.runtime import quiet_onnxruntime
+from converter.runtimes.sessions import quiet_onnxruntime
 
 
 @dataclass

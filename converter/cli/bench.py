@@ -31,16 +31,16 @@ from converter.cli.choices import (
 from converter.cli.export import DEVICE_HELP, checkpoint_or_random, parse_batch_list
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
-from converter.export.exporter import export_onnx
-from converter.graphs.metadata import read_onnx_metadata
-from converter.verdicts.bench import (
+from converter.evaluation.bench import (
     DEFAULT_RUNS,
     BenchReport,
     Contender,
     benchmark,
     check_bench_options,
 )
-from converter.verdicts.runtime import RUNTIMES, check_runtime
+from converter.export.exporter import export_onnx
+from converter.graphs.metadata import read_onnx_metadata
+from converter.runtimes.sessions import RUNTIMES, check_runtime
 from converter.verdicts.tolerances import PRECISIONS
 
 BENCH_HEADERS = ("batch", "backend", "median ms", "min ms", "max ms", "frames/s", "vs PyTorch")

@@ -17,8 +17,8 @@ from converter.checkpoints.writer import FORMATS
 from converter.core.variants import VARIANTS
 from converter.export.exporter import EXPORTERS
 from converter.h36m.synthetic import LAYOUTS
-from converter.verdicts.ov_runtime import EXECUTION_PRECISIONS
-from converter.verdicts.runtime import DEVICES, RUNTIMES
+from converter.runtimes.openvino_session import EXECUTION_PRECISIONS
+from converter.runtimes.sessions import DEVICES, RUNTIMES
 from converter.verdicts.tolerances import PRECISIONS
 
 

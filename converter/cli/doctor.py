@@ -6,7 +6,7 @@ import typer
 
 from converter.cli.app import app, echo, emit_json, handle_errors
 from converter.cli.choices import RequiredDevice
-from converter.verdicts.doctor import run_doctor
+from converter.runtimes.doctor import run_doctor
 
 
 @app.command("doctor")

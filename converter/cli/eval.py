@@ -44,7 +44,7 @@ from converter.evaluation.evaluate import (
     report_closing,
     report_heading,
 )
-from converter.verdicts.runtime import check_runtime
+from converter.runtimes.sessions import check_runtime
 from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
 
 SKIPPED_SHOWN = 5  # skipped images named in the text output; --json lists all

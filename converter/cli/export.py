@@ -45,8 +45,8 @@ from converter.export.exporter import (
 from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
 from converter.export.rewrite import REWRITES
 from converter.graphs.metadata import read_onnx_metadata
+from converter.runtimes.sessions import check_runtime
 from converter.verdicts.judge import POSE_FRAMES, resolve_seed
-from converter.verdicts.runtime import check_runtime
 from converter.verdicts.tolerances import FLOOR_FACTOR, check_atol
 from converter.verdicts.verify import (
     DEFAULT_SAMPLES,

@@ -61,7 +61,7 @@ class TorchBackend:
         self.providers = (f"torch {torch.__version__} ({device})",)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from converter.verdicts.runtime import strict_fp32
+        from converter.runtimes.sessions import strict_fp32
 
         torch = self._torch
         with torch.inference_mode(), strict_fp32(self._device):
@@ -101,7 +101,7 @@ class OnnxBackend:
 def torch_backend(ckpt, device: str = "auto") -> TorchBackend:
     """The checkpoint's model, strictly loaded, on the resolved device."""
     from converter.checkpoints.canonical import build_loaded_model
-    from converter.verdicts.runtime import resolve_torch_device
+    from converter.runtimes.sessions import resolve_torch_device
 
     return TorchBackend(build_loaded_model(ckpt), resolve_torch_device(device))
 
@@ -114,7 +114,7 @@ def onnx_backend(
     ov_precision: str = "auto",
 ) -> OnnxBackend:
     """The graph on onnxruntime (CPU/CUDA) or OpenVINO (CPU, its execution precision reported)."""
-    from converter.verdicts.runtime import open_session
+    from converter.runtimes.sessions import open_session
 
     return OnnxBackend(open_session(path, runtime, device, threads, ov_precision=ov_precision))
 

@@ -17,7 +17,7 @@ from converter.evaluation.evaluate import OnnxBackend, evaluate
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.dataset import load_dataset
 from converter.h36m.metrics import BackendComparison
-from converter.verdicts.runtime import OnnxSession, open_onnx_session
+from converter.runtimes.sessions import OnnxSession, open_onnx_session
 
 
 class _NamedOnnxBackend(OnnxBackend):

@@ -53,6 +53,7 @@ from converter.graphs.facts import (
 )
 from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
 from converter.h36m.synthetic import synthetic_crops
+from converter.runtimes.sessions import OnnxSession, open_onnx_session, save_ort_format
 from converter.verdicts.judge import (
     POSE_FRAMES,
     BackgroundReference,
@@ -63,7 +64,6 @@ from converter.verdicts.judge import (
     run_pose_verdicts,
 )
 from converter.verdicts.parity import ParityReport, PoseChange
-from converter.verdicts.runtime import OnnxSession, open_onnx_session, save_ort_format
 from converter.verdicts.tolerances import check_precision, fp32_limits
 
 EXPORTERS = ("dynamo", "torchscript")

@@ -1,1 +1,1 @@
-"""Verdicts: runtimes and providers, parity of onnxruntime against PyTorch, verify, bench."""
+"""Verdicts: parity of a graph against PyTorch, the judge, tolerances, verify."""

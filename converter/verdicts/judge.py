@@ -31,6 +31,7 @@ from converter.h36m.crops import Crops
 from converter.h36m.metrics import back_project, eval_joint_indices
 from converter.h36m.photos import photo_crops
 from converter.h36m.synthetic import synthetic_crops
+from converter.runtimes.sessions import OnnxSession, strict_fp32
 from converter.verdicts.parity import (
     Limit,
     ParityReport,
@@ -39,7 +40,6 @@ from converter.verdicts.parity import (
     judge_outputs,
     pose_change,
 )
-from converter.verdicts.runtime import OnnxSession, strict_fp32
 from converter.verdicts.tolerances import pose_budget
 
 FP32_CROPS = 4  # real-preprocessed crops added to the seeded images of an fp32 verdict

@@ -29,6 +29,13 @@ from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_m
 from converter.h36m.crops import Crops, dataset_crops
 from converter.h36m.dataset import load_dataset
 from converter.h36m.synthetic import synthetic_crops
+from converter.runtimes.sessions import (
+    OnnxSession,
+    check_runtime,
+    open_onnx_session,
+    open_session,
+    resolve_torch_device,
+)
 from converter.verdicts.judge import (
     FP32_CROPS,
     POSE_FRAMES,
@@ -40,13 +47,6 @@ from converter.verdicts.judge import (
     verdict_images,
 )
 from converter.verdicts.parity import ParityReport, PoseChange
-from converter.verdicts.runtime import (
-    OnnxSession,
-    check_runtime,
-    open_onnx_session,
-    open_session,
-    resolve_torch_device,
-)
 from converter.verdicts.tolerances import PRECISIONS, fp32_limits, judged_precision
 
 DEFAULT_BATCHES = (1, 4)

@@ -233,7 +233,7 @@ def test_verify_cuda_without_cuda_exit_2(xs_cli_onnx: Path, release_file) -> Non
 def test_verify_cuda(xs_cli_onnx: Path, release_file) -> None:
     import torch
 
-    from converter.verdicts.runtime import open_onnx_session
+    from converter.runtimes.sessions import open_onnx_session
 
     if not torch.cuda.is_available() or open_onnx_session(xs_cli_onnx, "auto").device != "cuda":
         pytest.skip("needs torch CUDA and a working onnxruntime CUDAExecutionProvider")
@@ -268,7 +268,7 @@ def test_old_opset_exports_and_loads_in_opencv_dnn(tmp_path: Path) -> None:
 
     from converter.checkpoints.fabricate import normalize_images, seeded_images
     from converter.core.variants import get_variant
-    from converter.verdicts.runtime import open_onnx_session
+    from converter.runtimes.sessions import open_onnx_session
 
     out = tmp_path / "o13.onnx"
     result = invoke("onnx", "--variant", "XS", "--opset", "13", "-o", out)

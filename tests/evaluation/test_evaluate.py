@@ -29,7 +29,7 @@ from converter.evaluation.visualize import write_visualisations
 from converter.h36m.dataset import load_dataset
 from converter.h36m.preprocess import load_input
 from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
-from converter.verdicts.runtime import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session
 
 SPEC = get_variant("XS")
 

@@ -18,7 +18,7 @@ from converter.core.variants import get_variant
 from converter.export import exporter as export_module
 from converter.export.exporter import ExportReport, export_onnx
 from converter.graphs.metadata import OnnxMetadata, read_onnx_metadata
-from converter.verdicts.runtime import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session
 
 
 @pytest.fixture(scope="module")

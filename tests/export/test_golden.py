@@ -15,7 +15,7 @@ import torch
 from converter.checkpoints.canonical import build_loaded_model
 from converter.checkpoints.fabricate import normalize_images
 from converter.core.variants import VARIANTS, get_variant
-from converter.verdicts.runtime import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 REGENERATE = "`just golden` (python golden/make_golden.py), then review the diff"

@@ -27,7 +27,7 @@ from converter.export.precision import calibration_set, soft_argmax_nodes, softm
 from converter.graphs.facts import graph_facts
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.photos import photo_crops
-from converter.verdicts.runtime import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session
 from converter.verdicts.tolerances import DRAWN_POSE_BUDGETS, POSE_BUDGETS
 from converter.verdicts.verify import ParityFailedError, verify_onnx
 

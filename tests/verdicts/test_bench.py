@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from converter.cli.main import app
 from converter.core.errors import UsageError, VariantMismatchError
-from converter.verdicts.bench import benchmark, check_bench_options, interleaved_rounds
-from converter.verdicts.runtime import open_onnx_session
+from converter.evaluation.bench import benchmark, check_bench_options, interleaved_rounds
+from converter.runtimes.sessions import open_onnx_session
 
 runner = CliRunner()
 

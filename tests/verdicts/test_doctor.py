@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from converter.cli.main import app
-from converter.verdicts import doctor
-from converter.verdicts.doctor import ORT_FOR_CUDA, provider_fix, run_doctor
-from converter.verdicts.runtime import CPU_EP, CUDA_EP, TENSORRT_EP
+from converter.runtimes import doctor
+from converter.runtimes.doctor import ORT_FOR_CUDA, provider_fix, run_doctor
+from converter.runtimes.sessions import CPU_EP, CUDA_EP, TENSORRT_EP
 
 runner = CliRunner()
 

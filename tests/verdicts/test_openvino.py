@@ -10,10 +10,10 @@ import pytest
 
 from converter.checkpoints.released import load_released
 from converter.core.errors import OnnxModelError, UsageError
+from converter.evaluation.bench import Contender, benchmark, interleaved_rounds
 from converter.evaluation.evaluate import onnx_backend
-from converter.verdicts.bench import Contender, benchmark, interleaved_rounds
-from converter.verdicts.ov_runtime import OpenVinoSession
-from converter.verdicts.runtime import open_onnx_session, open_session
+from converter.runtimes.openvino_session import OpenVinoSession
+from converter.runtimes.sessions import open_onnx_session, open_session
 from converter.verdicts.tolerances import POSE_BUDGETS, judged_precision
 from converter.verdicts.verify import ParityFailedError, verify_onnx
 

@@ -16,8 +16,8 @@ import torch
 from onnx import TensorProto, helper
 
 from converter.core.errors import OnnxModelError, ProviderError, UsageError
-from converter.verdicts import runtime
-from converter.verdicts.runtime import OnnxSession, open_onnx_session, resolve_torch_device
+from converter.runtimes import sessions as runtime
+from converter.runtimes.sessions import OnnxSession, open_onnx_session, resolve_torch_device
 
 
 @pytest.fixture(scope="module")

@@ -276,7 +276,7 @@ def test_bad_arguments(xs_onnx: Path, xs_ckpt, tmp_path: Path) -> None:
 def test_cuda_parity(xs_onnx: Path, xs_ckpt) -> None:
     import torch
 
-    from converter.verdicts.runtime import open_onnx_session
+    from converter.runtimes.sessions import open_onnx_session
 
     if not torch.cuda.is_available() or open_onnx_session(xs_onnx, "auto").device != "cuda":
         pytest.skip("needs torch CUDA and a working onnxruntime CUDAExecutionProvider")

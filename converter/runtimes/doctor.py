@@ -26,8 +26,8 @@ from onnx import TensorProto, helper
 
 from converter import __version__
 from converter.core.errors import UsageError
-from converter.verdicts.bench import cpu_identity
-from converter.verdicts.runtime import (
+from converter.evaluation.bench import cpu_identity
+from converter.runtimes.sessions import (
     CPU_EP,
     CUDA_EP,
     TENSORRT_EP,

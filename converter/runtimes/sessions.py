@@ -231,7 +231,7 @@ def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto"
     if name not in RUNTIMES:
         raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if name == "openvino":
-        from converter.verdicts.ov_runtime import check_execution_precision, require_openvino
+        from converter.runtimes.openvino_session import check_execution_precision, require_openvino
 
         check_execution_precision(ov_precision)
         if check_device(device) == "cuda":
@@ -259,7 +259,7 @@ def open_session(
     name = check_runtime(runtime, ov_precision, device)
     if name == "onnxruntime":
         return open_onnx_session(path, device, threads, spinning=spinning)
-    from converter.verdicts.ov_runtime import OpenVinoSession  # optional dependency
+    from converter.runtimes.openvino_session import OpenVinoSession  # optional dependency
 
     return OpenVinoSession(path, threads, ov_precision)
 

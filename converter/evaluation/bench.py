@@ -34,7 +34,7 @@ from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_mo
 from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.errors import UsageError, VariantMismatchError
 from converter.graphs.metadata import read_onnx_metadata
-from converter.verdicts.runtime import (
+from converter.runtimes.sessions import (
     OnnxSession,
     open_onnx_session,
     open_session,

@@ -1,0 +1,1 @@
+"""Runtimes: onnxruntime and OpenVINO sessions, providers read back, the environment report."""
