@@ -16,7 +16,6 @@ same backend, which absorbs the other library's spin-down (PyTorch's OpenMP thre
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import platform
@@ -34,6 +33,7 @@ from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_mo
 from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.errors import UsageError, VariantMismatchError
 from converter.graphs.metadata import read_onnx_metadata
+from converter.runtimes.doctor import cpu_identity
 from converter.runtimes.sessions import (
     OnnxSession,
     open_onnx_session,
@@ -196,22 +196,6 @@ class BenchReport:
                     )
                 )
         return out
-
-
-CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def cpu_identity() -> tuple[str, tuple[str, ...]]:
-    """The CPU's model name and which of CPU_FEATURES it reports (Linux /proc/cpuinfo)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()[:64]:
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    return name, tuple(f for f in CPU_FEATURES if f in flags)
 
 
 def _torch_runner(model: torch.nn.Module, image: np.ndarray, device: torch.device) -> Callable:

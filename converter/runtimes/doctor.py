@@ -26,7 +26,6 @@ from onnx import TensorProto, helper
 
 from converter import __version__
 from converter.core.errors import UsageError
-from converter.evaluation.bench import cpu_identity
 from converter.runtimes.sessions import (
     CPU_EP,
     CUDA_EP,
@@ -110,6 +109,22 @@ class DoctorReport:
             f"{verdict}: --device {self.device} {'works' if self.passed else 'does not work'}"
         )
         return out
+
+
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_identity() -> tuple[str, tuple[str, ...]]:
+    """The CPU's model name and which of CPU_FEATURES it reports (Linux /proc/cpuinfo)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()[:64]:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return name, tuple(f for f in CPU_FEATURES if f in flags)
 
 
 def _version(package: str) -> str | None:
