@@ -46,11 +46,10 @@ def pose_budget(precision: str, drawn: bool = False) -> PoseBudget:
     return (DRAWN_POSE_BUDGETS if drawn else POSE_BUDGETS)[precision]
 
 
-# Default `eval --max-delta-mm` between fp32 PyTorch and an ONNX graph of each precision: fp32
-# differs by ~0.0003 mm; fp16 changed MPJPE by 0.045 mm and int8 by up to 4.1 mm on the synthetic
-# set with seeded weights (benchmarks/bench.py), so each limit sits above what was measured.
-# bf16 (OpenVINO): the trained stand-in's MPJPE moved by 0.004 mm (benchmarks/roofline.py); the
-# limit is the bf16 pose budget's mean, which bounds the MPJPE change (triangle inequality).
+# Default `eval --max-delta-mm` between fp32 PyTorch and an ONNX graph of each precision, each
+# above the MPJPE changes measured by benchmarks/bench.py and benchmarks/roofline.py (figures in
+# docs/precision_and_speed.md); bf16's is its pose budget's mean, which bounds the MPJPE change
+# (triangle inequality).
 EVAL_MAX_DELTA_MM: dict[str, float] = {
     "fp32": 0.1,
     "fp16": 0.5,
