@@ -112,8 +112,11 @@ class ExportReport:
         return bool(self.parity or self.pose) and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, object]:
+        # A refused graph was never published: no path or size to point a reader at.
+        written = self.passed
         return {
-            "path": self.path,
+            "path": self.path if written else None,
+            "written": written,
             "variant": self.variant,
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
@@ -124,7 +127,7 @@ class ExportReport:
             "outputs": list(self.outputs),
             "simplified": self.simplified,
             "simplify_error": self.simplify_error,
-            "size_bytes": self.size_bytes,
+            "size_bytes": self.size_bytes if written else None,
             "seconds": round(self.seconds, 3),
             "export_seconds": round(self.export_seconds, 3),
             "precision": self.precision,
@@ -146,8 +149,13 @@ class ExportReport:
         g = self.graph
         ops = ", ".join(f"{op} {n}" for op, n in sorted(g.op_types.items(), key=lambda x: -x[1]))
         modes = ", ".join(sorted(set(g.resize_modes))) or "none"
+        heading = (
+            f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s"
+            if self.passed
+            else f"refused {self.path}: the verdict failed, nothing written ({self.seconds:.1f} s)"
+        )
         out = [
-            f"wrote {self.path} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s",
+            heading,
             f"  ConvNeXtPose-{self.variant}, weights {self.weights} "
             f"(sha256 {self.weights_sha256[:12]}), opset {self.opset}, exporter {self.exporter}, "
             f"batch {self.batch}, outputs {', '.join(self.outputs)}, "

@@ -88,6 +88,18 @@ def test_verify_failure_prints_report_then_exits_1(xs_cli_onnx: Path, release_fi
     assert "error:" in result.stderr and "parity failed" in result.stderr
 
 
+def test_a_refused_export_says_nothing_was_written(tmp_path: Path, release_file) -> None:
+    out = tmp_path / "fail.onnx"
+    args = ("onnx", "--checkpoint", release_file("XS"), "-o", out, "--atol", "1e-12", "--seed", 3)
+    result = invoke(*args)
+    assert result.exit_code == 1 and not out.exists()
+    assert result.stdout.startswith(f"refused {out}: the verdict failed, nothing written")
+    assert "wrote" not in result.stdout
+    report = json.loads(invoke(*args, "--json").stdout)
+    assert report["written"] is False and report["path"] is None and report["size_bytes"] is None
+    assert not out.exists()
+
+
 def test_onnx_json_output(tmp_path: Path, release_file) -> None:
     out = tmp_path / "ts.onnx"
     result = invoke(
