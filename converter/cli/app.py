@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
@@ -113,8 +114,8 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ConverterError as exc:
-            if os.environ.get("CNP_DEBUG"):
-                raise
+            if os.environ.get("CNP_DEBUG"):  # the traceback too, but the same exit code
+                traceback.print_exc(file=sys.stderr)
             message = " ".join(str(exc).split())  # always one line
             echo(f"error: {message}", err=True)
             error = _json_error(message, exc.exit_code)

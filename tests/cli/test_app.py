@@ -290,3 +290,12 @@ def test_the_entry_point_runs_atexit_handlers(tmp_path: Path) -> None:
     command = [sys.executable, "-c", script]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and (tmp_path / "ran").read_text() == "yes"
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.tar"
+    plain = invoke("inspect", missing)
+    debug = invoke("inspect", missing, env={"CNP_DEBUG": "1"})
+    assert plain.exit_code == debug.exit_code == 2
+    assert "Traceback" not in plain.stderr and "Traceback (most recent call last)" in debug.stderr
+    assert plain.stderr.strip().splitlines()[-1] == debug.stderr.strip().splitlines()[-1]
