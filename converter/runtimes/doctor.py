@@ -190,6 +190,20 @@ def provider_fix(
     return None
 
 
+NO_GPU_ADVICE = (
+    "no NVIDIA GPU on this machine (no /dev/nvidia<N>): the CUDA and TensorRT providers cannot "
+    "start here whatever is installed; --device cpu is what runs"
+)
+
+
+def nvidia_gpu_present() -> bool | None:
+    """Whether the OS shows an NVIDIA GPU: its /dev/nvidia<N> device files on Linux; None (not
+    known) elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def run_doctor(device: str = "cpu") -> DoctorReport:
     """The report; device ("cpu" or "cuda") is what must work for the report to pass."""
     device = device.strip().lower()
@@ -199,19 +213,25 @@ def run_doctor(device: str = "cpu") -> DoctorReport:
     torch_cuda = torch.version.cuda
     ort_cuda = onnxruntime_cuda_version()
     listed = set(ort.get_available_providers())
+    # Without a GPU no package makes the GPU providers start: advise none (one line says why).
+    no_gpu = nvidia_gpu_present() is False
     checks = []
     with tempfile.TemporaryDirectory(prefix="cnp-doctor-") as tmp:
         probe = _probe_graph(Path(tmp))
         for provider in PROBED:
             if provider not in listed:
                 detail = "not in this onnxruntime build"
-                fix = provider_fix(provider, False, "", torch_cuda, ort_cuda)
+                fix = None if no_gpu else provider_fix(provider, False, "", torch_cuda, ort_cuda)
                 checks.append(ProviderCheck(provider, False, False, detail, fix))
                 continue
             starts, detail = _starts(probe, provider)
             if not starts and provider == CUDA_EP:
                 detail = f"{detail}; {cuda_failure_reason()}"
-            fix = None if starts else provider_fix(provider, True, detail, torch_cuda, ort_cuda)
+            fix = (
+                None
+                if starts or (no_gpu and provider != CPU_EP)
+                else provider_fix(provider, True, detail, torch_cuda, ort_cuda)
+            )
             checks.append(ProviderCheck(provider, True, starts, detail, fix))
     gpus = []
     if torch.cuda.is_available():
@@ -223,6 +243,8 @@ def run_doctor(device: str = "cpu") -> DoctorReport:
     advice = []
     if preload_note:
         advice.append(preload_note)
+    if no_gpu:
+        advice.append(NO_GPU_ADVICE)
     if device == "cuda" and torch_cuda is None:
         advice.append(
             "PyTorch is a CPU-only build: the reference side of --device cuda needs a CUDA "

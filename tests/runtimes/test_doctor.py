@@ -41,11 +41,22 @@ def test_cuda_asked_where_it_does_not_start(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_onnxruntime_without_cuda_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU_EP])
+    monkeypatch.setattr(doctor, "nvidia_gpu_present", lambda: True)  # a GPU machine
     report = run_doctor("cuda")
     cuda = next(p for p in report.providers if p.name == CUDA_EP)
     assert not cuda.listed and not cuda.starts
     assert cuda.fix is not None and "pip install onnxruntime-gpu" in cuda.fix
     assert not report.passed
+
+
+def test_no_gpu_means_no_gpu_package_advice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor, "nvidia_gpu_present", lambda: False)
+    report = run_doctor("cuda")
+    assert doctor.NO_GPU_ADVICE in report.advice
+    assert all(p.fix is None for p in report.providers)
+    assert "pip install" not in "\n".join(line for line in report.lines() if "onnxruntime" in line)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU_EP])
+    assert all(p.fix is None for p in run_doctor("cuda").providers)
 
 
 def test_a_library_that_does_not_load_names_it_and_the_fix() -> None:
