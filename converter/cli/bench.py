@@ -37,6 +37,7 @@ from converter.evaluation.bench import (
     Contender,
     benchmark,
     check_bench_options,
+    speed_words,
 )
 from converter.export.exporter import export_onnx
 from converter.graphs.metadata import read_onnx_metadata
@@ -67,7 +68,7 @@ def bench_rows(report: BenchReport) -> list[list[str]]:
                 [
                     str(r.batch), label, f"{latency.median_ms:.2f}", f"{latency.min_ms:.2f}",
                     f"{latency.max_ms:.2f}", f"{latency.fps:.1f}",
-                    "1 (reference)" if speedup is None else f"{speedup:.2f}x faster",
+                    "1 (reference)" if speedup is None else speed_words(speedup),
                 ]
             )  # fmt: skip
     return rows

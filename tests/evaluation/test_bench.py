@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 
 from converter.cli.main import app
 from converter.core.errors import UsageError, VariantMismatchError
-from converter.evaluation.bench import benchmark, check_bench_options, interleaved_rounds
+from converter.evaluation.bench import (
+    benchmark,
+    check_bench_options,
+    interleaved_rounds,
+    speed_words,
+)
 from converter.runtimes.sessions import open_onnx_session
 
 runner = CliRunner()
@@ -150,3 +155,11 @@ def test_bench_huge_batch_is_refused_before_any_work(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "error: batch sizes must be integers from 1 to 256, not [1, 100000]"
     )
+
+
+@pytest.mark.parametrize(
+    ("speedup", "words"),
+    [(2.0, "2.00x faster"), (1.0, "1.00x faster"), (0.999, "1.00x slower"), (0.41, "2.44x slower")],
+)
+def test_a_slower_run_is_called_slower(speedup: float, words: str) -> None:
+    assert speed_words(speedup) == words
