@@ -9,7 +9,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from converter.checkpoints.canonical import (
+    CanonicalCheckpoint,
+    build_loaded_model,
+    variant_claimed_by_name,
+)
 from converter.core.atomic import atomic_output, check_output_path
 
 FORMATS = ("safetensors", "pth")
@@ -32,8 +36,14 @@ class LegacyReport:
         return asdict(self)
 
 
-def default_output_path(source: Path, fmt: str) -> Path:
-    """ConvNeXtPose_L.tar -> ConvNeXtPose_L.canonical.safetensors, in the working directory."""
+def default_output_path(source: Path, fmt: str, variant: str | None = None) -> Path:
+    """ConvNeXtPose_L.tar -> ConvNeXtPose_L.canonical.safetensors, in the working directory.
+
+    variant: what the tensors are; a source name that claims another variant does not pass its
+    lie on (ConvNeXtPose_XS.tar holding L -> ConvNeXtPose_L.canonical.safetensors)."""
+    claimed = variant_claimed_by_name(source)
+    if variant is not None and claimed is not None and claimed != variant:
+        return Path(f"ConvNeXtPose_{variant}.canonical.{fmt}")
     stem = re.sub(r"(\.pth)?(\.tar)?$|\.pt$|\.safetensors$", "", Path(source).name) or "checkpoint"
     return Path(f"{stem}.canonical.{fmt}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from converter.checkpoints.canonical import load_checkpoint
+from converter.checkpoints.canonical import load_checkpoint, variant_claimed_by_name
 from converter.checkpoints.inspection import inspect_checkpoint
 from converter.checkpoints.writer import default_output_path, write_canonical
 from converter.cli.app import app, echo, emit_json, handle_errors, print_table, table, warn
@@ -82,7 +82,13 @@ def legacy_command(
 ) -> None:
     """Write the canonical checkpoint: renamed head keys, no prefix, metadata recorded."""
     ckpt = load_checkpoint(checkpoint, value(variant))
-    out = output if output is not None else default_output_path(checkpoint, str(fmt.value))
+    detected = ckpt.spec.name
+    out = (
+        output if output is not None else default_output_path(checkpoint, str(fmt.value), detected)
+    )
+    claimed = variant_claimed_by_name(checkpoint)
+    if claimed is not None and claimed != detected:
+        warn(f"{checkpoint.name} says {claimed}, its tensors are ConvNeXtPose-{detected}")
     report = write_canonical(ckpt, out, str(fmt.value), force)
     if as_json:
         emit_json(report.to_dict())

@@ -212,3 +212,21 @@ def test_variants_json_lists_params() -> None:
         ("M", 7_587_008),
         ("L", 8_380_352),
     ]
+
+
+def test_legacy_does_not_pass_a_lying_name_on(release_file, tmp_path, monkeypatch) -> None:
+    """ConvNeXtPose_XS.tar holding L: the default output is named for L, with a warning; an
+    honest name keeps its stem."""
+    liar = tmp_path / "ConvNeXtPose_XS.tar"
+    shutil.copyfile(release_file("L"), liar)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("legacy", liar)
+    assert result.exit_code == 0, result.output
+    assert "ConvNeXtPose_XS.tar says XS, its tensors are ConvNeXtPose-L" in result.stderr
+    assert (tmp_path / "ConvNeXtPose_L.canonical.safetensors").is_file()
+    assert not (tmp_path / "ConvNeXtPose_XS.canonical.safetensors").exists()
+    honest = tmp_path / "ConvNeXtPose_L_copy.tar"
+    shutil.copyfile(release_file("L"), honest)
+    result = invoke("legacy", honest)
+    assert result.exit_code == 0 and "says" not in result.stderr
+    assert (tmp_path / "ConvNeXtPose_L_copy.canonical.safetensors").is_file()
