@@ -152,6 +152,12 @@ def warn(message: str) -> None:
         echo(f"warning: {message}", err=True)
 
 
+def note(message: str) -> None:
+    """What the tool chose for the user, said calmly: stderr, none under --quiet."""
+    if not SETTINGS.quiet:
+        echo(f"note: {message}", err=True)
+
+
 def _write_json(payload: Any) -> None:
     json.dump(payload, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")

@@ -14,6 +14,7 @@ from converter.cli.app import (
     echo,
     emit_json,
     handle_errors,
+    note,
     print_table,
     progress_display,
     table,
@@ -243,7 +244,10 @@ def eval_command(
             runners.append(torch_backend(ckpt, device_name))
         else:
             runner = onnx_backend(onnx, device_name, threads, runtime, ov_precision)  # type: ignore[arg-type]
-            if runner.fallback_reason:
+            if runner.fallback_reason and device_name == "auto":
+                # auto asked for nothing: a note, as verify and bench say it, not a warning.
+                note(f"auto: onnxruntime runs on CPU ({runner.fallback_reason})")
+            elif runner.fallback_reason:
                 warn(f"onnxruntime runs on CPU: {runner.fallback_reason}")
             # An fp32 graph that OpenVINO runs in bf16 is held to bf16's limit.
             precision = judged_precision(precision, runner.execution_precision)

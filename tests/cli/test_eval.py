@@ -200,6 +200,7 @@ def test_onnxruntime_logs_nothing_of_its_own(data_root: Path, models) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert ":onnxruntime:" not in done.stderr and "EP Error" not in done.stdout + done.stderr
+    assert "warning: onnxruntime runs on CPU" not in done.stderr  # auto asked for no CUDA
     if "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
         # --verbose lets the same failure through: the check above can see it.
         loud = [*command[:3], "--verbose", *command[3:]]
