@@ -1,13 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates docs/flow.md's sample output from real runs (paste the result in).
 #   bash benchmarks/flow_sample.sh > /tmp/sample.txt
-set -uo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-cd "$work"
-cnp="$root/.venv/bin/cnp-convert"
+. "$(dirname "$0")/sample_lib.sh"
 "$root/.venv/bin/python" -c "from converter.checkpoints.fabricate import fabricate_release; fabricate_release('L', '.')"
-run() { echo "\$ cnp-convert $*"; "$cnp" "$@" 2>&1; echo; }
 run inspect ConvNeXtPose_L.tar
 run legacy ConvNeXtPose_L.tar
 run onnx --checkpoint ConvNeXtPose_L.canonical.safetensors -o convnextpose_l.onnx

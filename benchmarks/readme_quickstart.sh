@@ -1,13 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the README's quick start from real runs on the released XS (paste the result in).
 #   bash benchmarks/readme_quickstart.sh > /tmp/quickstart.txt
-set -uo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-cd "$work"
-cnp="$root/.venv/bin/cnp-convert"
+. "$(dirname "$0")/sample_lib.sh"
 "$root/.venv/bin/python" -c "from converter.checkpoints.released import released_release; released_release('.')"
-run() { echo "\$ cnp-convert $*"; "$cnp" "$@" 2>&1; echo; }
 run inspect ConvNeXtPose_XS.tar
 run onnx --checkpoint ConvNeXtPose_XS.tar -o xs.onnx --seed 1
 run verify xs.onnx --checkpoint ConvNeXtPose_XS.tar --seed 1
