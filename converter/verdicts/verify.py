@@ -386,10 +386,11 @@ def verify_onnx(
             output_map=output_map,
         )
     else:
+        crop_sets = pose_crop_sets(spec, crops)
         pose = run_pose_verdicts(
             model,
             session,
-            pose_crop_sets(spec, crops),
+            crop_sets,
             batch_sizes,
             precision=precision,
             torch_device=torch_device,
@@ -408,7 +409,7 @@ def verify_onnx(
         torch_device=str(torch_device),
         device_note=note or session.fallback_reason,
         samples=samples if crops is None else 0,
-        crops=FP32_CROPS if crops is None else sum({p.source: p.frames for p in pose}.values()),
+        crops=FP32_CROPS if crops is None else sum(len(c) for c in crop_sets),
         batches=batch_sizes,
         seed=seed,
         precision=precision,
