@@ -78,7 +78,7 @@ def unverified_graph(
     proto = exporter._export_proto(module, ckpt.spec, ("coords",), "dynamic", 18, "dynamo")
     proto, _ = exporter._simplify(proto)
     if precision == "int8":
-        proto, _ = quantize_int8(proto, calibration_set(ckpt.spec))
+        proto, _ = quantize_int8(proto, calibration_set(ckpt.spec), ckpt.spec)
     if metadata_from is not None:
         for prop in onnx.load(str(metadata_from), load_external_data=False).metadata_props:
             entry = proto.metadata_props.add()

@@ -120,7 +120,7 @@ def budgets(ckpt, seeds: list[int]) -> None:
             paths[name] = Path(tmp) / f"{name}.onnx"
             export_onnx(ckpt, paths[name], precision=precision, seed=0)
         proto = onnx.load(str(paths["fp32"]))
-        everything, _ = quantize_int8(proto, calibration_set_from_photos(spec))
+        everything, _ = quantize_int8(proto, calibration_set_from_photos(spec), spec, keep_float=())
         paths["int8, every layer"] = Path(tmp) / "int8_all.onnx"
         onnx.save(everything, str(paths["int8, every layer"]))
         cases = [(k, "onnxruntime", k.split(",")[0]) for k in paths if k != "fp32"]
@@ -207,7 +207,9 @@ def main() -> None:
 
         def measure(label: str, low: list[str]) -> None:
             if args.precision == "int8":
-                quantized, _ = quantize_int8(proto, calibration, only=tuple(low))
+                quantized, _ = quantize_int8(
+                    proto, calibration, spec, keep_float=(), only=tuple(low)
+                )
                 path = Path(tmp) / "q.onnx"
                 onnx.save(quantized, str(path))
                 coords = run_graph(path, crops.images, "onnxruntime")

@@ -170,7 +170,7 @@ def to_release_keys(
 def adamw_state(network: dict[str, torch.Tensor], seed: int) -> dict:
     """An AdamW state_dict shaped like the released one: per-parameter step/exp_avg/exp_avg_sq."""
     rng = np.random.default_rng(seed + 7)
-    params = [t for k, t in network.items() if not _is_buffer(k)]
+    params = [t for k, t in network.items() if not is_buffer(k)]
     state = {}
     for index, param in enumerate(params):
         shape = tuple(param.shape)
@@ -192,7 +192,7 @@ def adamw_param_groups(count: int) -> list[dict]:
     return [group]
 
 
-def _is_buffer(name: str) -> bool:
+def is_buffer(name: str) -> bool:
     return name.rsplit(".", 1)[1] in {"running_mean", "running_var", "num_batches_tracked"}
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint
-from converter.checkpoints.fabricate import adamw_param_groups, fabricate_release
+from converter.checkpoints.fabricate import adamw_param_groups, fabricate_release, is_buffer
 from converter.core.errors import CheckpointError
 
 RELEASED_VARIANT = "XS"
@@ -47,7 +47,7 @@ def authors_optimizer(network: dict[str, torch.Tensor]) -> dict:
     if not OPTIMIZER_FILE.is_file():
         raise CheckpointError(f"{OPTIMIZER_FILE}: the released optimizer state is not installed")
     moments = load_file(str(OPTIMIZER_FILE))
-    names = [k.removeprefix("module.") for k in network if not _is_buffer(k)]
+    names = [k.removeprefix("module.") for k in network if not is_buffer(k)]
     state = {}
     for index, name in enumerate(names):
         try:
@@ -55,10 +55,6 @@ def authors_optimizer(network: dict[str, torch.Tensor]) -> dict:
         except KeyError as exc:
             raise CheckpointError(f"{OPTIMIZER_FILE}: no moment {exc.args[0]!r}") from None
     return {"state": state, "param_groups": adamw_param_groups(len(names))}
-
-
-def _is_buffer(name: str) -> bool:
-    return name.rsplit(".", 1)[1] in {"running_mean", "running_var", "num_batches_tracked"}
 
 
 def released_release(directory: str | Path) -> Path:

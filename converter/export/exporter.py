@@ -41,7 +41,6 @@ from converter.export.precision import (
     HalfPrecisionPose,
     QuantizationFacts,
     calibration_set,
-    float_kept_nodes,
     quantize_int8,
 )
 from converter.export.rewrite import NO_REWRITES, REWRITES, RewriteReport, rewrite_head
@@ -562,9 +561,7 @@ def export_onnx(
         proto, simplify_error = _simplify(proto)
     quantization = None
     if isinstance(calibration, CalibrationSet):
-        proto, quantization = quantize_int8(
-            proto, calibration, keep_float=tuple(float_kept_nodes(proto, spec)), progress=progress
-        )
+        proto, quantization = quantize_int8(proto, calibration, spec, progress=progress)
     metadata = OnnxMetadata.for_spec(
         spec,
         outputs=outputs,

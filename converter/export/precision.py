@@ -282,18 +282,20 @@ def _quiet_quantizer() -> Iterator[None]:
 def quantize_int8(
     model: onnx.ModelProto,
     calibration: CalibrationSet,
+    spec: VariantSpec,
     *,
     quant_format: str = "QDQ",
     per_channel: bool = True,
     calibrate_method: str = "MinMax",
-    keep_float: tuple[str, ...] = (),
+    keep_float: tuple[str, ...] | None = None,
     only: tuple[str, ...] | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[onnx.ModelProto, QuantizationFacts]:
     """The fp32 graph statically quantized; the soft-argmax and keep_float nodes stay fp32.
 
-    keep_float: further node names left in fp32 (the recipe: float_kept_nodes); only: quantize
-    just these nodes (a sensitivity sweep's one-block-at-a-time runs).
+    keep_float: further node names left in fp32; None is the recipe (float_kept_nodes), () keeps
+    only the soft-argmax. only: quantize just these nodes (a sensitivity sweep's
+    one-block-at-a-time runs).
     progress: called as progress(CALIBRATION_STAGE, images run, images) during calibration."""
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -302,6 +304,8 @@ def quantize_int8(
         quantize_static,
     )
 
+    if keep_float is None:
+        keep_float = tuple(float_kept_nodes(model, spec))
     excluded = [*soft_argmax_nodes(model), *keep_float]
     input_name = model.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="cnp-int8-") as tmp:
