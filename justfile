@@ -12,7 +12,7 @@ demo *ARGS:
 
 # The test suite (the README's test command runs this).
 test *ARGS:
-    {{py}} -m pytest -q {{ARGS}}
+    {{py}} -m pytest -q -n auto --maxprocesses=4 {{ARGS}}
 
 lint:
     {{venv}}/bin/ruff check converter tests golden benchmarks training

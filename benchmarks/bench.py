@@ -35,12 +35,17 @@ from converter.checkpoints.canonical import (  # noqa: E402
 )
 from converter.checkpoints.released import RELEASED_VARIANT, load_released  # noqa: E402
 from converter.core.variants import VariantSpec, get_variant  # noqa: E402
-from converter.evaluation.bench import DEFAULT_RUNS, BenchReport, MachineInfo, benchmark  # noqa: E402
+from converter.evaluation.bench import (  # noqa: E402
+    DEFAULT_RUNS,
+    BenchOptions,
+    BenchReport,
+    MachineInfo,
+    benchmark,
+)
 from converter.evaluation.precision_cost import compare_onnx_precisions  # noqa: E402
-from converter.export import exporter  # noqa: E402
-from converter.export.exporter import export_onnx  # noqa: E402
-from converter.export.precision import calibration_set, quantize_int8  # noqa: E402
-from converter.export.rewrite import rewrite_head  # noqa: E402
+from converter.export.exporter import build_graph, export_onnx  # noqa: E402
+from converter.export.options import ExportOptions  # noqa: E402
+from converter.export.precision import calibration_set  # noqa: E402
 from converter.h36m.synthetic import evaluated_frames, synthetic_crops  # noqa: E402
 from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 from converter.verdicts.judge import ParityFailedError, run_pose_verdict  # noqa: E402
@@ -70,16 +75,12 @@ class Row:
 def unverified_graph(
     ckpt: CanonicalCheckpoint, precision: str, path: Path, metadata_from: Path | None = None
 ) -> Path:
-    """The fp16/int8 graph export_onnx would build, without its verdict (to time or measure a
-    graph the verdict refuses). metadata_from: a graph of the same weights whose metadata is
-    copied (with this precision), so the evaluation can pair the two."""
-    model, _ = rewrite_head(build_loaded_model(ckpt))  # as export_onnx does by default
-    module, _ = exporter._export_module(model, precision, False, True)
-    proto = exporter._export_proto(module, ckpt.spec, ("coords",), "dynamic", 18, "dynamo")
-    proto, _ = exporter._simplify(proto)
-    if precision == "int8":
-        proto, _ = quantize_int8(proto, calibration_set(ckpt.spec), ckpt.spec)
+    """The fp16/int8 graph export_onnx would build (its build_graph stage), without the verdict,
+    to time or measure a graph the verdict refuses. metadata_from: a graph of the same weights
+    whose metadata is copied (with this precision), so the evaluation can pair the two."""
+    proto = build_graph(ckpt, ExportOptions(precision=precision)).proto
     if metadata_from is not None:
+        del proto.metadata_props[:]
         for prop in onnx.load(str(metadata_from), load_external_data=False).metadata_props:
             entry = proto.metadata_props.add()
             same = prop.key != "precision"  # metadata values are JSON (cnp-onnx/2)
@@ -127,7 +128,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                 started = time.perf_counter()
                 verdict = "pass"
                 try:
-                    export_onnx(ckpt, path, precision=precision, calibration=calibration)
+                    export_onnx(
+                        ckpt, path, ExportOptions(precision=precision, calibration=calibration)
+                    )
                 except ParityFailedError as exc:
                     verdict = f"refused by the verdict ({exc})"
                     unverified_graph(ckpt, precision, path, metadata_from=fp32_path)
@@ -137,10 +140,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                 bench = benchmark(
                     path,
                     ckpt,
-                    device=args.device,
-                    batches=args.batch,
-                    threads=args.threads,
-                    runs=args.runs,
+                    BenchOptions(
+                        device=args.device, batch=args.batch, threads=args.threads, runs=args.runs
+                    ),
                     export_seconds=export_seconds,
                 )
                 accuracy = None

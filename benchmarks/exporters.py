@@ -23,7 +23,7 @@ import torch
 
 from converter.checkpoints.canonical import random_checkpoint
 from converter.core.variants import get_variant
-from converter.export.exporter import EXPORTERS, export_onnx
+from converter.export.options import EXPORTERS, ExportOptions, export_onnx
 
 
 def operators(path: Path) -> collections.Counter[str]:
@@ -49,7 +49,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for exporter in EXPORTERS:
                     path = Path(tmp) / f"{name}_{exporter}.onnx"
-                    report = export_onnx(ckpt, path, exporter=exporter, force=True, seed=7)
+                    report = export_onnx(
+                        ckpt, path, ExportOptions(exporter=exporter, force=True, seed=7)
+                    )
                     export_s[exporter].append(report.export_seconds)
                     total_s[exporter].append(report.seconds)
                     worst = max(

@@ -44,6 +44,7 @@ from converter.export.exporter import (
     build_loaded_model,
     export_onnx,
 )
+from converter.export.options import ExportOptions
 from converter.export.precision import calibration_set_from_photos, quantize_int8
 from converter.h36m.metrics import eval_joint_indices
 from converter.h36m.photos import photo_crops
@@ -118,7 +119,7 @@ def budgets(ckpt, seeds: list[int]) -> None:
         paths = {}
         for name, precision in (("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8")):
             paths[name] = Path(tmp) / f"{name}.onnx"
-            export_onnx(ckpt, paths[name], precision=precision, seed=0)
+            export_onnx(ckpt, paths[name], ExportOptions(precision=precision, seed=0))
         proto = onnx.load(str(paths["fp32"]))
         everything, _ = quantize_int8(proto, calibration_set_from_photos(spec), spec, keep_float=())
         paths["int8, every layer"] = Path(tmp) / "int8_all.onnx"
@@ -198,7 +199,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        export_onnx(ckpt, fp32, seed=0)
+        export_onnx(ckpt, fp32, ExportOptions(seed=0))
         proto = onnx.load(str(fp32))
         blocks = conv_blocks(proto)
         every = [n for names in blocks.values() for n in names]

@@ -30,10 +30,11 @@ import onnxruntime as ort
 import torch
 
 from converter.checkpoints.canonical import random_checkpoint
-from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.variants import get_variant
 from converter.export.exporter import export_onnx
+from converter.export.options import ExportOptions
 from converter.export.rewrite import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.runtimes.sessions import open_onnx_session
 
 CONFIGS = {
@@ -132,7 +133,9 @@ def main() -> None:
         for label, rewrites in CONFIGS.items():
             path = args.out / f"{spec.name}_{label.replace(' ', '_')}.onnx"
             report = export_onnx(
-                ckpt, path, rewrites=rewrites, force=True, seed=args.seed, simplify=True
+                ckpt,
+                path,
+                ExportOptions(rewrites=rewrites, force=True, seed=args.seed, simplify=True),
             )
             if rewrites and not report.rewrites.applied:
                 continue  # not applicable to this variant (XS/S have no final upsampling)

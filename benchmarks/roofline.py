@@ -44,9 +44,10 @@ from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.complexity import conv_macs  # noqa: E402
 from converter.core.model import build_model  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
-from converter.evaluation.bench import Contender, MachineInfo, benchmark  # noqa: E402
+from converter.evaluation.bench import BenchOptions, Contender, MachineInfo, benchmark  # noqa: E402
 from converter.evaluation.evaluate import evaluate, onnx_backend, torch_backend  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
+from converter.export.options import ExportOptions  # noqa: E402
 from converter.h36m.dataset import load_dataset  # noqa: E402
 from converter.h36m.synthetic import make_synthetic_h36m  # noqa: E402
 from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
@@ -151,7 +152,7 @@ def _graphs(variant: str, directory: Path) -> dict[str, Path]:
     for label, rewrites in (("fp32 literal", ()), ("fp32", None)):
         path = directory / f"{variant}_{label.replace(' ', '_')}.onnx"
         options = {} if rewrites is None else {"rewrites": rewrites}
-        export_onnx(ckpt, path, force=True, seed=7, **options)
+        export_onnx(ckpt, path, ExportOptions(force=True, seed=7, **options))
         paths[label] = path
     # int8 of random weights fails its pose budget (they amplify every rounding): the graph is
     # built as export_onnx builds it, unverified, for timing; its accuracy is measured on the
@@ -172,10 +173,8 @@ def contenders_table(
         Contender("OpenVINO int8", graphs["int8"], "openvino", "auto"),
     )
     ckpt = random_checkpoint(get_variant(variant), seed=0)
-    report = benchmark(
-        graphs["fp32"], ckpt, batches=(1,), runs=runs, warmup=3, threads=threads,
-        contenders=contenders,
-    )  # fmt: skip
+    options = BenchOptions(batch=(1,), runs=runs, warmup=3, threads=threads)
+    report = benchmark(graphs["fp32"], ckpt, options, contenders=contenders)
     (row,) = report.rows
     eager_macs = conv_macs(build_model(get_variant(variant)), get_variant(variant).input_hw)
     rows = [
@@ -232,9 +231,11 @@ def contenders_table(
 def released_accuracy(directory: Path) -> list[dict]:
     ckpt = load_released()
     fp32 = directory / "released_fp32.onnx"
-    export_onnx(ckpt, fp32, force=True, seed=7)
+    export_onnx(ckpt, fp32, ExportOptions(force=True, seed=7))
     int8 = directory / "released_int8.onnx"
-    export_onnx(ckpt, int8, force=True, seed=7, precision="int8")  # verified: within budget
+    export_onnx(
+        ckpt, int8, ExportOptions(force=True, seed=7, precision="int8")
+    )  # verified: within budget
     data = make_synthetic_h36m(directory / "h36m", overwrite=True).root
     dataset = load_dataset(data)
     rows = []

@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from rewrites import print_stages, stage_profile  # noqa: E402  (the sibling script)
 
 from converter.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
-from converter.checkpoints.fabricate import normalize_images, seeded_images  # noqa: E402
 from converter.core.model import ConvNeXtPose  # noqa: E402
 from converter.core.variants import VariantSpec, get_variant  # noqa: E402
-from converter.export.exporter import _export_proto  # noqa: E402
+from converter.export.exporter import trace_to_onnx  # noqa: E402
 from converter.export.fold import fold_batchnorms  # noqa: E402
 from converter.export.rewrite import rewrite_head  # noqa: E402
+from converter.h36m.preprocess import normalize_images, seeded_images  # noqa: E402
 from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 
 
@@ -140,7 +140,7 @@ class SplitTail(nn.Module):
 
 def export(module: nn.Module, path: Path, spec: VariantSpec) -> None:
     """The TorchScript export the tool itself uses (no verdict: the forms are checked below)."""
-    onnx.save(_export_proto(module.eval(), spec, ("coords",), "dynamic", 18, "torchscript"), path)
+    onnx.save(trace_to_onnx(module.eval(), spec, ("coords",), "dynamic", 18, "torchscript"), path)
 
 
 def main() -> None:

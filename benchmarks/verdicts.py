@@ -45,6 +45,7 @@ from converter.checkpoints.canonical import (  # noqa: E402
 from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
 from converter.export.exporter import export_onnx  # noqa: E402
+from converter.export.options import ExportOptions  # noqa: E402
 from converter.h36m.synthetic import synthetic_crops  # noqa: E402
 from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
 from converter.runtimes.sessions import open_onnx_session  # noqa: E402
@@ -57,7 +58,7 @@ from converter.verdicts.judge import (  # noqa: E402
 )
 from converter.verdicts.parity import judge_output  # noqa: E402
 from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits  # noqa: E402
-from converter.verdicts.verify import verify_onnx  # noqa: E402
+from converter.verdicts.verify import VerifyOptions, verify_onnx  # noqa: E402
 
 CPU = torch.device("cpu")
 # (judged precision, runtime, graph precision)
@@ -102,7 +103,7 @@ def specificity(
             row: dict = {"variant": name, "seed": seed, "logit_scale": factor}
             started = time.perf_counter()
             try:
-                report = export_onnx(ckpt, path, seed=seed * 7 + 1)
+                report = export_onnx(ckpt, path, ExportOptions(seed=seed * 7 + 1))
                 coords = report.parity[0].output("coords")
                 row.update(export="pass", floor=coords.floor, error=coords.error)
             except ParityFailedError as exc:
@@ -111,7 +112,7 @@ def specificity(
             row["export_s"] = round(time.perf_counter() - started, 1)
             if path.exists():
                 try:
-                    verified = verify_onnx(path, ckpt, device="cpu")
+                    verified = verify_onnx(path, ckpt, VerifyOptions(device="cpu"))
                     entry = verified.results[0].output("coords")
                     row.update(verify="pass", verify_floor=entry.floor, verify_error=entry.error)
                 except ParityFailedError as exc:

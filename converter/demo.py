@@ -26,15 +26,16 @@ from converter.checkpoints.inspection import inspect_checkpoint
 from converter.checkpoints.released import RELEASED_VARIANT, released_release
 from converter.checkpoints.writer import write_canonical
 from converter.core.errors import CheckFailedError
-from converter.evaluation.evaluate import evaluate, format_report, onnx_backend, torch_backend
+from converter.evaluation.evaluate import format_report
+from converter.evaluation.run import EvalOptions, plan_evaluation, run_evaluation
 from converter.evaluation.visualize import write_photo_sheet
 from converter.export.exporter import export_onnx
-from converter.h36m.dataset import load_dataset
+from converter.export.options import ExportOptions
 from converter.h36m.photos import augmented_patch, photo_paths
 from converter.h36m.preprocess import normalize_patch, read_bgr
 from converter.h36m.synthetic import make_synthetic_h36m
 from converter.runtimes.sessions import open_onnx_session
-from converter.verdicts.verify import verify_onnx
+from converter.verdicts.verify import VerifyOptions, verify_onnx
 
 MAX_DELTA_MM = 0.1
 
@@ -132,11 +133,11 @@ def run_demo(
     started = time.perf_counter()
     ckpt = load_checkpoint(canonical_path, variant)
     onnx_path = workdir / f"convnextpose_{variant.lower()}.onnx"
-    exported = export_onnx(ckpt, onnx_path, force=True)
+    exported = export_onnx(ckpt, onnx_path, ExportOptions(force=True))
     step("onnx", started, f"{onnx_path}", exported.lines())
 
     started = time.perf_counter()
-    verified = verify_onnx(onnx_path, ckpt, device="cpu")
+    verified = verify_onnx(onnx_path, ckpt, VerifyOptions(device="cpu"))
     step("verify", started, "PASS" if verified.passed else "FAIL", verified.lines())
 
     picture = None
@@ -163,11 +164,13 @@ def run_demo(
     step("demo-data", started, f"{synthetic.images} test images in {data_root}")
 
     started = time.perf_counter()
-    dataset = load_dataset(data_root, 2, input_hw=ckpt.spec.input_hw, limit=limit)
-    backends = [torch_backend(ckpt, "cpu"), onnx_backend(onnx_path, "cpu")]
     # The drawn figures colour their left and right limbs differently, so a mirrored picture is
     # another figure, not the same one seen in a mirror: the flip test does not apply.
-    report = evaluate(dataset, backends, ckpt.spec, workers=workers, progress=False, flip=False)
+    evaluation = EvalOptions(
+        data=data_root, checkpoint=canonical_path, onnx=onnx_path, limit=limit, device="cpu",
+        workers=workers, flip=False, max_delta_mm=MAX_DELTA_MM,
+    )  # fmt: skip
+    report = run_evaluation(plan_evaluation(evaluation)).report
     table = format_report(report, MAX_DELTA_MM).split("\n")
     why = "drawn figures" if trained else "random weights"
     summary = f"{report.frames} frames ({why}: only the backend delta means anything)"

@@ -3,20 +3,28 @@ once per test run. Tests treat what they get as read-only (copy a file before ed
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
 from converter.checkpoints.fabricate import fabricate_release
 from converter.core.variants import get_variant
 from converter.export.exporter import ExportReport, export_onnx
+from converter.export.options import ExportOptions
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One process per core (just test runs pytest -n 2): each keeps to one PyTorch thread, or
+    # two workers' OpenMP pools would contend for the same cores.
+    torch.set_num_threads(1)
 
 
 def _cuda_usable() -> bool:
     import onnxruntime as ort
-    import torch
 
     return torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -77,7 +85,7 @@ class ExportCache:
         )
         if key not in self._exports:
             out = self._tmp.mktemp(f"onnx_{ckpt.spec.name}") / f"{ckpt.spec.name}.onnx"
-            self._exports[key] = (out, export_onnx(ckpt, out, **options))  # type: ignore[arg-type]
+            self._exports[key] = (out, export_onnx(ckpt, out, ExportOptions(**options)))  # type: ignore[arg-type]
         return self._exports[key]
 
 

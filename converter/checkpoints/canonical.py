@@ -265,7 +265,7 @@ def match_variant(evidence: ShapeEvidence) -> VariantSpec:
 
 def explain_mismatch(detected: VariantSpec, evidence: ShapeEvidence, requested: VariantSpec) -> str:
     return (
-        f"--variant {requested.name} disagrees with the tensors: they are "
+        f"variant {requested.name} was asked for, but the tensors are "
         f"ConvNeXtPose-{detected.name} ({evidence.describe()}); {spec_evidence(requested)}"
     )
 

@@ -51,32 +51,6 @@ _PIXEL_MEAN = 127.5
 _PIXEL_VAR = 255.0**2 / 12.0
 
 
-def seeded_images(count: int, seed: int, hw: tuple[int, int] = (256, 256)) -> np.ndarray:
-    """Smooth RGB images in 0..255, float32 (N, H, W, 3): low-frequency blobs plus grain."""
-    rng = np.random.default_rng(seed)
-    h, w = hw
-    coarse = rng.uniform(0.0, 255.0, size=(count, 3, 9, 9))
-    # Separable linear upsampling of the coarse grid keeps this numpy-only and exact.
-    ys, xs = np.linspace(0, 8, h), np.linspace(0, 8, w)
-    y0, x0 = np.minimum(ys.astype(int), 7), np.minimum(xs.astype(int), 7)
-    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-    rows_top, rows_bottom = coarse[:, :, y0], coarse[:, :, y0 + 1]
-    top = rows_top[:, :, :, x0] * (1 - fx) + rows_top[:, :, :, x0 + 1] * fx
-    bottom = rows_bottom[:, :, :, x0] * (1 - fx) + rows_bottom[:, :, :, x0 + 1] * fx
-    smooth = top * (1 - fy) + bottom * fy
-    grain = rng.normal(0.0, 12.0, size=smooth.shape)
-    images = np.clip(smooth + grain, 0.0, 255.0).transpose(0, 2, 3, 1)
-    return images.astype(np.float32)
-
-
-def normalize_images(images_rgb255: np.ndarray, spec: VariantSpec) -> np.ndarray:
-    """(N, H, W, 3) RGB 0..255 -> (N, 3, H, W) float32, as the reference pipeline does (no /255)."""
-    mean = np.asarray(spec.pixel_mean, dtype=np.float32)
-    std = np.asarray(spec.pixel_std, dtype=np.float32)
-    normalized = (images_rgb255.astype(np.float32) - mean) / std
-    return np.ascontiguousarray(normalized.transpose(0, 3, 1, 2))
-
-
 def seeded_state_dict(spec: VariantSpec, seed: int = 0) -> dict[str, torch.Tensor]:
     """A canonical float32 state dict (ConvNeXtPose names) with seeded random weights."""
     # Tests ask for the same weights often; hand out copies of one build.

@@ -22,7 +22,6 @@ from typing import Any, TextIO, TypeVar
 import typer
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -37,7 +36,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from converter import __version__
-from converter.core.errors import ConverterError
+from converter.core.errors import ConverterError, OptionError, remedy_text
 from converter.core.progress import ProgressCallback
 from converter.runtimes.sessions import quiet_onnxruntime
 
@@ -88,16 +87,6 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Help text is Rich markup: brackets are escaped, or "[openvino]" would vanish as a tag.
-RUNTIME_HELP = escape(
-    'onnxruntime, or openvino (CPU; pip install "cnp-convert[openvino]"). The verdict follows '
-    "the precision the runtime reports it computes in."
-)
-OV_PRECISION_HELP = (
-    "openvino: auto (its own choice: bf16 on CPUs with AMX/AVX-512 BF16, judged by the bf16 pose "
-    "budget), f32 (judged by the fp32 floor rule) or bf16."
-)
-
 
 def handle_errors(command: F) -> F:
     """Turn ConverterError into 'error: ...' on stderr and the error's exit code.
@@ -116,7 +105,7 @@ def handle_errors(command: F) -> F:
         except ConverterError as exc:
             if os.environ.get("CNP_DEBUG"):  # the traceback too, but the same exit code
                 traceback.print_exc(file=sys.stderr)
-            message = " ".join(str(exc).split())  # always one line
+            message = " ".join(cli_message(exc).split())  # always one line
             echo(f"error: {message}", err=True)
             error = _json_error(message, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
@@ -128,6 +117,17 @@ def handle_errors(command: F) -> F:
                 _write_json(pending)
 
     return wrapper  # type: ignore[return-value]
+
+
+def flag(option: str) -> str:
+    """The flag of an options field: calibration_count -> --calibration-count."""
+    return "--" + option.replace("_", "-")
+
+
+def cli_message(exc: ConverterError) -> str:
+    """The library's message in the CLI's words: options named by their flags."""
+    text = f"{flag(exc.option)} {exc.problem}" if isinstance(exc, OptionError) else exc.message
+    return text + remedy_text(exc.remedies, flag)
 
 
 def printable(text: str) -> str:

@@ -9,7 +9,6 @@ import typer
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, random_checkpoint
 from converter.cli.app import (
-    OV_PRECISION_HELP,
     app,
     echo,
     emit_json,
@@ -19,29 +18,30 @@ from converter.cli.app import (
     table,
     warn,
 )
-from converter.cli.choices import (
-    DEFAULT_DEVICE,
-    VARIANT_METAVAR,
-    Device,
-    OvPrecision,
-    Variant,
-    comma_choices,
-    value,
+from converter.cli.choices import Device, OvPrecision, Variant, comma_choices, value
+from converter.cli.options import (
+    DEVICE_HELP,
+    RUNTIME_PANEL,
+    checkpoint_or_random,
+    device_option,
+    json_option,
+    ov_precision_option,
+    parse_batch_list,
+    variant_option,
 )
-from converter.cli.export import DEVICE_HELP, checkpoint_or_random, parse_batch_list
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
 from converter.evaluation.bench import (
     DEFAULT_RUNS,
+    BenchOptions,
     BenchReport,
-    Contender,
-    benchmark,
-    check_bench_options,
+    bench_graphs,
     speed_words,
 )
 from converter.export.exporter import export_onnx
+from converter.export.options import ExportOptions
 from converter.graphs.metadata import read_onnx_metadata
-from converter.runtimes.sessions import RUNTIMES, check_runtime
+from converter.runtimes.sessions import RUNTIMES
 from converter.verdicts.tolerances import PRECISIONS
 
 BENCH_HEADERS = ("batch", "backend", "median ms", "min ms", "max ms", "frames/s", "vs PyTorch")
@@ -74,28 +74,6 @@ def bench_rows(report: BenchReport) -> list[list[str]]:
     return rows
 
 
-def _bench(
-    main: Path,
-    ckpt: CanonicalCheckpoint,
-    graphs: dict[str, Path],
-    runtimes: list[str],
-    ov_precision: str,
-    spinning: bool,
-    options: dict[str, object],
-) -> BenchReport:
-    """The first graph on the first runtime against PyTorch; every other pair as a contender."""
-    contenders = [
-        Contender(f"{runtime} {label}", path, runtime, ov_precision)
-        for label, path in graphs.items()
-        for runtime in runtimes
-        if (path, runtime) != (main, runtimes[0])
-    ]
-    return benchmark(
-        main, ckpt, spinning=spinning, runtime=runtimes[0], ov_precision=ov_precision,
-        contenders=contenders, **options,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
 def _reference_weights(
     model: Path, checkpoint: Path | None, variant: str | None
 ) -> CanonicalCheckpoint:
@@ -124,19 +102,14 @@ def bench_command(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Weights for PyTorch (and the export, without MODEL)."
     ),
-    variant: Variant | None = typer.Option(
-        None,
-        "--variant",
-        case_sensitive=False,
-        metavar=VARIANT_METAVAR,
-        help="Alone, seeded random weights.",
-    ),
-    device: Device = typer.Option(
-        DEFAULT_DEVICE, "--device", case_sensitive=False, help=f"Both backends. {DEVICE_HELP}"
-    ),
+    variant: Variant | None = variant_option("Alone, seeded random weights."),
+    device: Device = device_option(f"Both backends. {DEVICE_HELP}"),
     batch: str = typer.Option("1,8", "--batch", help="Batch sizes, e.g. 1,8."),
     threads: int | None = typer.Option(
-        None, "--threads", help="Intra-op threads for both backends (default: their own)."
+        None,
+        "--threads",
+        help="Intra-op threads for both backends (default: their own).",
+        rich_help_panel=RUNTIME_PANEL,
     ),
     runs: int = typer.Option(DEFAULT_RUNS, "--runs", help="Timed runs per backend and batch."),
     precision: str = typer.Option(
@@ -151,47 +124,50 @@ def bench_command(
         "--runtime",
         help=f"{' and/or '.join(RUNTIMES)} (comma list: each runs every graph, in the same "
         "rounds).",
+        rich_help_panel=RUNTIME_PANEL,
         **comma_choices(RUNTIMES, "--runtime"),
     ),
-    ov_choice: OvPrecision = typer.Option(
-        "auto", "--ov-precision", case_sensitive=False, help=OV_PRECISION_HELP
-    ),
+    ov_precision: OvPrecision = ov_precision_option(),
     spinning: bool = typer.Option(
         False,
         "--spinning/--no-spinning",
         help="Let onnxruntime's idle threads spin (off: they would steal PyTorch's cores).",
+        rich_help_panel=RUNTIME_PANEL,
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    as_json: bool = json_option("Print JSON instead of the table."),
 ) -> None:
     """Time the graph's runtime(s) against PyTorch eager on the same inputs, interleaved."""
     batches = parse_batch_list(batch)
     if not batches:
         raise UsageError(f"--batch takes sizes like 1,8, not {batch!r}")
-    # Both lists were checked and normalised by their option callbacks.
-    precisions, device_name = precision.split(","), str(device.value)
-    ov_precision, variant_name = str(ov_choice.value), value(variant)
-    runtimes = [check_runtime(name, ov_precision, device_name) for name in runtime.split(",")]
-    check_bench_options(device_name, batches, threads, runs)  # before reading or exporting
-    options = {"device": device_name, "batches": batches, "threads": threads, "runs": runs}
+    options = BenchOptions(  # every value checked here, before reading or exporting
+        device=str(device.value),
+        batch=batches,
+        threads=threads,
+        runs=runs,
+        spinning=spinning,
+        runtime=tuple(runtime.split(",")),  # checked and normalised by the option callback
+        ov_precision=str(ov_precision.value),
+    )
+    precisions, variant_name = precision.split(","), value(variant)
     if model is not None:
         if precisions != ["fp32"]:
             raise UsageError("--precision applies to the graph bench exports; MODEL is given")
         ckpt = _reference_weights(model, checkpoint, variant_name)
-        report = _bench(model, ckpt, {"graph": model}, runtimes, ov_precision, spinning, options)
+        report = bench_graphs({"graph": model}, ckpt, options)
     else:
         ckpt = checkpoint_or_random(checkpoint, variant_name)
         with tempfile.TemporaryDirectory(prefix="cnp-bench-") as tmp:
-            graphs, seconds = {}, 0.0
+            graphs, names, seconds = {}, {}, 0.0
             # The display ends before timing starts: its refresh thread would cost CPU time.
             with progress_display() as progress:
                 for name in precisions:
                     out = Path(tmp) / f"ConvNeXtPose_{ckpt.spec.name}_{name}.onnx"
-                    seconds += export_onnx(ckpt, out, precision=name, progress=progress).seconds
+                    export = ExportOptions(precision=name)
+                    seconds += export_onnx(ckpt, out, export, progress=progress).seconds
                     graphs[name] = out
-            report = _bench(
-                graphs[precisions[0]], ckpt, graphs, runtimes, ov_precision, spinning,
-                {**options, "export_seconds": seconds},
-            )  # fmt: skip
+                    names[name] = f"{out.name} (exported for this run, not kept)"
+            report = bench_graphs(graphs, ckpt, options, export_seconds=seconds, labels=names)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -10,7 +10,8 @@ from converter.checkpoints.canonical import load_checkpoint, variant_claimed_by_
 from converter.checkpoints.inspection import inspect_checkpoint
 from converter.checkpoints.writer import default_output_path, write_canonical
 from converter.cli.app import app, echo, emit_json, handle_errors, print_table, table, warn
-from converter.cli.choices import VARIANT_METAVAR, CheckpointFormat, Variant, value
+from converter.cli.choices import CheckpointFormat, Variant, value
+from converter.cli.options import force_option, json_option, variant_option
 from converter.core.variant_report import VariantRow, variant_rows
 
 VARIANT_HEADERS = (
@@ -32,7 +33,7 @@ def variant_cells(row: VariantRow) -> tuple[str, ...]:
 @app.command("variants")
 @handle_errors
 def variants_command(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    as_json: bool = json_option("Print a JSON list instead of a table."),
 ) -> None:
     """The four variants: parameters and conv MACs counted from their layer shapes, next to the
     paper's figures."""
@@ -49,7 +50,7 @@ def inspect_command(
     checkpoint: Path = typer.Argument(
         ..., help="A .tar/.pth file, an unzipped folder, or a canonical file."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    as_json: bool = json_option(),
 ) -> None:
     """What a checkpoint really is, decided by its tensor shapes (never by its name)."""
     report = inspect_checkpoint(checkpoint)
@@ -67,18 +68,12 @@ def inspect_command(
 def legacy_command(
     checkpoint: Path = typer.Argument(..., help="A released checkpoint in any form."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output file."),
-    variant: Variant | None = typer.Option(
-        None,
-        "--variant",
-        case_sensitive=False,
-        metavar=VARIANT_METAVAR,
-        help="Fail unless the tensors are this variant.",
-    ),
+    variant: Variant | None = variant_option("Fail unless the tensors are this variant."),
     fmt: CheckpointFormat = typer.Option(
         "safetensors", "--format", case_sensitive=False, help="The canonical file's format."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    force: bool = force_option(),
+    as_json: bool = json_option(),
 ) -> None:
     """Write the canonical checkpoint: renamed head keys, no prefix, metadata recorded."""
     ckpt = load_checkpoint(checkpoint, value(variant))

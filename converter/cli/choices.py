@@ -15,7 +15,7 @@ import typer
 
 from converter.checkpoints.writer import FORMATS
 from converter.core.variants import VARIANTS
-from converter.export.exporter import EXPORTERS
+from converter.export.options import EXPORTERS
 from converter.h36m.synthetic import LAYOUTS
 from converter.runtimes.openvino_session import EXECUTION_PRECISIONS
 from converter.runtimes.sessions import DEVICES, RUNTIMES
@@ -42,7 +42,6 @@ CheckpointFormat = _choice_enum("CheckpointFormat", FORMATS)
 Layout = _choice_enum("Layout", LAYOUTS)
 Runtime = _choice_enum("Runtime", RUNTIMES)
 OvPrecision = _choice_enum("OvPrecision", EXECUTION_PRECISIONS)
-BACKENDS = ("torch", "onnx")
 
 
 def value(choice: enum.Enum | None) -> str | None:

@@ -20,7 +20,7 @@ def demo_command(
         "XS",
         "--variant",
         case_sensitive=False,
-        metavar=VARIANT_METAVAR,
+        metavar=VARIANT_METAVAR,  # one of the variants, never None: not the shared option
         help="XS: the authors' released weights; S, M, L: fabricated random weights.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate only N frames."),

@@ -6,6 +6,7 @@ import typer
 
 from converter.cli.app import app, echo, emit_json, handle_errors
 from converter.cli.choices import RequiredDevice
+from converter.cli.options import json_option
 from converter.runtimes.doctor import run_doctor
 
 
@@ -15,7 +16,7 @@ def doctor_command(
     device: RequiredDevice = typer.Option(
         "cpu", "--device", case_sensitive=False, help="What must work (exit 1 if not)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    as_json: bool = json_option(),
 ) -> None:
     """Python, CPU, PyTorch, onnxruntime and each provider: listed, and whether it really starts."""
     report = run_doctor(str(device.value))

@@ -7,10 +7,8 @@ from typing import Protocol
 
 import typer
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
+from converter.checkpoints.canonical import CanonicalCheckpoint
 from converter.cli.app import (
-    OV_PRECISION_HELP,
-    RUNTIME_HELP,
     app,
     echo,
     emit_json,
@@ -20,65 +18,38 @@ from converter.cli.app import (
     table,
     warn,
 )
-from converter.cli.choices import (
-    DEFAULT_DEVICE,
-    VARIANT_METAVAR,
-    Device,
-    Exporter,
-    OvPrecision,
-    Precision,
-    Runtime,
-    Variant,
-    value,
+from converter.cli.choices import Device, Exporter, OvPrecision, Precision, Runtime, Variant, value
+from converter.cli.options import (
+    OUTPUT_PANEL,
+    VERDICT_PANEL,
+    atol_option,
+    checkpoint_or_random,
+    device_option,
+    force_option,
+    json_option,
+    ov_precision_option,
+    parse_batch_list,
+    runtime_option,
+    seed_option,
+    variant_option,
 )
 from converter.core.atomic import check_output_path
-from converter.core.errors import UsageError
-from converter.core.progress import ProgressCallback
-from converter.core.variants import get_variant
-from converter.export.exporter import (
-    DEFAULT_OPSET,
-    ExportReport,
-    export_onnx,
-    parse_batch,
-    resolve_exporter,
-)
-from converter.export.precision import DEFAULT_CALIBRATION_COUNT, calibration_set
+from converter.export.exporter import export_onnx
+from converter.export.options import DEFAULT_OPSET, ExportOptions
+from converter.export.precision import DEFAULT_CALIBRATION_COUNT
 from converter.export.rewrite import REWRITES
 from converter.graphs.metadata import read_onnx_metadata
-from converter.runtimes.sessions import check_runtime
-from converter.verdicts.judge import POSE_FRAMES, resolve_seed
-from converter.verdicts.tolerances import FLOOR_FACTOR, check_atol
+from converter.verdicts.judge import POSE_FRAMES
 from converter.verdicts.verify import (
     DEFAULT_SAMPLES,
     ParityFailedError,
+    VerifyOptions,
     VerifyReport,
     check_variant_option,
     verify_onnx,
 )
 
-ATOL_HELP = (
-    "fp32: replace the floor rule (a graph passes when its max abs error against PyTorch "
-    f"float64 is within {FLOOR_FACTOR:g} x PyTorch fp32's own error + a margin) by a fixed "
-    "limit on coords, heatmap units. Positive and finite."
-)
-DEVICE_HELP = (
-    "auto: CUDA where both PyTorch and the graph's runtime really run it, else CPU (said in "
-    "one line)."
-)
-SEED_HELP = "Seed of the verdict's inputs (default: a fresh one, printed; give it to repeat a run)."
-
-
-def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
-    if checkpoint is not None:
-        return load_checkpoint(checkpoint, variant)
-    if variant is None:
-        raise UsageError("give --checkpoint CKPT, or --variant V for seeded random weights")
-    spec = get_variant(variant)
-    warn(
-        f"no --checkpoint: ConvNeXtPose-{spec.name} with seeded RANDOM weights (seed 0); "
-        "fine for graph inspection and benchmarks, meaningless for poses"
-    )
-    return random_checkpoint(spec, seed=0)
+INT8_PANEL = "int8"
 
 
 FP32_HEADERS = (
@@ -156,23 +127,21 @@ def onnx_command(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="A released checkpoint in any form, or a canonical file."
     ),
-    variant: Variant | None = typer.Option(
-        None,
-        "--variant",
-        case_sensitive=False,
-        metavar=VARIANT_METAVAR,
-        help="Checked against the checkpoint; alone, seeded random weights.",
+    variant: Variant | None = variant_option(
+        "Checked against the checkpoint; alone, seeded random weights."
     ),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="Output .onnx (default ConvNeXtPose_<V>.onnx here)."
+        None,
+        "-o",
+        "--output",
+        help="Output .onnx (default ConvNeXtPose_<V>.onnx here).",
+        rich_help_panel=OUTPUT_PANEL,
     ),
     opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also output the raw heatmaps."),
     simplify: bool = typer.Option(
-        False,
-        "--simplify/--no-simplify",
-        help="Also run onnxsim (here it only turns shape Constant nodes into initializers).",
+        False, "--simplify/--no-simplify", help="Also run onnxsim (optional dependency)."
     ),
     exporter: Exporter | None = typer.Option(
         None,
@@ -180,7 +149,7 @@ def onnx_command(
         case_sensitive=False,
         help="Default: torchscript (opsets 11-20) while torch ships it, else dynamo (18+).",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
+    force: bool = force_option(),
     precision: Precision = typer.Option(
         "fp32",
         "--precision",
@@ -190,111 +159,67 @@ def onnx_command(
     calibration: Path | None = typer.Option(
         None,
         "--calibration",
-        help="int8: calibrate on a Human3.6M root or an images directory (default: the shipped "
-        "real photos, augmented).",
+        help="A Human3.6M root or an images folder (default: the shipped photos, augmented).",
+        rich_help_panel=INT8_PANEL,
     ),
     calibration_count: int | None = typer.Option(
         None,
         "--calibration-count",
-        help=f"int8: calibration images (default {DEFAULT_CALIBRATION_COUNT}).",
+        help=f"Calibration crops (default {DEFAULT_CALIBRATION_COUNT}).",
+        rich_help_panel=INT8_PANEL,
     ),
     ort_format: bool = typer.Option(
-        False, "--ort-format", help="Also write the onnxruntime .ort file next to the graph."
+        False,
+        "--ort-format",
+        help="Also write the onnxruntime .ort file next to the graph.",
+        rich_help_panel=OUTPUT_PANEL,
     ),
-    atol: float | None = typer.Option(None, "--atol", help=ATOL_HELP),
-    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+    atol: float | None = atol_option(),
+    seed: int | None = seed_option(),
     no_rewrite: bool = typer.Option(
         False,
         "--no-rewrite",
-        help="Keep the literal head: no exact rewrites (M/L: the final conv before the last "
-        "upsampling; every variant: the soft-argmax by moments, one pass).",
+        help="Keep the literal head (no exact rewrites; docs/flow.md).",
+        rich_help_panel=VERDICT_PANEL,
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    as_json: bool = json_option(),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
-    parsed_batch = parse_batch(batch)  # bad options fail before any loading
-    atol = check_atol(atol) if atol is not None else None
-    resolve_seed(seed)  # a bad seed fails before any weights are loaded
-    exporter_name = resolve_exporter(value(exporter), opset)
+    options = ExportOptions(  # every value checked here, before any weights are loaded
+        opset=opset,
+        batch=batch,
+        heatmaps=heatmaps,
+        simplify=simplify,
+        exporter=value(exporter),
+        precision=str(precision.value),
+        calibration=calibration,
+        calibration_count=calibration_count,
+        ort_format=ort_format,
+        atol=atol,
+        seed=seed,
+        rewrites=() if no_rewrite else REWRITES,
+        force=force,
+    )
     if output is not None:
         check_output_path(output, (), force)
-    precision_name = str(precision.value)
-    if precision_name != "int8" and (calibration is not None or calibration_count is not None):
-        raise UsageError("--calibration and --calibration-count are for --precision int8 only")
     ckpt = checkpoint_or_random(checkpoint, value(variant))
-    suffix = "_random" if ckpt.metadata.weights == "random" else ""
-    suffix += f"_{precision_name}" if precision_name != "fp32" else ""
-    out = output if output is not None else Path(f"ConvNeXtPose_{ckpt.spec.name}{suffix}.onnx")
+    out = output if output is not None else Path(default_onnx_name(ckpt, options.precision))
     with progress_display() as progress:
-        report = _export(
-            ckpt, out, as_json, progress,
-            opset=opset, batch=parsed_batch, heatmaps=heatmaps, simplify=simplify,
-            exporter=exporter_name, force=force, precision=precision_name,
-            calibration=calibration, calibration_count=calibration_count,
-            ort_format=ort_format, atol=atol, seed=seed, no_rewrite=no_rewrite,
-        )  # fmt: skip
+        try:
+            report = export_onnx(ckpt, out, options, progress=progress)
+        except ParityFailedError as exc:
+            _print(exc.report, as_json)  # the evidence first, then the error and exit 1
+            raise
     if report.simplify_error:
         warn(f"{out}: kept the unsimplified graph: {report.simplify_error}")
     _print(report, as_json)
 
 
-def _export(
-    ckpt: CanonicalCheckpoint,
-    out: Path,
-    as_json: bool,
-    progress: ProgressCallback | None,
-    *,
-    opset: int,
-    batch: str | int,
-    heatmaps: bool,
-    simplify: bool,
-    exporter: str,
-    force: bool,
-    precision: str,
-    calibration: Path | None,
-    calibration_count: int | None,
-    ort_format: bool,
-    atol: float | None,
-    seed: int | None,
-    no_rewrite: bool,
-) -> ExportReport:
-    """The export itself, reporting its stages to the progress display."""
-    images = None
-    if precision == "int8":
-        if progress is not None:
-            progress("int8 calibration crops", 0, None)
-        count = calibration_count if calibration_count is not None else DEFAULT_CALIBRATION_COUNT
-        images = calibration_set(ckpt.spec, calibration, count)
-    try:
-        return export_onnx(
-            ckpt,
-            out,
-            opset=opset,
-            batch=batch,
-            heatmaps=heatmaps,
-            simplify=simplify,
-            exporter=exporter,
-            force=force,
-            precision=precision,
-            calibration=images,
-            ort_format=ort_format,
-            atol=atol,
-            seed=seed,
-            rewrites=() if no_rewrite else REWRITES,
-            progress=progress,
-        )
-    except ParityFailedError as exc:
-        _print(exc.report, as_json)  # the evidence first, then the error and exit 1
-        raise
-
-
-def parse_batch_list(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(f"--batch takes sizes like 1,4, not {text!r}") from None
+def default_onnx_name(ckpt: CanonicalCheckpoint, precision: str) -> str:
+    """ConvNeXtPose_<V>[_random][_<precision>].onnx: the real variant, whatever the file's name."""
+    suffix = "_random" if ckpt.metadata.weights == "random" else ""
+    suffix += f"_{precision}" if precision != "fp32" else ""
+    return f"ConvNeXtPose_{ckpt.spec.name}{suffix}.onnx"
 
 
 @app.command("verify")
@@ -304,65 +229,55 @@ def verify_command(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="The checkpoint the graph should match."
     ),
-    variant: Variant | None = typer.Option(
-        None,
-        "--variant",
-        case_sensitive=False,
-        metavar=VARIANT_METAVAR,
-        help="Required for a graph without cnp-convert metadata; alone, seeded random weights.",
+    variant: Variant | None = variant_option(
+        "Required for a graph without cnp-convert metadata; alone, seeded random weights."
     ),
-    device: Device = typer.Option(
-        DEFAULT_DEVICE, "--device", case_sensitive=False, help=DEVICE_HELP
-    ),
+    device: Device = device_option(),
     batch: str | None = typer.Option(
         None, "--batch", help="Batch sizes, e.g. 1,4 (default 1,4; a fixed-batch graph: its own)."
     ),
     samples: int = typer.Option(
-        DEFAULT_SAMPLES, "--samples", help="fp32: seeded images per batch size (plus 4 crops)."
+        DEFAULT_SAMPLES,
+        "--samples",
+        help="fp32: seeded images per batch size (plus 4 crops).",
+        rich_help_panel=VERDICT_PANEL,
     ),
-    atol: float | None = typer.Option(None, "--atol", help=ATOL_HELP),
-    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
+    atol: float | None = atol_option(),
+    seed: int | None = seed_option(),
     data: Path | None = typer.Option(
         None,
         "--data",
         help="fp16/int8: a Human3.6M root to measure the pose change on (default: synthetic).",
+        rich_help_panel=VERDICT_PANEL,
     ),
     frames: int = typer.Option(
-        POSE_FRAMES, "--frames", help="fp16/int8: crops the pose change is measured on."
+        POSE_FRAMES,
+        "--frames",
+        help="fp16/int8: crops the pose change is measured on.",
+        rich_help_panel=VERDICT_PANEL,
     ),
-    runtime_choice: Runtime = typer.Option(
-        "onnxruntime", "--runtime", case_sensitive=False, help=RUNTIME_HELP
-    ),
-    ov_choice: OvPrecision = typer.Option(
-        "auto", "--ov-precision", case_sensitive=False, help=OV_PRECISION_HELP
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    runtime: Runtime = runtime_option(),
+    ov_precision: OvPrecision = ov_precision_option(),
+    as_json: bool = json_option(),
 ) -> None:
     """Run PyTorch and the graph on the same images; exit 1 when they disagree."""
-    batches = parse_batch_list(batch)
-    atol = check_atol(atol) if atol is not None else None
-    resolve_seed(seed)  # a bad seed fails before any weights are loaded
-    device_name, variant_name = str(device.value), value(variant)
-    runtime, ov_precision = str(runtime_choice.value), str(ov_choice.value)
-    check_runtime(runtime, ov_precision, device_name)
+    options = VerifyOptions(  # every value checked here, before any file is read
+        device=str(device.value),
+        batch=parse_batch_list(batch),
+        samples=samples,
+        atol=atol,
+        variant=value(variant),
+        seed=seed,
+        data=data,
+        frames=frames,
+        runtime=str(runtime.value),
+        ov_precision=str(ov_precision.value),
+    )
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
-    check_variant_option(model, read_onnx_metadata(model), variant_name)
-    ckpt = checkpoint_or_random(checkpoint, variant_name)
+    check_variant_option(model, read_onnx_metadata(model), options.variant)
+    ckpt = checkpoint_or_random(checkpoint, options.variant)
     try:
-        report = verify_onnx(
-            model,
-            ckpt,
-            device=device_name,
-            batches=batches,
-            samples=samples,
-            atol=atol,
-            variant=variant_name,
-            seed=seed,
-            data=data,
-            frames=frames,
-            runtime=runtime,
-            ov_precision=ov_precision,
-        )
+        report = verify_onnx(model, ckpt, options)
     except ParityFailedError as exc:
         failed: VerifyReport = exc.report  # type: ignore[assignment]
         for message in failed.warnings:

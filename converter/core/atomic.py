@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from converter.core.errors import OutputError, OutputExistsError
+from converter.core.errors import OutputError, OutputExistsError, ReplaceRefusedError
 
 
 def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = False) -> Path:
@@ -28,7 +28,7 @@ def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = Fa
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a directory; give a file name for the output")
     if out.exists() and not force:
-        raise OutputExistsError(f"{out}: already exists; pass --force to replace it")
+        raise ReplaceRefusedError(f"{out}: already exists")
     if not out.parent.exists():
         raise OutputExistsError(f"{out}: the directory {out.parent} does not exist")
     return out
@@ -55,13 +55,11 @@ def check_output_dir(
         return directory
     if names is None:
         if any(directory.iterdir()):
-            raise OutputExistsError(f"{directory}: is not empty; pass --force to write into it")
+            raise ReplaceRefusedError(f"{directory}: is not empty")
         return directory
     present = [name for name in names if (directory / name).exists()]
     if present:
-        raise OutputExistsError(
-            f"{directory / present[0]}: already exists; pass --force to replace it"
-        )
+        raise ReplaceRefusedError(f"{directory / present[0]}: already exists")
     return directory
 
 
@@ -98,7 +96,7 @@ def publish(tmp: Path, out: Path, overwrite: bool = False) -> None:
         raise OutputExistsError(f"{out}: appeared while it was being written; kept it") from None
     except OSError:  # a filesystem without hard links: the closest non-atomic equivalent
         if out.exists():
-            raise OutputExistsError(f"{out}: already exists; pass --force to replace it") from None
+            raise ReplaceRefusedError(f"{out}: already exists") from None
         os.replace(tmp, out)
         return
     tmp.unlink()

@@ -6,6 +6,8 @@ Exit codes: 0 success, 1 a check ran and failed (parity, metric delta),
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 
 def first_line(exc: BaseException) -> str:
     """A foreign library's exception as one line: its first line of text, or its type's name."""
@@ -14,13 +16,46 @@ def first_line(exc: BaseException) -> str:
 
 
 class ConverterError(Exception):
-    """Base class: a message a user can act on, and the exit code the CLI returns."""
+    """Base class: a message a user can act on, and the exit code the CLI returns.
+
+    remedies: (option, phrase) pairs, the options that would fix it and what to give them, as in
+    ("images", "DIR if the images are elsewhere"); the message ends "; pass images DIR ...",
+    where a CLI writes its flag (--images) instead. Library messages never name flags.
+    """
 
     exit_code = 2
 
+    def __init__(self, message: str = "", *, remedies: Sequence[tuple[str, str]] = ()) -> None:
+        self.message, self.remedies = message, tuple(remedies)
+        super().__init__(message + remedy_text(self.remedies, lambda option: option))
+
+
+def remedy_text(remedies: Sequence[tuple[str, str]], name: Callable[[str], str]) -> str:
+    """ "; pass A x, or B y" with each option written by name()."""
+    if not remedies:
+        return ""
+    return "; pass " + ", or ".join(
+        f"{name(option)} {phrase}".rstrip() for option, phrase in remedies
+    )
+
 
 class UsageError(ConverterError):
-    """An option value that makes no sense (the CLI's own checks)."""
+    """A request that makes no sense (options that contradict each other, a missing input)."""
+
+
+class OptionError(UsageError):
+    """One option's value makes no sense.
+
+    option: its name as in the job's options value (ExportOptions.opset: "opset"); problem: what
+    is wrong with the value, a phrase that reads after the name ("9: this tool exports opsets
+    11 to 25"). The library's message is "opset 9: ..."; a CLI puts its flag in front instead.
+    """
+
+    def __init__(
+        self, option: str, problem: str, *, remedies: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        self.option, self.problem = option, problem
+        super().__init__(f"{option} {problem}", remedies=remedies)
 
 
 class CheckpointError(ConverterError):
@@ -44,7 +79,14 @@ class OutputError(ConverterError):
 
 
 class OutputExistsError(OutputError):
-    """Refusing to overwrite an existing file (or the input) without --force."""
+    """Refusing to overwrite an existing file (or the input) without being told to replace it."""
+
+
+class ReplaceRefusedError(OutputExistsError):
+    """An output is already there and the job was not told to replace it (its force option)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, remedies=[("force", "to replace it")])
 
 
 class OnnxModelError(ConverterError):

@@ -21,7 +21,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,12 +30,14 @@ import onnxruntime as ort
 import torch
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.checkpoints.fabricate import normalize_images, seeded_images
-from converter.core.errors import UsageError, VariantMismatchError
+from converter.core.errors import OptionError, VariantMismatchError
 from converter.graphs.metadata import read_onnx_metadata
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.runtimes.doctor import cpu_identity
 from converter.runtimes.sessions import (
     OnnxSession,
+    Session,
+    check_runtime,
     open_onnx_session,
     open_session,
     resolve_torch_device,
@@ -218,8 +220,8 @@ def _torch_runner(model: torch.nn.Module, image: np.ndarray, device: torch.devic
     return run
 
 
-def _onnx_runner(session: OnnxSession, image: np.ndarray) -> Callable:
-    if session.device != "cuda":
+def _onnx_runner(session: Session, image: np.ndarray) -> Callable:
+    if session.device != "cuda" or not isinstance(session, OnnxSession):
         return lambda: session.run(image)
     # I/O binding with the input resident on the GPU: no host copies inside the timed region.
     raw = session.raw_session
@@ -264,25 +266,52 @@ def interleaved_rounds(
     return times
 
 
-def check_bench_options(
-    device: str,
-    batches: Sequence[int],
-    threads: int | None = None,
-    runs: int = DEFAULT_RUNS,
-    warmup: int = DEFAULT_WARMUP,
-) -> str:
-    """The device name, or a UsageError before any work (export, model build, inputs)."""
-    name = device.strip().lower()
-    if name not in BENCH_DEVICES:
-        raise UsageError(f"--device must be one of {', '.join(BENCH_DEVICES)}, not {device!r}")
-    # verify's bound: inputs and outputs of one batch are held at once, for every backend.
-    if not batches or any(not 1 <= int(b) <= MAX_BATCH for b in batches):
-        raise UsageError(f"batch sizes must be integers from 1 to {MAX_BATCH}, not {list(batches)}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, not {threads}")
-    if runs < 1 or warmup < 0:
-        raise UsageError(f"--runs must be at least 1 and warm-up at least 0 ({runs}, {warmup})")
-    return name
+@dataclass(frozen=True)
+class BenchOptions:
+    """How to time (benchmark's one options value, checked whole when built, before any export
+    or model build; field names are the CLI's option names).
+
+    device: auto, cpu or cuda for both sides (auto: CUDA only where PyTorch and every runtime
+    really run it). batch: the batch sizes. threads: intra-op threads for every backend (None:
+    each library's default). runtime: the runtimes that run the graph, the first against
+    PyTorch, the others as contenders in the same rounds; ov_precision: OpenVINO's execution
+    precision. spinning: let onnxruntime's idle threads spin.
+    """
+
+    device: str = "cpu"
+    batch: tuple[int, ...] = DEFAULT_BATCHES
+    threads: int | None = None
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    spinning: bool = False
+    runtime: tuple[str, ...] = ("onnxruntime",)
+    ov_precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        name = self.device.strip().lower()
+        if name not in BENCH_DEVICES:
+            raise OptionError(
+                "device", f"must be one of {', '.join(BENCH_DEVICES)}, not {self.device!r}"
+            )
+        object.__setattr__(self, "device", name)
+        # verify's bound: inputs and outputs of one batch are held at once, for every backend.
+        sizes = tuple(self.batch)
+        if not sizes or any(isinstance(b, bool) or not 1 <= int(b) <= MAX_BATCH for b in sizes):
+            raise OptionError(
+                "batch", f"sizes must be integers from 1 to {MAX_BATCH}, not {list(sizes)}"
+            )
+        object.__setattr__(self, "batch", tuple(int(b) for b in sizes))
+        if self.threads is not None and self.threads < 1:
+            raise OptionError("threads", f"must be at least 1, not {self.threads}")
+        if self.runs < 1:
+            raise OptionError("runs", f"must be at least 1, not {self.runs}")
+        if self.warmup < 0:
+            raise OptionError("warmup", f"must be at least 0, not {self.warmup}")
+        runtimes = tuple(dict.fromkeys(self.runtime))
+        if not runtimes:
+            raise OptionError("runtime", "names no runtime")
+        checked = tuple(check_runtime(r, self.ov_precision, name) for r in runtimes)
+        object.__setattr__(self, "runtime", checked)
 
 
 def _auto_device(path: Path, runtimes: Sequence[str]) -> str:
@@ -296,25 +325,22 @@ def _auto_device(path: Path, runtimes: Sequence[str]) -> str:
 def benchmark(
     onnx_path: str | Path,
     ckpt: CanonicalCheckpoint,
+    options: BenchOptions | None = None,
     *,
-    device: str = "cpu",
-    batches: Sequence[int] = DEFAULT_BATCHES,
-    threads: int | None = None,
-    runs: int = DEFAULT_RUNS,
-    warmup: int = DEFAULT_WARMUP,
-    spinning: bool = False,
-    export_seconds: float | None = None,
-    runtime: str = "onnxruntime",
-    ov_precision: str = "auto",
     contenders: Sequence[Contender] = (),
+    export_seconds: float | None = None,
+    label: str | None = None,
 ) -> BenchReport:
-    """Median/min/max latency of both backends per batch size, interleaved in one run.
+    """Median/min/max latency of PyTorch and the graph on options.runtime[0] per batch size,
+    interleaved in one run (BenchOptions says how; None: the defaults).
 
-    threads: intra-op threads for every backend (None: each library's default).
-    runtime / ov_precision: what runs onnx_path (OpenVINO: CPU only).
     contenders: further graphs or runtimes timed in the same rounds (same inputs, same threads).
+    label: how the report names the graph (default: its path).
     """
-    name = check_bench_options(device, batches, threads, runs, warmup)
+    options = options if options is not None else BenchOptions()
+    name, batches, threads, runs = options.device, options.batch, options.threads, options.runs
+    warmup, spinning, runtime = options.warmup, options.spinning, options.runtime[0]
+    ov_precision = options.ov_precision
     path = Path(onnx_path)
     meta = read_onnx_metadata(path)
     if meta is not None and meta.variant != ckpt.spec.name:
@@ -335,7 +361,9 @@ def benchmark(
     ]  # fmt: skip
     fixed = session.input_shape[0] if isinstance(session.input_shape[0], int) else None
     if fixed is not None and any(int(b) != fixed for b in batches):
-        raise UsageError(f"{path}: the graph has a fixed batch of {fixed}, not {list(batches)}")
+        raise OptionError(
+            "batch", f"{list(batches)}: {path} has a fixed batch of {fixed}, nothing else runs"
+        )
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -365,7 +393,7 @@ def benchmark(
                         label=contender.label,
                         runtime=contender.runtime,
                         providers=tuple(other.providers),
-                        execution_precision=getattr(other, "execution_precision", None),
+                        execution_precision=other.execution_precision,
                         latency=LatencyStats.from_seconds(seconds, batch),
                         ratio_over_torch=other_ratio,
                         speedup=1.0 / other_ratio,
@@ -384,7 +412,7 @@ def benchmark(
     finally:
         torch.set_num_threads(previous_threads)
     return BenchReport(
-        model=str(path),
+        model=label if label is not None else str(path),
         variant=ckpt.spec.name,
         precision=meta.precision if meta is not None else "fp32",
         device=session.device,
@@ -401,5 +429,35 @@ def benchmark(
         date=datetime.date.today().isoformat(),
         export_seconds=export_seconds,
         runtime=runtime,
-        execution_precision=getattr(session, "execution_precision", None),
+        execution_precision=session.execution_precision,
+    )
+
+
+def bench_graphs(
+    graphs: Mapping[str, Path],
+    ckpt: CanonicalCheckpoint,
+    options: BenchOptions,
+    *,
+    export_seconds: float | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> BenchReport:
+    """The first graph on the first runtime against PyTorch; every other (graph, runtime) pair
+    as a contender in the same rounds. graphs: label -> path, in order; labels: how the report
+    names each graph (default: its path)."""
+    items = list(graphs.items())
+    main_label, main = items[0]
+    first = options.runtime[0]
+    contenders = [
+        Contender(f"{runtime} {label}", path, runtime, options.ov_precision)
+        for label, path in items
+        for runtime in options.runtime
+        if (path, runtime) != (main, first)
+    ]
+    return benchmark(
+        main,
+        ckpt,
+        options,
+        contenders=contenders,
+        export_seconds=export_seconds,
+        label=(labels or {}).get(main_label),
     )

@@ -34,6 +34,7 @@ from converter.h36m.metrics import (
     summarize,
 )
 from converter.h36m.preprocess import load_input
+from converter.runtimes.sessions import Session
 
 RESULT_FILE = "bbox_root_pose_human36m_output_{backend}.json"
 
@@ -72,15 +73,14 @@ class TorchBackend:
 class OnnxBackend:
     name = "onnx"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         self.device = session.device
         self.providers = tuple(session.providers)
-        self.fallback_reason: str | None = getattr(session, "fallback_reason", None)
+        self.fallback_reason = session.fallback_reason
         # OpenVINO's read-back execution precision (bf16 on AMX); None: the graph's own types.
-        self.execution_precision: str | None = getattr(session, "execution_precision", None)
-
-        batch = (getattr(session, "input_shape", None) or (None,))[0]
+        self.execution_precision = session.execution_precision
+        batch = (session.input_shape or (None,))[0]
         self._fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:

@@ -17,13 +17,13 @@ from converter.evaluation.evaluate import OnnxBackend, evaluate
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.dataset import load_dataset
 from converter.h36m.metrics import BackendComparison
-from converter.runtimes.sessions import OnnxSession, open_onnx_session
+from converter.runtimes.sessions import Session, open_onnx_session
 
 
 class _NamedOnnxBackend(OnnxBackend):
     """An onnx backend under its own name, so two graphs can be scored in one run."""
 
-    def __init__(self, session: OnnxSession, name: str) -> None:
+    def __init__(self, session: Session, name: str) -> None:
         super().__init__(session)
         self.name = name
 

@@ -13,13 +13,12 @@ of that passed; a failed check leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,13 +28,13 @@ from torch import nn
 
 from converter import __version__
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.atomic import atomic_output, check_output_path
-from converter.core.errors import CheckFailedError, OnnxModelError, UsageError, first_line
+from converter.core.errors import CheckFailedError, OnnxModelError, OptionError, first_line
 from converter.core.model import ConvNeXtPose
 from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
 from converter.export.fold import fold_batchnorms
+from converter.export.options import ExportOptions
 from converter.export.precision import (
     CalibrationSet,
     HalfPrecisionPose,
@@ -43,7 +42,7 @@ from converter.export.precision import (
     calibration_set,
     quantize_int8,
 )
-from converter.export.rewrite import NO_REWRITES, REWRITES, RewriteReport, rewrite_head
+from converter.export.rewrite import NO_REWRITES, RewriteReport, rewrite_head
 from converter.graphs.facts import (
     GraphFacts,
     format_shape,
@@ -51,8 +50,9 @@ from converter.graphs.facts import (
     variant_disagreements,
 )
 from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.h36m.synthetic import synthetic_crops
-from converter.runtimes.sessions import OnnxSession, open_onnx_session, save_ort_format
+from converter.runtimes.sessions import Session, open_onnx_session, save_ort_format
 from converter.verdicts.judge import (
     POSE_FRAMES,
     BackgroundReference,
@@ -63,11 +63,8 @@ from converter.verdicts.judge import (
     run_pose_verdicts,
 )
 from converter.verdicts.parity import ParityReport, PoseChange
-from converter.verdicts.tolerances import check_precision, fp32_limits
+from converter.verdicts.tolerances import fp32_limits
 
-EXPORTERS = ("dynamo", "torchscript")
-DEFAULT_OPSET = 18
-MIN_OPSET = 11  # Resize with align_corners needs opset 11
 INPUT_NAME = "image"
 PARITY_SEED = 1234  # the example input the exporter traces with (not a verdict input)
 _DYNAMO_EXAMPLE_BATCH = 2  # torch.export specializes a dimension whose example size is 1
@@ -238,82 +235,7 @@ def _export_module(
     return (_CoordsAndHeatmaps(model) if heatmaps else model), folded
 
 
-DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 and newer only
-# torch.onnx's TorchScript exporter writes opsets up to 20 (torch.onnx._constants says so too).
-TORCHSCRIPT_MAX_OPSET = 20
-
-
-def torchscript_available() -> bool:
-    """Whether this torch still ships the TorchScript-based exporter (deprecated since 2.9)."""
-    return importlib.util.find_spec("torch.onnx._internal.torchscript_exporter") is not None
-
-
-def resolve_exporter(exporter: str | None, opset: int) -> str:
-    """The exporter that can honour opset (None: pick one).
-
-    The default is the TorchScript exporter while torch ships it: for this network it writes the
-    same operators as the dynamo exporter (both pass the same verdict) in a tenth of the time
-    (XS: 0.3 s against 4-6 s of torch.export tracing, measured in benchmarks/exporters.py) and
-    can write the opsets 11-17 older runtimes need. Checked before any weights are loaded: a
-    wrong pair fails in milliseconds, not after an export.
-    """
-    newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise UsageError(
-            f"--opset {opset}: this tool exports opsets {MIN_OPSET} to {newest} (Resize with "
-            f"align_corners needs {MIN_OPSET}; onnx {onnx.__version__} knows up to {newest})"
-        )
-    has_torchscript = torchscript_available()
-    if exporter is None:
-        if has_torchscript and opset <= TORCHSCRIPT_MAX_OPSET:
-            return "torchscript"
-        if opset >= DYNAMO_MIN_OPSET:
-            return "dynamo"
-        raise UsageError(
-            f"--opset {opset}: only the TorchScript exporter writes opsets below "
-            f"{DYNAMO_MIN_OPSET}, and torch {torch.__version__} no longer ships it"
-        )
-    if exporter not in EXPORTERS:
-        raise UsageError(f"--exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
-    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
-        raise UsageError(
-            f"--opset {opset}: the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or newer; "
-            "use --exporter torchscript for older opsets"
-        )
-    if exporter == "torchscript":
-        if not has_torchscript:
-            raise UsageError(
-                f"--exporter torchscript: torch {torch.__version__} no longer ships it; "
-                "use --exporter dynamo"
-            )
-        if opset > TORCHSCRIPT_MAX_OPSET:
-            raise UsageError(
-                f"--opset {opset}: the torchscript exporter writes opset "
-                f"{TORCHSCRIPT_MAX_OPSET} or older; use --exporter dynamo for newer opsets"
-            )
-    return exporter
-
-
-def parse_batch(batch: str | int) -> str | int:
-    """ "dynamic" or a positive int (also as text)."""
-    if isinstance(batch, int) and not isinstance(batch, bool):
-        value = batch
-    else:
-        text = str(batch).strip().lower()
-        if text == "dynamic":
-            return "dynamic"
-        try:
-            value = int(text)
-        except ValueError:
-            raise UsageError(
-                f"--batch must be 'dynamic' or a positive integer, not {batch!r}"
-            ) from None
-    if value < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, not {batch!r}")
-    return value
-
-
-def _export_proto(
+def trace_to_onnx(
     module: nn.Module,
     spec: VariantSpec,
     outputs: tuple[str, ...],
@@ -321,6 +243,7 @@ def _export_proto(
     opset: int,
     exporter: str,
 ) -> onnx.ModelProto:
+    """The exporter's graph of module (input "image", the given outputs), nothing checked."""
     if batch != "dynamic":
         example_batch = int(batch)
     else:  # TorchScript keeps the axis dynamic whatever the example; torch.export needs 2+
@@ -445,13 +368,7 @@ def contract_problems(
 
 
 def _checked_facts(
-    proto: onnx.ModelProto,
-    out: Path,
-    spec: VariantSpec,
-    outputs: tuple[str, ...],
-    batch: str | int,
-    opset: int,
-    precision: str,
+    proto: onnx.ModelProto, out: Path, spec: VariantSpec, options: ExportOptions
 ) -> GraphFacts:
     """ONNX checker (full), strict shape inference, then the graph contract; facts if all pass."""
     try:
@@ -462,7 +379,9 @@ def _checked_facts(
         message = f"{out}: the exported graph fails the ONNX checker ({first})"
         raise CheckFailedError(message) from None
     facts = graph_facts(inferred)
-    problems = contract_problems(facts, spec, outputs, batch, opset, precision)
+    problems = contract_problems(
+        facts, spec, options.outputs, options.batch, options.opset, options.precision
+    )
     if problems:
         raise CheckFailedError(
             f"{out}: the exported graph breaks the contract for {spec.name}: {'; '.join(problems)}"
@@ -470,111 +389,78 @@ def _checked_facts(
     return facts
 
 
-def export_onnx(
+@dataclass(frozen=True)
+class BuiltGraph:
+    """A graph as export_onnx builds it, before its checks and its verdict."""
+
+    proto: onnx.ModelProto
+    metadata: OnnxMetadata
+    folded_batchnorms: int
+    rewrites: RewriteReport
+    quantization: QuantizationFacts | None
+    simplify_error: str | None
+    export_seconds: float
+
+
+def int8_calibration(spec: VariantSpec, options: ExportOptions) -> CalibrationSet | None:
+    """The calibration crops an int8 export quantizes with (None for other precisions)."""
+    if options.precision != "int8":
+        return None
+    if isinstance(options.calibration, CalibrationSet):
+        return options.calibration
+    return calibration_set(spec, options.calibration, options.calibration_images)
+
+
+def build_graph(
     ckpt: CanonicalCheckpoint,
-    out: str | Path,
+    options: ExportOptions,
     *,
-    opset: int = DEFAULT_OPSET,
-    batch: str | int = "dynamic",
-    heatmaps: bool = False,
-    simplify: bool = False,
-    exporter: str | None = None,
-    force: bool = False,
-    atol: float | Mapping[str, float] | None = None,
-    protect: tuple[Path, ...] = (),
-    precision: str = "fp32",
-    fold: bool = True,
-    calibration: CalibrationSet | str | Path | None = None,
-    ort_format: bool = False,
-    seed: int | None = None,
-    rewrites: tuple[str, ...] = REWRITES,
+    model: ConvNeXtPose | None = None,
+    calibration: CalibrationSet | None = None,
     progress: ProgressCallback | None = None,
-) -> ExportReport:
-    """Export, check and verify; the file exists at out only if every check passed.
-
-    protect: paths never to overwrite (the checkpoint's own file is always protected).
-    atol (fp32 only): replaces the floor rule; a float for coords, a mapping for any output.
-    fp16/int8 graphs are judged by their pose-change budget (converter.verdicts.tolerances).
-    seed: the verdict inputs' seed (None: a fresh one, reported).
-    precision: fp32, fp16 or int8 (converter.export.precision).
-    fold: fold BatchNorms into the convs next to them (exact; fp16 always folds).
-    calibration: int8 only: a CalibrationSet, or a directory for calibration_set (None: the
-    shipped real photos, augmented).
-    ort_format: also write the onnxruntime format file next to out (same name, .ort).
-    rewrites: the exact head rewrites to apply where they fit the variant (names from
-    converter.export.rewrite.REWRITES; () keeps the literal graph). The verdict's reference is
-    the model as loaded either way.
-    progress: told each stage as it starts (converter.core.progress): the export, onnxsim,
-    int8 calibration (image by image) and the verdict.
-    """
-    started = time.perf_counter()
+) -> BuiltGraph:
+    """The graph export_onnx publishes, unchecked: head rewrites, BatchNorm folding (or the fp16
+    recipe), the export with the contract's output shapes, onnxsim when asked, int8
+    quantization, metadata. model: the loaded model, when the caller has it already;
+    calibration: int8's crops (None: int8_calibration's)."""
     stage = progress_callback(progress)
-    out = Path(out)
-    precision = check_precision(precision)
-    exporter = resolve_exporter(exporter, opset)
-    if calibration is not None and precision != "int8":
-        raise UsageError("calibration images are for --precision int8 only")
-    batch = parse_batch(batch)
-    raw = getattr(ckpt, "raw", None)
-    inputs = (*protect, *([Path(raw.path)] if raw is not None else []))
-    check_output_path(out, inputs, force)
-    ort_out = out.with_suffix(".ort") if ort_format else None
-    if ort_out is not None:
-        if ort_out == out:
-            raise UsageError(f"{out}: name the ONNX output *.onnx when asking for --ort-format")
-        check_output_path(ort_out, inputs, force)
-    spec = ckpt.spec
-    outputs = ("coords", "heatmaps") if heatmaps else ("coords",)
-    if atol is not None and precision != "fp32":
-        raise UsageError(f"--atol applies to fp32; {precision} is judged by its pose budget")
-    limits = fp32_limits(outputs, atol)
-    seed = resolve_seed(seed)
-    if precision == "int8" and not isinstance(calibration, CalibrationSet):
-        calibration = calibration_set(spec, calibration)  # bad data fails before the export
-
+    started = time.perf_counter()
+    spec, precision = ckpt.spec, options.precision
+    model = model if model is not None else build_loaded_model(ckpt)
+    rewritten, applied = rewrite_head(model, options.rewrites)
+    module, folded = _export_module(rewritten, precision, options.heatmaps, options.fold)
+    exporter = str(options.exporter)
     stage(f"export ({exporter} exporter)", 0, None)
-    model = build_loaded_model(ckpt)
-    rewritten, applied = rewrite_head(model, rewrites)
-    module, folded = _export_module(rewritten, precision, heatmaps, fold)
-    # Dynamic graphs are checked at two batch sizes: a graph that only works at the
-    # example's size is the classic dynamic-batch failure.
-    batches = (1, 2) if batch == "dynamic" else (int(batch),)
-    reference: BackgroundReference | None = None
-    if precision == "fp32" and exporter == "torchscript":
-        # The float64 reference runs while the graph is traced. TorchScript's tracing state is
-        # per thread; torch.export's tracer patches nn.Module for every thread, so the dynamo
-        # exporter gets its reference after the export instead.
-        reference = BackgroundReference(model, spec, max(batches), seed, heatmaps)
     try:
-        proto = _export_proto(module, spec, outputs, batch, opset, exporter)
+        proto = trace_to_onnx(module, spec, options.outputs, options.batch, options.opset, exporter)
     except Exception as exc:  # exporter internals raise many types; the message is what counts
-        first = first_line(exc)
-        raise OnnxModelError(f"{out}: the {exporter} exporter failed ({first[:300]})") from None
-    _declare_output_shapes(proto, spec, outputs, batch)
-    if precision == "fp32" and reference is None:
-        reference = BackgroundReference(model, spec, max(batches), seed, heatmaps)
+        raise OnnxModelError(
+            f"ConvNeXtPose-{spec.name}: the {exporter} exporter failed ({first_line(exc)[:300]})"
+        ) from None
+    _declare_output_shapes(proto, spec, options.outputs, options.batch)
     export_seconds = time.perf_counter() - started
-
     simplify_error = None
-    if simplify:
+    if options.simplify:
         stage("simplify (onnxsim)", 0, None)
         proto, simplify_error = _simplify(proto)
     quantization = None
-    if isinstance(calibration, CalibrationSet):
+    if precision == "int8":
+        calibration = calibration if calibration is not None else int8_calibration(spec, options)
+        assert calibration is not None  # int8_calibration gives one for int8
         proto, quantization = quantize_int8(proto, calibration, spec, progress=progress)
     metadata = OnnxMetadata.for_spec(
         spec,
-        outputs=outputs,
-        batch=str(batch),
+        outputs=options.outputs,
+        batch=str(options.batch),
         source_sha256=ckpt.metadata.source_sha256 or "",
         weights_sha256=ckpt.metadata.weights_sha256,
         weights=ckpt.metadata.weights,
         converter_version=__version__,
         torch_version=torch.__version__,
         onnx_version=onnx.__version__,
-        opset=opset,
+        opset=options.opset,
         exporter=exporter,
-        simplified=simplify and simplify_error is None,
+        simplified=options.simplify and simplify_error is None,
         simplify_error=simplify_error,
         precision=precision,
         checkpoint=asdict(ckpt.metadata),
@@ -586,72 +472,143 @@ def export_onnx(
     entry = proto.metadata_props.add()
     entry.key, entry.value = "rewrites", json.dumps(list(applied.applied))
     proto.doc_string = f"ConvNeXtPose-{spec.name} exported by cnp-convert {__version__}"
-    facts = _checked_facts(proto, out, spec, outputs, batch, opset, precision)
+    return BuiltGraph(
+        proto, metadata, folded, applied, quantization, simplify_error, export_seconds
+    )
 
+
+def _output_paths(
+    ckpt: CanonicalCheckpoint, out: Path, options: ExportOptions, protect: tuple[Path, ...]
+) -> Path | None:
+    """Refuse outputs over an input or (without force) an existing file; the .ort path if any."""
+    inputs = (*protect, *([Path(ckpt.raw.path)] if ckpt.raw is not None else []))
+    check_output_path(out, inputs, options.force)
+    if not options.ort_format:
+        return None
+    ort_out = out.with_suffix(".ort")
+    if ort_out == out:
+        raise OptionError("ort_format", f"needs an output named *.onnx, not {out}")
+    check_output_path(ort_out, inputs, options.force)
+    return ort_out
+
+
+class _Verdict:
+    """The verdict of one graph session against the loaded model: the fp32 floor rule on the
+    background reference's images, or the pose change on the crop sets of its precision."""
+
+    def __init__(
+        self,
+        model: ConvNeXtPose,
+        options: ExportOptions,
+        spec: VariantSpec,
+        seed: int,
+        reference: BackgroundReference | None,
+    ) -> None:
+        self.model, self.options, self.spec, self.reference = model, options, spec, reference
+        self.crops = None if reference is not None else synthetic_crops(spec, POSE_FRAMES, seed)
+
+    def __call__(
+        self, candidate: Session
+    ) -> tuple[tuple[ParityReport, ...], tuple[PoseChange, ...]]:
+        cpu, batches = torch.device("cpu"), self.options.verdict_batches
+        if self.reference is not None:
+            limits = fp32_limits(self.options.outputs, self.options.atol)
+            return run_fp32_verdict(
+                self.model, candidate, self.reference.images(), batches, limits,
+                torch_device=cpu, spec=self.spec, float64_outputs=self.reference.float64_outputs,
+            ), ()  # fmt: skip
+        assert self.crops is not None
+        return (), run_pose_verdicts(
+            self.model,
+            candidate,
+            pose_crop_sets(self.spec, self.crops),
+            batches,
+            precision=self.options.precision,
+            torch_device=cpu,
+            spec=self.spec,
+        )
+
+
+def export_onnx(
+    ckpt: CanonicalCheckpoint,
+    out: str | Path,
+    options: ExportOptions | None = None,
+    *,
+    protect: tuple[Path, ...] = (),
+    progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Export, check and verify; the file exists at out only if every check passed.
+
+    options: what to export (ExportOptions; None: the defaults). protect: paths never to
+    overwrite (the checkpoint's own file is always protected). fp32 graphs are judged by the
+    floor rule, fp16/int8 by their pose-change budget (converter.verdicts.tolerances); the
+    reference is the model as loaded, whatever the rewrites. progress: told each stage as it
+    starts (converter.core.progress): the export, onnxsim, int8 calibration (image by image),
+    the verdict.
+    """
+    started = time.perf_counter()
+    options = options if options is not None else ExportOptions()
+    stage = progress_callback(progress)
+    out, spec = Path(out), ckpt.spec
+    ort_out = _output_paths(ckpt, out, options, protect)
+    seed = resolve_seed(options.seed)
+    if options.precision == "int8":
+        stage("int8 calibration crops", 0, None)
+    calibration = int8_calibration(spec, options)  # bad data fails before the export
+    model = build_loaded_model(ckpt)
+    fp32 = options.precision == "fp32"
+    batch = max(options.verdict_batches)
+    reference: BackgroundReference | None = None
+    if fp32 and options.exporter == "torchscript":
+        # The float64 reference runs while the graph is traced. TorchScript's tracing state is
+        # per thread; torch.export's tracer patches nn.Module for every thread, so the dynamo
+        # exporter gets its reference after the export instead.
+        reference = BackgroundReference(model, spec, batch, seed, options.heatmaps)
+    graph = build_graph(ckpt, options, model=model, calibration=calibration, progress=progress)
+    if fp32 and reference is None:
+        reference = BackgroundReference(model, spec, batch, seed, options.heatmaps)
+    facts = _checked_facts(graph.proto, out, spec, options)
     stage("verdict (onnxruntime CPU against PyTorch)", 0, None)
-    if reference is None:
-        crops = synthetic_crops(spec, POSE_FRAMES, seed)
+    verdict = _Verdict(model, options, spec, seed, reference)
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_output(out, overwrite=force))
-        onnx.save(proto, str(tmp))
-        session = open_onnx_session(tmp, "cpu")
-
-        def check(
-            candidate: OnnxSession,
-        ) -> tuple[tuple[ParityReport, ...], tuple[PoseChange, ...]]:
-            cpu = torch.device("cpu")
-            if reference is not None:
-                return run_fp32_verdict(
-                    model, candidate, reference.images(), batches, limits,
-                    torch_device=cpu, spec=spec, float64_outputs=reference.float64_outputs,
-                ), ()  # fmt: skip
-            return (), run_pose_verdicts(
-                model,
-                candidate,
-                pose_crop_sets(spec, crops),
-                batches,
-                precision=precision,
-                torch_device=cpu,
-                spec=spec,
-            )
-
-        parity, pose = check(session)
+        tmp = stack.enter_context(atomic_output(out, overwrite=options.force))
+        onnx.save(graph.proto, str(tmp))
+        parity, pose = verdict(open_onnx_session(tmp, "cpu"))
         ort_parity: tuple[ParityReport, ...] = ()
         ort_pose: tuple[PoseChange, ...] = ()
         if ort_out is not None and all(c.passed for c in (*parity, *pose)):
             stage("verdict of the .ort file", 0, None)
-            ort_tmp = stack.enter_context(atomic_output(ort_out, overwrite=force))
+            ort_tmp = stack.enter_context(atomic_output(ort_out, overwrite=options.force))
             save_ort_format(tmp, ort_tmp)
             # The .ort file is held to the same check: it is what a phone will run.
-            ort_parity, ort_pose = check(open_onnx_session(ort_tmp, "cpu", ort_format=True))
-        size = tmp.stat().st_size
+            ort_parity, ort_pose = verdict(open_onnx_session(ort_tmp, "cpu", ort_format=True))
         report = ExportReport(
             path=str(out),
             variant=spec.name,
             weights=ckpt.metadata.weights,
             weights_sha256=ckpt.metadata.weights_sha256,
             source_sha256=ckpt.metadata.source_sha256 or "",
-            opset=opset,
-            exporter=exporter,
-            batch=str(batch),
-            outputs=outputs,
-            simplified=metadata.simplified,
-            simplify_error=simplify_error,
-            size_bytes=size,
+            opset=options.opset,
+            exporter=str(options.exporter),
+            batch=str(options.batch),
+            outputs=options.outputs,
+            simplified=graph.metadata.simplified,
+            simplify_error=graph.simplify_error,
+            size_bytes=tmp.stat().st_size,
             seconds=time.perf_counter() - started,
-            export_seconds=export_seconds,
+            export_seconds=graph.export_seconds,
             graph=facts,
             parity=parity,
-            metadata=metadata,
-            precision=precision,
-            folded_batchnorms=folded,
+            metadata=graph.metadata,
+            precision=options.precision,
+            folded_batchnorms=graph.folded_batchnorms,
             ort_path=str(ort_out) if (ort_parity or ort_pose) else None,
-            quantization=quantization,
+            quantization=graph.quantization,
             ort_parity=ort_parity,
             pose=pose,
             ort_pose=ort_pose,
             seed=seed,
-            rewrites=applied,
+            rewrites=graph.rewrites,
         )
         if not report.passed:
             raise ParityFailedError(

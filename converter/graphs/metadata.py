@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,9 +41,11 @@ _TOP_LEVEL_CHECKPOINT_FACTS = frozenset(
 # Other tools' keys never passed through: onnxsim records its options and empty change lists.
 _DROPPED_PREFIXES = ("onnxsim.",)
 # Keys that hold one field's parts (heatmap_hw, input_hw) or facts derived from others.
-_SPLIT_KEYS = frozenset(
-    {"heatmap_height", "heatmap_width", "input_height", "input_width", "heatmaps_layout"}
-)
+_SPLIT_FIELDS = {
+    "heatmap_hw": ("heatmap_height", "heatmap_width"),
+    "input_hw": ("input_height", "input_width"),
+}
+_SPLIT_KEYS = frozenset({*(k for pair in _SPLIT_FIELDS.values() for k in pair), "heatmaps_layout"})
 INPUT_LAYOUT = "NCHW, RGB channel order, float32"
 COORDINATE_UNITS = (
     "coords (N, J, 3) = (x, y, z): x in heatmap columns 0..W-1, y in heatmap rows 0..H-1, "
@@ -82,11 +84,11 @@ class OnnxMetadata:
     opset: int
     exporter: str
     simplified: bool
+    simplify_error: str | None = None  # why the graph was kept unsimplified, when it was
     precision: str = "fp32"
     format: str = ONNX_FORMAT
     # JSON-able checkpoint provenance (legacy graphs: its strings); duplicates are not written.
     checkpoint: dict[str, object] = field(default_factory=dict, compare=False)
-    simplify_error: str | None = None  # why the graph was kept unsimplified, when it was
 
     @classmethod
     def for_spec(cls, spec: VariantSpec, **export_facts: object) -> OnnxMetadata:
@@ -111,44 +113,22 @@ class OnnxMetadata:
         )
 
     def to_values(self) -> dict[str, object]:
-        """Our keys with their JSON-able values (to_props encodes each one)."""
-        values: dict[str, object] = {
-            "format": self.format,
-            "variant": self.variant,
-            "depth_dim": self.depth_dim,
-            "heatmap_height": self.heatmap_hw[0],
-            "heatmap_width": self.heatmap_hw[1],
-            "joint_num": self.joint_num,
-            "joint_names": list(self.joint_names),
-            "flip_pairs": [list(p) for p in self.flip_pairs],
-            "root_index": self.root_index,
-            "input_name": self.input_name,
-            "input_height": self.input_hw[0],
-            "input_width": self.input_hw[1],
-            "input_layout": self.input_layout,
-            "pixel_mean": list(self.pixel_mean),
-            "pixel_std": list(self.pixel_std),
-            "normalization": self.normalization,
-            "bbox_3d_shape_mm": list(self.bbox_3d_shape_mm),
-            "coordinate_units": self.coordinate_units,
-            "outputs": list(self.outputs),
-            "batch": self.batch if self.batch == "dynamic" else int(self.batch),
-            "source_sha256": self.source_sha256,
-            "weights_sha256": self.weights_sha256,
-            "weights": self.weights,
-            "converter_version": self.converter_version,
-            "torch_version": self.torch_version,
-            "onnx_version": self.onnx_version,
-            "opset": self.opset,
-            "exporter": self.exporter,
-            "simplified": self.simplified,
-            "simplify_error": self.simplify_error,
-            "precision": self.precision,
-        }
+        """Our keys with their JSON-able values (to_props encodes each one), format first."""
+        values: dict[str, object] = {"format": self.format}
+        for item in fields(self):
+            if item.name in ("format", "checkpoint"):
+                continue
+            value = getattr(self, item.name)
+            if item.name in _SPLIT_FIELDS:
+                values.update(zip(_SPLIT_FIELDS[item.name], value, strict=True))
+            elif item.name == "batch":
+                values["batch"] = value if value == "dynamic" else int(value)
+            else:
+                values[item.name] = _json_able(value)
         if "heatmaps" in self.outputs:
             values["heatmaps_layout"] = HEATMAPS_LAYOUT
         values["checkpoint"] = {
-            k: list(v) if isinstance(v, tuple) else v
+            k: _json_able(v)
             for k, v in self.checkpoint.items()
             if k not in _TOP_LEVEL_CHECKPOINT_FACTS
         }
@@ -162,7 +142,7 @@ class OnnxMetadata:
         """Parse our keys (either format); a half-present or malformed set names the source."""
         try:
             if props.get("format") == LEGACY_FORMAT:
-                return cls._from_legacy_props(props)
+                return cls._from_values(_legacy_values(props))
             ours = {f.name for f in fields(cls)} | _SPLIT_KEYS
             return cls._from_values({k: json.loads(v) for k, v in props.items() if k in ours})
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
@@ -175,93 +155,23 @@ class OnnxMetadata:
 
     @classmethod
     def _from_values(cls, values: Mapping[str, object]) -> OnnxMetadata:
-        checkpoint = values.get("checkpoint", {})
-        if not isinstance(checkpoint, dict):
-            raise TypeError("checkpoint is not a JSON object")
-        batch = values["batch"]
-        if batch != "dynamic":
-            batch = str(_typed(batch, int, "batch"))
-        error = values.get("simplify_error")
-        return cls(
-            format=_typed(values["format"], str, "format"),
-            variant=_typed(values["variant"], str, "variant"),
-            depth_dim=_typed(values["depth_dim"], int, "depth_dim"),
-            heatmap_hw=(
-                _typed(values["heatmap_height"], int, "heatmap_height"),
-                _typed(values["heatmap_width"], int, "heatmap_width"),
-            ),
-            joint_num=_typed(values["joint_num"], int, "joint_num"),
-            joint_names=tuple(_typed(n, str, "joint_names") for n in _list(values, "joint_names")),
-            flip_pairs=tuple(
-                (_typed(a, int, "flip_pairs"), _typed(b, int, "flip_pairs"))
-                for a, b in _list(values, "flip_pairs")
-            ),
-            root_index=_typed(values["root_index"], int, "root_index"),
-            input_name=_typed(values["input_name"], str, "input_name"),
-            input_hw=(
-                _typed(values["input_height"], int, "input_height"),
-                _typed(values["input_width"], int, "input_width"),
-            ),
-            input_layout=_typed(values["input_layout"], str, "input_layout"),
-            pixel_mean=_triple(values["pixel_mean"], float),
-            pixel_std=_triple(values["pixel_std"], float),
-            normalization=_typed(values["normalization"], str, "normalization"),
-            bbox_3d_shape_mm=_triple(values["bbox_3d_shape_mm"], int),
-            coordinate_units=_typed(values["coordinate_units"], str, "coordinate_units"),
-            outputs=tuple(_typed(o, str, "outputs") for o in _list(values, "outputs")),
-            batch=batch,
-            source_sha256=_typed(values["source_sha256"], str, "source_sha256"),
-            weights_sha256=_typed(values["weights_sha256"], str, "weights_sha256"),
-            weights=_typed(values["weights"], str, "weights"),
-            converter_version=_typed(values["converter_version"], str, "converter_version"),
-            torch_version=_typed(values["torch_version"], str, "torch_version"),
-            onnx_version=_typed(values["onnx_version"], str, "onnx_version"),
-            opset=_typed(values["opset"], int, "opset"),
-            exporter=_typed(values["exporter"], str, "exporter"),
-            simplified=_typed(values["simplified"], bool, "simplified"),
-            simplify_error=None if error is None else _typed(error, str, "simplify_error"),
-            precision=_typed(values["precision"], str, "precision"),
-            checkpoint=dict(checkpoint),
-        )
-
-    @classmethod
-    def _from_legacy_props(cls, props: Mapping[str, str]) -> OnnxMetadata:
-        """cnp-onnx/1: bare strings and numbers as text, checkpoint facts as checkpoint.* keys."""
-        return cls(
-            format=props["format"],
-            variant=props["variant"],
-            depth_dim=int(props["depth_dim"]),
-            heatmap_hw=(int(props["heatmap_height"]), int(props["heatmap_width"])),
-            joint_num=int(props["joint_num"]),
-            joint_names=tuple(json.loads(props["joint_names"])),
-            flip_pairs=tuple((int(a), int(b)) for a, b in json.loads(props["flip_pairs"])),
-            root_index=int(props["root_index"]),
-            input_name=props["input_name"],
-            input_hw=(int(props["input_height"]), int(props["input_width"])),
-            input_layout=props["input_layout"],
-            pixel_mean=_triple(json.loads(props["pixel_mean"]), float),
-            pixel_std=_triple(json.loads(props["pixel_std"]), float),
-            normalization=props["normalization"],
-            bbox_3d_shape_mm=_triple(json.loads(props["bbox_3d_shape_mm"]), int),
-            coordinate_units=props["coordinate_units"],
-            outputs=tuple(json.loads(props["outputs"])),
-            batch=props["batch"],
-            source_sha256=props["source_sha256"],
-            weights_sha256=props["weights_sha256"],
-            weights=props["weights"],
-            converter_version=props["converter_version"],
-            torch_version=props["torch_version"],
-            onnx_version=props["onnx_version"],
-            opset=int(props["opset"]),
-            exporter=props["exporter"],
-            simplified=props["simplified"] == "true",
-            precision=props["precision"],
-            checkpoint={
-                k[len(CHECKPOINT_PREFIX) :]: v
-                for k, v in props.items()
-                if k.startswith(CHECKPOINT_PREFIX)
-            },
-        )
+        """Every field from its JSON value(s), each type-checked by its annotation's kind."""
+        parsed: dict[str, object] = {}
+        for item in fields(cls):
+            name = item.name
+            if name in _SPLIT_FIELDS:
+                parsed[name] = tuple(_typed(values[k], int, k) for k in _SPLIT_FIELDS[name])
+            elif name == "batch":
+                batch = values["batch"]
+                parsed[name] = batch if batch == "dynamic" else str(_typed(batch, int, "batch"))
+            elif name == "checkpoint":
+                checkpoint = values.get("checkpoint", {})
+                if not isinstance(checkpoint, dict):
+                    raise TypeError("checkpoint is not a JSON object")
+                parsed[name] = dict(checkpoint)
+            elif name in values or item.default is MISSING:
+                parsed[name] = _PARSERS[str(item.type)](values[name], name)
+        return cls(**parsed)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -283,6 +193,38 @@ class OnnxMetadata:
         }
 
 
+def _json_able(value: object) -> object:
+    """Tuples (nested too) as lists, for json.dumps to write them as JSON arrays."""
+    return [_json_able(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _legacy_values(props: Mapping[str, str]) -> dict[str, object]:
+    """cnp-onnx/1's props (bare strings and numbers as text, lists as JSON, checkpoint facts as
+    checkpoint.* keys) as the JSON values of the current format."""
+    kinds = {f.name: str(f.type) for f in fields(OnnxMetadata)}
+    values: dict[str, object] = {}
+    for key, raw in props.items():
+        if key.startswith(CHECKPOINT_PREFIX):
+            continue
+        kind = "int" if key in _SPLIT_KEYS - {"heatmaps_layout"} else kinds.get(key)
+        if kind is None:
+            continue
+        if key == "batch":
+            values[key] = raw if raw == "dynamic" else int(raw)
+        elif kind == "int":
+            values[key] = int(raw)
+        elif kind == "bool":
+            values[key] = raw == "true"
+        elif kind.startswith("str"):
+            values[key] = raw
+        else:
+            values[key] = json.loads(raw)
+    values["checkpoint"] = {
+        k[len(CHECKPOINT_PREFIX) :]: v for k, v in props.items() if k.startswith(CHECKPOINT_PREFIX)
+    }
+    return values
+
+
 def _triple(values: object, cast: Callable[[object], T]) -> tuple[T, T, T]:
     if not isinstance(values, list) or len(values) != 3:
         raise ValueError(f"expected a list of 3 values, got {str(values)[:80]!r}")
@@ -296,11 +238,28 @@ def _typed(value: object, kind: type[T], key: str) -> T:
     return value
 
 
-def _list(values: Mapping[str, object], key: str) -> list:
-    value = values[key]
+def _list(value: object, key: str) -> list:
     if not isinstance(value, list):
         raise ValueError(f"{key} is {str(value)[:80]!r}, not a JSON list")
     return value
+
+
+def _pair(value: object, key: str) -> tuple[int, int]:
+    a, b = _list(value, key)
+    return (_typed(a, int, key), _typed(b, int, key))
+
+
+# Each field's JSON value, checked by the kind its annotation names.
+_PARSERS: dict[str, Callable[[object, str], object]] = {
+    "str": lambda v, k: _typed(v, str, k),
+    "int": lambda v, k: _typed(v, int, k),
+    "bool": lambda v, k: _typed(v, bool, k),
+    "str | None": lambda v, k: None if v is None else _typed(v, str, k),
+    "tuple[str, ...]": lambda v, k: tuple(_typed(item, str, k) for item in _list(v, k)),
+    "tuple[tuple[int, int], ...]": lambda v, k: tuple(_pair(item, k) for item in _list(v, k)),
+    "tuple[float, float, float]": lambda v, k: _triple(v, float),
+    "tuple[int, int, int]": lambda v, k: _triple(v, int),
+}
 
 
 def write_onnx_metadata(model: onnx.ModelProto, metadata: OnnxMetadata) -> onnx.ModelProto:

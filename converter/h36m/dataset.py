@@ -250,7 +250,8 @@ def detect_layout(
         return Layout("kaggle", root, annotations_dir, None, subject_dirs)
     raise DatasetError(
         f"{root}: no images found: expected 'images/' (reference layout) or "
-        f"'S9_ACT2_16/', 'S11_ACT2_16/' (Kaggle layout); pass --images DIR to name the images root"
+        f"'S9_ACT2_16/', 'S11_ACT2_16/' (Kaggle layout)",
+        remedies=[("images", "DIR to name the images root")],
     )
 
 
@@ -522,8 +523,11 @@ def check_images(samples: Sequence[Sample], layout: Layout) -> None:
     missing = missing_images(samples)
     if missing:
         raise DatasetError(
-            f"{_missing_summary(missing, len(samples), layout)}; pass --images DIR if the images "
-            f"are elsewhere, or --skip-missing to evaluate the frames whose images exist"
+            _missing_summary(missing, len(samples), layout),
+            remedies=[
+                ("images", "DIR if the images are elsewhere"),
+                ("skip_missing", "to evaluate the frames whose images exist"),
+            ],
         )
 
 
@@ -591,8 +595,8 @@ def load_dataset(
         skipped = missing_images(samples)
         if len(skipped) == len(samples):
             raise DatasetError(
-                f"{_missing_summary(skipped, len(samples), layout)}; nothing to evaluate; "
-                f"pass --images DIR if the images are elsewhere"
+                f"{_missing_summary(skipped, len(samples), layout)}; nothing to evaluate",
+                remedies=[("images", "DIR if the images are elsewhere")],
             )
         absent = set(skipped)
         samples = [s for s in samples if s.image_path not in absent]

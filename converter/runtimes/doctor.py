@@ -25,7 +25,7 @@ import torch
 from onnx import TensorProto, helper
 
 from converter import __version__
-from converter.core.errors import UsageError
+from converter.core.errors import OptionError
 from converter.runtimes.sessions import (
     CPU_EP,
     CUDA_EP,
@@ -105,9 +105,7 @@ class DoctorReport:
         )
         out.extend(f"advice     {line}" for line in self.advice)
         verdict = "OK" if self.passed else "NOT OK"
-        out.append(
-            f"{verdict}: --device {self.device} {'works' if self.passed else 'does not work'}"
-        )
+        out.append(f"{verdict}: device {self.device} {'works' if self.passed else 'does not work'}")
         return out
 
 
@@ -192,7 +190,7 @@ def provider_fix(
 
 NO_GPU_ADVICE = (
     "no NVIDIA GPU on this machine (no /dev/nvidia<N>): the CUDA and TensorRT providers cannot "
-    "start here whatever is installed; --device cpu is what runs"
+    "start here whatever is installed; the CPU is what runs"
 )
 
 
@@ -208,7 +206,7 @@ def run_doctor(device: str = "cpu") -> DoctorReport:
     """The report; device ("cpu" or "cuda") is what must work for the report to pass."""
     device = device.strip().lower()
     if device not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be cpu or cuda, not {device!r}")
+        raise OptionError("device", f"must be cpu or cuda, not {device!r}")
     preload_note = preload_cuda_libraries()
     torch_cuda = torch.version.cuda
     ort_cuda = onnxruntime_cuda_version()
@@ -247,7 +245,7 @@ def run_doctor(device: str = "cpu") -> DoctorReport:
         advice.append(NO_GPU_ADVICE)
     if device == "cuda" and torch_cuda is None:
         advice.append(
-            "PyTorch is a CPU-only build: the reference side of --device cuda needs a CUDA "
+            "PyTorch is a CPU-only build: the PyTorch reference on CUDA needs a CUDA "
             "PyTorch (pip install torch from https://download.pytorch.org/whl/cu<version>)"
         )
     names = ("onnx", "onnxscript", "onnxsim", "opencv-python-headless", "numpy", "safetensors")

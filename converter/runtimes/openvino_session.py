@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.core.errors import OnnxModelError, UsageError, first_line
+from converter.core.errors import OnnxModelError, OptionError, UsageError, first_line
 
 INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
 # What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
@@ -28,8 +28,8 @@ _TYPE_NAMES = {
 def check_execution_precision(value: str) -> str:
     name = value.strip().lower()
     if name not in EXECUTION_PRECISIONS:
-        raise UsageError(
-            f"--ov-precision must be one of {', '.join(EXECUTION_PRECISIONS)}, not {value!r}"
+        raise OptionError(
+            "ov_precision", f"must be one of {', '.join(EXECUTION_PRECISIONS)}, not {value!r}"
         )
     return name
 
@@ -44,15 +44,17 @@ def _precision_name(ov_type: object) -> str:
 
 
 def require_openvino() -> None:
-    """Fail fast (before any weights are loaded) when --runtime openvino cannot work here."""
+    """Fail fast (before any weights are loaded) when the OpenVINO runtime cannot work here."""
     try:
         import openvino  # noqa: F401
     except ImportError:
-        raise UsageError(f"--runtime openvino: OpenVINO is not installed; {INSTALL_HINT}") from None
+        raise OptionError(
+            "runtime", f"openvino: OpenVINO is not installed; {INSTALL_HINT}"
+        ) from None
 
 
 class OpenVinoSession:
-    """An OpenVINO CPU inference request over a graph, with the same surface as OnnxSession.
+    """An OpenVINO CPU inference request over a graph: a runtimes.sessions.Session.
 
     execution_precision: what the compiled model really computes in (f32, bf16, f16).
     """

@@ -13,12 +13,13 @@ import ctypes
 import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from converter.core.errors import OnnxModelError, ProviderError, UsageError
+from converter.core.errors import OnnxModelError, OptionError, ProviderError, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
 CPU_EP = "CPUExecutionProvider"
@@ -30,7 +31,7 @@ _GPU_EPS = (CUDA_EP, TENSORRT_EP)
 def check_device(device: str) -> str:
     name = device.strip().lower()
     if name not in DEVICES:
-        raise UsageError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+        raise OptionError("device", f"must be one of {', '.join(DEVICES)}, not {device!r}")
     return name
 
 
@@ -47,7 +48,7 @@ def resolve_torch_device(device: str) -> torch.device:
         why = f"this PyTorch ({torch.__version__}) is a CPU-only build"
     else:
         why = f"PyTorch built with CUDA {torch.version.cuda} sees no GPU"
-    raise ProviderError(f"--device cuda: {why}")
+    raise ProviderError(f"CUDA asked for: {why}")
 
 
 def quiet_onnxruntime(verbose: bool = False) -> None:
@@ -98,6 +99,28 @@ def cuda_failure_reason() -> str:
     return "the CUDA provider library loads, but the session did not use it (no usable GPU?)"
 
 
+class Session(Protocol):
+    """What every graph runtime's session offers (OnnxSession, OpenVinoSession).
+
+    device: where it really runs ("cpu" or "cuda"); providers: what the runtime reports it runs
+    with; fallback_reason: why "auto" ended on CPU (None when it did not fall back);
+    execution_precision: the precision the runtime reports it computes in (f32, bf16, f16), or
+    None when it runs the graph's own types; input_shape: the graph input's, with symbols or
+    None for dynamic axes.
+    """
+
+    path: Path
+    device: str
+    providers: tuple[str, ...]
+    fallback_reason: str | None
+    execution_precision: str | None
+    input_name: str
+    input_shape: tuple[int | str | None, ...]
+    output_names: tuple[str, ...]
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
 class OnnxSession:
     """An onnxruntime session plus the truth about where it runs.
 
@@ -118,6 +141,7 @@ class OnnxSession:
         self.providers: tuple[str, ...] = tuple(session.get_providers())
         self.device = "cuda" if any(p in _GPU_EPS for p in self.providers) else "cpu"
         self.fallback_reason = fallback_reason
+        self.execution_precision: str | None = None  # the graph's own types
         inputs = session.get_inputs()
         if len(inputs) != 1:
             names = [i.name for i in inputs]
@@ -158,7 +182,7 @@ def _requested_providers(
     if CUDA_EP not in available:
         reason = f"onnxruntime {ort.__version__} has no {CUDA_EP} (install onnxruntime-gpu)"
         if device == "cuda":
-            raise ProviderError(f"--device cuda: {reason}")
+            raise ProviderError(f"CUDA asked for: {reason}")
         return [CPU_EP], reason
     preload_cuda_libraries()
     # TF32 off by default: parity is measured against strict fp32 PyTorch.
@@ -217,7 +241,7 @@ def open_onnx_session(
             f"{cuda_failure_reason()}"
         )
         if name == "cuda":
-            raise ProviderError(f"--device cuda: {reason}")
+            raise ProviderError(f"CUDA asked for: {reason}")
         result.fallback_reason = reason
     return result
 
@@ -229,15 +253,13 @@ def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto"
     """The runtime's name; for OpenVINO also its precision option, device and installation."""
     name = runtime.strip().lower()
     if name not in RUNTIMES:
-        raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        raise OptionError("runtime", f"must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if name == "openvino":
         from converter.runtimes.openvino_session import check_execution_precision, require_openvino
 
         check_execution_precision(ov_precision)
         if check_device(device) == "cuda":
-            raise UsageError(
-                "--runtime openvino runs on the CPU here; --device cuda is onnxruntime's"
-            )
+            raise OptionError("device", "cuda: the OpenVINO runtime runs on the CPU here")
         require_openvino()
     return name
 
@@ -250,12 +272,8 @@ def open_session(
     *,
     ov_precision: str = "auto",
     spinning: bool = True,
-):
-    """A session of the runtime asked for: OnnxSession, or OpenVinoSession (CPU only here).
-
-    Both expose path, device, providers, fallback_reason, input/output names and run(image);
-    an OpenVINO session also says which precision it really executes in.
-    """
+) -> Session:
+    """A session of the runtime asked for: OnnxSession, or OpenVinoSession (CPU only here)."""
     name = check_runtime(runtime, ov_precision, device)
     if name == "onnxruntime":
         return open_onnx_session(path, device, threads, spinning=spinning)

@@ -23,15 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from converter.checkpoints.fabricate import normalize_images, seeded_images
-from converter.core.errors import CheckFailedError, UsageError
+from converter.core.errors import CheckFailedError, OptionError
 from converter.core.model import ConvNeXtPose
 from converter.core.variants import VariantSpec
 from converter.h36m.crops import Crops
 from converter.h36m.metrics import back_project, eval_joint_indices
 from converter.h36m.photos import photo_crops
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.h36m.synthetic import synthetic_crops
-from converter.runtimes.sessions import OnnxSession, strict_fp32
+from converter.runtimes.sessions import Session, strict_fp32
 from converter.verdicts.parity import (
     Limit,
     ParityReport,
@@ -63,7 +63,7 @@ def resolve_seed(seed: int | None) -> int:
     if seed is None:
         return secrets.randbelow(2**31 - 1)
     if isinstance(seed, bool) or not 0 <= int(seed) < MAX_SEED:
-        raise UsageError(f"--seed must be a non-negative integer below 2**63, not {seed}")
+        raise OptionError("seed", f"must be a non-negative integer below 2**63, not {seed}")
     return int(seed)
 
 
@@ -139,7 +139,7 @@ def _cyclic_batches(samples: int, batch: int) -> list[list[int]]:
 
 def run_fp32_verdict(
     model: ConvNeXtPose,
-    session: OnnxSession,
+    session: Session,
     images: np.ndarray,
     batches: Sequence[int],
     limits: Mapping[str, Limit],
@@ -218,7 +218,7 @@ def pose_crop_sets(spec: VariantSpec, people: Crops) -> tuple[Crops, ...]:
 
 def run_pose_verdicts(
     model: ConvNeXtPose,
-    session: OnnxSession,
+    session: Session,
     crop_sets: Sequence[Crops],
     batches: Sequence[int],
     *,
@@ -244,7 +244,7 @@ def run_pose_verdicts(
 
 def run_pose_verdict(
     model: ConvNeXtPose,
-    session: OnnxSession,
+    session: Session,
     crops: Crops,
     batch: int,
     *,

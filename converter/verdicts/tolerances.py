@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from converter.core.errors import UsageError
+from converter.core.errors import OptionError
 from converter.verdicts.parity import Limit, PoseBudget
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -80,15 +80,15 @@ def judged_precision(graph_precision: str, execution_precision: str | None = Non
 def check_precision(precision: str) -> str:
     name = precision.strip().lower()
     if name not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        raise OptionError("precision", f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     return name
 
 
-def check_atol(value: float, option: str = "--atol") -> float:
+def check_atol(value: float, option: str = "atol") -> float:
     """A user's tolerance: positive and finite, or a usage error (exit 2) before any work."""
     number = float(value)
     if not math.isfinite(number) or number <= 0:
-        raise UsageError(f"{option} must be a positive finite number, not {value!r}")
+        raise OptionError(option, f"must be a positive finite number, not {value!r}")
     return number
 
 

@@ -14,7 +14,7 @@ so a CLI can print the evidence before it fails.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import onnx
 import torch
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.core.errors import OnnxModelError, UsageError, VariantMismatchError
+from converter.core.errors import OnnxModelError, OptionError, VariantMismatchError
 from converter.core.variants import VariantSpec, get_variant
 from converter.graphs.facts import format_shape, graph_facts, graph_precision, variant_disagreements
 from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
@@ -30,7 +30,8 @@ from converter.h36m.crops import Crops, dataset_crops
 from converter.h36m.dataset import load_dataset
 from converter.h36m.synthetic import synthetic_crops
 from converter.runtimes.sessions import (
-    OnnxSession,
+    Session,
+    check_device,
     check_runtime,
     open_onnx_session,
     open_session,
@@ -54,7 +55,60 @@ DEFAULT_SAMPLES = 8
 MAX_SAMPLES = 4096  # seeded images are held in memory with their outputs: 4096 L images ~ 3 GB
 MAX_BATCH = 256
 
-__all__ = ["ParityFailedError", "VerifyReport", "verify_onnx"]
+__all__ = ["ParityFailedError", "VerifyOptions", "VerifyReport", "verify_onnx"]
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How to verify a graph (verify_onnx's one options value, checked whole when built, before
+    any file is read; field names are the CLI's option names).
+
+    device: auto, cpu or cuda (auto: CUDA only where both PyTorch and the runtime really run
+    it). batch: the batch sizes to run (None: 1 and 4, or a fixed-batch graph's own). samples
+    (fp32): seeded images per batch size, beside the real crops. atol (fp32): a limit on coords
+    (heatmap units) instead of the floor rule; a mapping sets any output's. variant: required
+    for a graph without cnp-convert metadata. seed: the inputs' seed (None: a fresh one,
+    reported). data (fp16/int8): a Human3.6M root whose frames the pose change is measured on
+    (None: the synthetic set), frames of them. runtime: onnxruntime or openvino (CPU);
+    ov_precision: OpenVINO's execution precision (auto: its own choice). The verdict follows
+    what the runtime reports it computes in: an fp32 graph that OpenVINO runs in bf16 is judged
+    by the bf16 pose budget.
+    """
+
+    device: str = "auto"
+    batch: tuple[int, ...] | None = None
+    samples: int = DEFAULT_SAMPLES
+    atol: float | Mapping[str, float] | None = None
+    variant: str | None = None
+    seed: int | None = None
+    data: str | Path | None = None
+    frames: int = POSE_FRAMES
+    runtime: str = "onnxruntime"
+    ov_precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name, number in (("samples", self.samples), ("frames", self.frames)):
+            if isinstance(number, bool) or not 1 <= int(number) <= MAX_SAMPLES:
+                raise OptionError(name, f"must be from 1 to {MAX_SAMPLES}, not {number!r}")
+        if self.batch is not None:
+            sizes = tuple(self.batch)
+            if not sizes or any(isinstance(b, bool) or not 1 <= int(b) <= MAX_BATCH for b in sizes):
+                raise OptionError(
+                    "batch", f"sizes must be integers from 1 to {MAX_BATCH}, not {list(sizes)}"
+                )
+            object.__setattr__(self, "batch", tuple(int(b) for b in sizes))
+        if self.seed is not None:
+            resolve_seed(self.seed)
+        if self.atol is not None:
+            fp32_limits(("coords", "heatmaps"), self.atol)  # positive and finite
+        if self.variant is not None:
+            object.__setattr__(self, "variant", get_variant(self.variant).name)
+        object.__setattr__(self, "device", check_device(self.device))
+        # all of it (OpenVINO: its precision option, the device, the installation)
+        object.__setattr__(
+            self, "runtime", check_runtime(self.runtime, self.ov_precision, self.device)
+        )
+        object.__setattr__(self, "ov_precision", self.ov_precision.strip().lower())
 
 
 class MetadataMismatchError(OnnxModelError):
@@ -156,11 +210,12 @@ class VerifyReport:
 
 
 def check_variant_option(path: str | Path, meta: OnnxMetadata | None, variant: str | None) -> None:
-    """--variant against the graph's metadata; cheap, so callers run it before loading weights."""
+    """The variant asked for against the graph's metadata; cheap, so callers run it before
+    loading weights."""
     if variant is not None and meta is not None and get_variant(variant).name != meta.variant:
         raise VariantMismatchError(
-            f"{path}: --variant {get_variant(variant).name} but the graph's metadata says "
-            f"{meta.variant}"
+            f"{path}: variant {get_variant(variant).name} was asked for, but the graph's "
+            f"metadata says {meta.variant}"
         )
 
 
@@ -198,7 +253,7 @@ def _check_metadata(
 
 def _choose_devices(
     path: Path, device: str, runtime: str = "onnxruntime", ov_precision: str = "auto"
-) -> tuple[OnnxSession, torch.device, str | None]:
+) -> tuple[Session, torch.device, str | None]:
     """Both backends on the same device family; auto means CUDA only where both really run it."""
     if runtime != "onnxruntime":  # OpenVINO runs on the CPU here, and so does the reference
         return (
@@ -223,26 +278,22 @@ def _choose_devices(
     return session, torch_device, note
 
 
-def _parse_batches(batches: Sequence[int] | None, fixed: int | None) -> tuple[int, ...]:
+def _batch_sizes(batches: tuple[int, ...] | None, fixed: int | None) -> tuple[int, ...]:
     if batches is None:
         return (fixed,) if fixed is not None else DEFAULT_BATCHES
-    values = tuple(int(b) for b in batches)
-    if not values or any(b < 1 or b > MAX_BATCH for b in values):
-        raise UsageError(f"batch sizes must be integers from 1 to {MAX_BATCH}, not {list(batches)}")
-    if fixed is not None and any(b != fixed for b in values):
-        raise UsageError(
-            f"the graph has a fixed batch of {fixed}; cannot run batch sizes {list(values)}"
+    if fixed is not None and any(b != fixed for b in batches):
+        raise OptionError(
+            "batch", f"{list(batches)}: the graph has a fixed batch of {fixed}, nothing else runs"
         )
-    return values
+    return batches
 
 
 def _checkpoint_label(ckpt: CanonicalCheckpoint) -> str:
     """The file the user gave, with the release it came from when that differs."""
-    raw = getattr(ckpt, "raw", None)
     source = ckpt.metadata.source_name
-    if raw is None:
+    if ckpt.raw is None:
         return source
-    given = str(raw.path)
+    given = str(ckpt.raw.path)
     return given if Path(given).name == source else f"{given} (from {source})"
 
 
@@ -265,45 +316,19 @@ def _pose_crops(spec: VariantSpec, seed: int, frames: int, data: str | Path | No
 
 
 def verify_onnx(
-    onnx_path: str | Path,
-    ckpt: CanonicalCheckpoint,
-    *,
-    device: str = "auto",
-    batches: Sequence[int] | None = None,
-    samples: int = DEFAULT_SAMPLES,
-    atol: float | Mapping[str, float] | None = None,
-    variant: str | None = None,
-    seed: int | None = None,
-    data: str | Path | None = None,
-    frames: int = POSE_FRAMES,
-    runtime: str = "onnxruntime",
-    ov_precision: str = "auto",
+    onnx_path: str | Path, ckpt: CanonicalCheckpoint, options: VerifyOptions | None = None
 ) -> VerifyReport:
-    """Check metadata and precision, then run the verdict; raises on any failure.
-
-    batches: None means (1, 4) for a dynamic-batch graph, its own size for a fixed one.
-    atol (fp32 only): a float replaces the floor rule for coords (heatmap units, against the
-    float64 reference); a mapping sets any output's.
-    seed: None draws a fresh one (reported); give it to repeat a run exactly.
-    data (fp16/int8): a Human3.6M root whose frames the pose change is measured on (default:
-    the synthetic set), frames of them.
-    variant: required when the graph has no cnp-convert metadata.
-    runtime: onnxruntime or openvino (CPU); ov_precision: OpenVINO's execution precision (auto:
-    its own choice). The verdict follows what the runtime reports it computes in: an fp32 graph
-    that OpenVINO runs in bf16 is judged by the bf16 pose budget.
-    """
+    """Check metadata and precision, then run the verdict (VerifyOptions says how; None: the
+    defaults); raises on any failure."""
     started = time.perf_counter()
     path = Path(onnx_path)
-    if not 1 <= samples <= MAX_SAMPLES:
-        raise UsageError(f"samples must be from 1 to {MAX_SAMPLES}, not {samples}")
-    if not 1 <= frames <= MAX_SAMPLES:
-        raise UsageError(f"frames must be from 1 to {MAX_SAMPLES}, not {frames}")
-    seed = resolve_seed(seed)
-    runtime = check_runtime(runtime, ov_precision, device)  # all of it, before any work
+    options = options if options is not None else VerifyOptions()
+    seed = resolve_seed(options.seed)
+    variant, atol, runtime = options.variant, options.atol, options.runtime
     spec = ckpt.spec
-    if variant is not None and get_variant(variant).name != spec.name:
+    if variant is not None and variant != spec.name:
         raise VariantMismatchError(
-            f"--variant {get_variant(variant).name} but the checkpoint "
+            f"variant {variant} was asked for, but the checkpoint "
             f"({ckpt.metadata.source_name}) is {spec.name}"
         )
     proto = load_onnx_model(path)
@@ -317,11 +342,12 @@ def verify_onnx(
     if meta is None:
         if variant is None:
             raise OnnxModelError(
-                f"{path}: has no cnp-convert metadata; pass --variant to verify it anyway"
+                f"{path}: has no cnp-convert metadata",
+                remedies=[("variant", "to verify it anyway")],
             )
         warnings.append(
-            f"{path} has no cnp-convert metadata: variant {spec.name} taken from --variant, "
-            "weights provenance unchecked"
+            f"{path} has no cnp-convert metadata: variant {spec.name} as asked for, weights "
+            "provenance unchecked"
         )
     else:
         warnings.extend(_check_metadata(path, meta, ckpt, variant))
@@ -329,8 +355,8 @@ def verify_onnx(
     if precision not in PRECISIONS:
         raise OnnxModelError(f"{path}: unsupported precision {precision!r}")
     if atol is not None and precision != "fp32":
-        raise UsageError(
-            f"--atol applies to fp32 graphs; {path} is {precision}, judged by its pose budget"
+        raise OptionError(
+            "atol", f"applies to fp32 graphs; {path} is {precision}, judged by its pose budget"
         )
     limits = fp32_limits(("coords", "heatmaps"), atol)
 
@@ -360,21 +386,23 @@ def verify_onnx(
         # Without metadata: first output coords, second (if any) heatmaps, as we export them.
         output_map = dict(zip(("coords", "heatmaps"), graph_outputs, strict=False))
     fixed = facts.input_shape[0] if isinstance(facts.input_shape[0], int) else None
-    batch_sizes = _parse_batches(batches, fixed)
-    session, torch_device, note = _choose_devices(path, device, runtime, ov_precision)
+    batch_sizes = _batch_sizes(options.batch, fixed)
+    session, torch_device, note = _choose_devices(
+        path, options.device, runtime, options.ov_precision
+    )
     stored_precision = precision
-    execution_precision = getattr(session, "execution_precision", None)
+    execution_precision = session.execution_precision
     precision = judged_precision(precision, execution_precision)
     if atol is not None and precision != "fp32":
-        raise UsageError(
-            f"--atol applies to fp32 runs; {path} runs in {precision} here, judged by its budget"
+        raise OptionError(
+            "atol", f"applies to fp32 runs; {path} runs in {precision} here, judged by its budget"
         )
-    crops = _pose_crops(spec, seed, frames, data) if precision != "fp32" else None
+    crops = _pose_crops(spec, seed, options.frames, options.data) if precision != "fp32" else None
     model = build_loaded_model(ckpt)
     results: tuple[ParityReport, ...] = ()
     pose: tuple[PoseChange, ...] = ()
     if crops is None:
-        images = verdict_images(spec, samples, seed, FP32_CROPS)
+        images = verdict_images(spec, options.samples, seed, FP32_CROPS)
         results = run_fp32_verdict(
             model,
             session,
@@ -408,7 +436,7 @@ def verify_onnx(
         providers=session.providers,
         torch_device=str(torch_device),
         device_note=note or session.fallback_reason,
-        samples=samples if crops is None else 0,
+        samples=options.samples if crops is None else 0,
         crops=FP32_CROPS if crops is None else sum(len(c) for c in crop_sets),
         batches=batch_sizes,
         seed=seed,

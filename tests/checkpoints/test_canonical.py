@@ -88,7 +88,7 @@ def test_mismatch_message_names_both_variants_and_the_evidence() -> None:
     evidence = read_evidence(seeded_state_dict(l_spec))
     message = explain_mismatch(l_spec, evidence, xs_spec)
     assert message == (
-        "--variant XS disagrees with the tensors: they are ConvNeXtPose-L (stem 48 ch, blocks "
+        "variant XS was asked for, but the tensors are ConvNeXtPose-L (stem 48 ch, blocks "
         "per stage [3, 3, 9, 3] (stage 3 has 9), dims [48, 96, 192, 384], head 512, final layer "
         "1152 = 18 x depth_dim 64); XS has a 40-ch stem, 6 blocks in stage 3, head 128, "
         "depth_dim 32"

@@ -312,7 +312,7 @@ def test_errors_name_the_file(xs, tmp_path: Path) -> None:
     with pytest.raises(VariantMismatchError) as info:
         load_checkpoint(path, "S")
     assert str(info.value) == (
-        f"{path}: --variant S disagrees with the tensors: they are ConvNeXtPose-XS "
+        f"{path}: variant S was asked for, but the tensors are ConvNeXtPose-XS "
         f"({XS_EVIDENCE}); S has a 48-ch stem, 9 blocks in stage 3, head 256, depth_dim 32"
     )
     assert info.value.exit_code == 2

@@ -19,13 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from converter.checkpoints.fabricate import (
-    normalize_images,
-    seeded_images,
-    seeded_state_dict,
-)
+from converter.checkpoints.fabricate import seeded_state_dict
 from converter.core.model import build_model
 from converter.core.variants import VARIANTS, get_variant
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.h36m.synthetic import synthetic_crops
 
 LOGIT_STD_RANGE = (1.0, 12.0)

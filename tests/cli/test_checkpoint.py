@@ -64,7 +64,7 @@ def test_legacy_with_wrong_variant_explains_and_writes_nothing(release_file, tmp
     result = invoke("legacy", snapshot, "--variant", "XS", "-o", out)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
-    assert "--variant XS disagrees with the tensors: they are ConvNeXtPose-L" in result.stderr
+    assert "variant XS was asked for, but the tensors are ConvNeXtPose-L" in result.stderr
     assert "stem 48 ch" in result.stderr and "XS has a 40-ch stem" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_83.pth"]
 

@@ -90,11 +90,13 @@ def test_an_output_folder_keeps_what_it_holds_without_force(tmp_path: Path) -> N
     names = ("a.json", "b.json")
     assert check_output_dir(tmp_path, names=names) == tmp_path  # other files do not matter
     (tmp_path / "b.json").write_text("old")
-    with pytest.raises(OutputExistsError, match=r"b\.json: already exists; pass --force"):
+    with pytest.raises(
+        OutputExistsError, match=r"b\.json: already exists; pass force to replace it"
+    ):
         check_output_dir(tmp_path, names=names)
     assert check_output_dir(tmp_path, names=names, force=True) == tmp_path
     # outputs not known in advance: any content refuses
-    with pytest.raises(OutputExistsError, match="is not empty; pass --force"):
+    with pytest.raises(OutputExistsError, match="is not empty; pass force"):
         check_output_dir(tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -12,12 +12,14 @@ import pytest
 import torch
 
 from converter.checkpoints.canonical import build_loaded_model
-from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.core.errors import CheckFailedError, OutputExistsError, UsageError
 from converter.core.variants import get_variant
 from converter.export import exporter as export_module
+from converter.export import options as options_module
 from converter.export.exporter import ExportReport, export_onnx
+from converter.export.options import ExportOptions
 from converter.graphs.metadata import OnnxMetadata, read_onnx_metadata
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.runtimes.sessions import open_onnx_session
 
 
@@ -215,7 +217,7 @@ def test_parity_failure_leaves_no_file(onnx_cache, tmp_path: Path) -> None:
     ckpt = onnx_cache.release_checkpoint("XS")
     out = tmp_path / "strict.onnx"
     with pytest.raises(CheckFailedError, match="the verdict failed") as info:
-        export_onnx(ckpt, out, exporter="torchscript", atol={"coords": 1e-12})
+        export_onnx(ckpt, out, ExportOptions(exporter="torchscript", atol={"coords": 1e-12}))
     assert info.value.exit_code == 1
     assert "no file written" in str(info.value)
     assert not info.value.report.passed
@@ -230,7 +232,7 @@ def test_failed_simplification_keeps_the_graph(onnx_cache, tmp_path: Path, monke
 
     monkeypatch.setattr(onnxsim, "simplify", broken)
     out = tmp_path / "unsimplified.onnx"
-    report = export_onnx(onnx_cache.release_checkpoint("XS"), out, simplify=True)
+    report = export_onnx(onnx_cache.release_checkpoint("XS"), out, ExportOptions(simplify=True))
     assert out.exists() and report.passed
     assert not report.simplified
     assert report.simplify_error == "onnxsim failed (RuntimeError: simulated onnxsim crash)"
@@ -241,10 +243,10 @@ def test_existing_output_needs_force(onnx_cache, tmp_path: Path) -> None:
     out = tmp_path / "exists.onnx"
     out.write_bytes(b"keep me")
     ckpt = onnx_cache.release_checkpoint("XS")
-    with pytest.raises(OutputExistsError, match="--force"):
-        export_onnx(ckpt, out, exporter="torchscript")
+    with pytest.raises(OutputExistsError, match="pass force to replace it"):
+        export_onnx(ckpt, out, ExportOptions(exporter="torchscript"))
     assert out.read_bytes() == b"keep me"
-    report = export_onnx(ckpt, out, exporter="torchscript", force=True)
+    report = export_onnx(ckpt, out, ExportOptions(exporter="torchscript", force=True))
     assert report.passed
     assert read_onnx_metadata(out).exporter == "torchscript"
 
@@ -254,22 +256,24 @@ def test_never_overwrites_the_checkpoint(onnx_cache, release_file) -> None:
     source = release_file("XS")
     before = source.stat().st_size
     with pytest.raises(OutputExistsError, match="input"):
-        export_onnx(ckpt, source, force=True)
+        export_onnx(ckpt, source, ExportOptions(force=True))
     assert source.stat().st_size == before
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"batch": "many"}, "--batch"),
-        ({"batch": 0}, "--batch"),
-        ({"exporter": "tf2onnx"}, "--exporter"),
+        ({"batch": "many"}, "^batch must be"),
+        ({"batch": 0}, "^batch must be"),
+        ({"exporter": "tf2onnx"}, "^exporter must be"),
         ({"opset": 9}, "opset"),
     ],
 )
 def test_bad_options(onnx_cache, tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx", **options)
+        export_onnx(
+            onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx", ExportOptions(**options)
+        )
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -286,8 +290,8 @@ def test_bad_options(onnx_cache, tmp_path: Path, options: dict, message: str) ->
     ],
 )
 def test_resolve_exporter(asked, opset, torchscript_shipped, expected, monkeypatch) -> None:
-    monkeypatch.setattr(export_module, "torchscript_available", lambda: torchscript_shipped)
-    assert export_module.resolve_exporter(asked, opset) == expected
+    monkeypatch.setattr(options_module, "torchscript_available", lambda: torchscript_shipped)
+    assert options_module.resolve_exporter(asked, opset) == expected
 
 
 @pytest.mark.parametrize(
@@ -301,21 +305,21 @@ def test_resolve_exporter(asked, opset, torchscript_shipped, expected, monkeypat
     ],
 )
 def test_resolve_exporter_refuses(asked, opset, torchscript_shipped, message, monkeypatch) -> None:
-    monkeypatch.setattr(export_module, "torchscript_available", lambda: torchscript_shipped)
+    monkeypatch.setattr(options_module, "torchscript_available", lambda: torchscript_shipped)
     with pytest.raises(UsageError, match=message):
-        export_module.resolve_exporter(asked, opset)
+        options_module.resolve_exporter(asked, opset)
 
 
 def test_this_torch_ships_the_torchscript_exporter() -> None:
     """The requirement range admits torch 2.13, which still has it (CI would notice otherwise)."""
-    assert export_module.torchscript_available()
+    assert options_module.torchscript_available()
 
 
 def test_exporter_failure_is_one_line(onnx_cache, tmp_path: Path, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise RuntimeError("unsupported operator\ntraceback noise")
 
-    monkeypatch.setattr(export_module, "_export_proto", boom)
+    monkeypatch.setattr(export_module, "trace_to_onnx", boom)
     with pytest.raises(Exception, match="exporter failed") as info:
         export_onnx(onnx_cache.release_checkpoint("XS"), tmp_path / "x.onnx")
     assert "\n" not in str(info.value)
@@ -329,6 +333,4 @@ def test_declared_output_shapes_are_the_contract_and_must_agree(xs, tmp_path: Pa
     proto = onnx.load(str(path))
     proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 17  # one joint short
     with pytest.raises(CheckFailedError, match="fails the ONNX checker"):
-        export_module._checked_facts(
-            proto, tmp_path / "x.onnx", get_variant("XS"), ("coords",), "dynamic", 18, "fp32"
-        )
+        export_module._checked_facts(proto, tmp_path / "x.onnx", get_variant("XS"), ExportOptions())

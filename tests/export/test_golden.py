@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from converter.checkpoints.canonical import build_loaded_model
-from converter.checkpoints.fabricate import normalize_images
 from converter.core.variants import VARIANTS, get_variant
+from converter.h36m.preprocess import normalize_images
 from converter.runtimes.sessions import open_onnx_session
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"

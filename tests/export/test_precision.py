@@ -15,7 +15,6 @@ import torch
 from typer.testing import CliRunner
 
 from converter.checkpoints.canonical import build_loaded_model
-from converter.checkpoints.fabricate import normalize_images, seeded_images
 from converter.checkpoints.released import load_released
 from converter.cli.main import app
 from converter.core.errors import DatasetError, UsageError
@@ -23,13 +22,15 @@ from converter.core.variants import get_variant
 from converter.evaluation.precision_cost import compare_onnx_precisions
 from converter.export.exporter import export_onnx
 from converter.export.fold import fold_batchnorms, fold_into_next_conv, fold_into_previous_conv
+from converter.export.options import ExportOptions
 from converter.export.precision import calibration_set, soft_argmax_nodes, softmax_input_types
 from converter.graphs.facts import graph_facts
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.photos import photo_crops
+from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.runtimes.sessions import open_onnx_session
 from converter.verdicts.tolerances import DRAWN_POSE_BUDGETS, POSE_BUDGETS
-from converter.verdicts.verify import ParityFailedError, verify_onnx
+from converter.verdicts.verify import ParityFailedError, VerifyOptions, verify_onnx
 
 XS = get_variant("XS")
 runner = CliRunner()
@@ -169,7 +170,7 @@ def test_fp16_golden_within_documented_error(fp16_export) -> None:
 
 
 def test_fp16_verify_judges_the_pose_change(fp16_export, ckpt) -> None:
-    report = verify_onnx(fp16_export[0], ckpt, device="cpu", frames=8, batches=[2])
+    report = verify_onnx(fp16_export[0], ckpt, VerifyOptions(device="cpu", frames=8, batch=[2]))
     assert report.passed and report.precision == "fp16" and report.results == ()
     drawn, photos = report.pose
     assert drawn.frames == 8 and drawn.budget == DRAWN_POSE_BUDGETS["fp16"]
@@ -248,7 +249,7 @@ def test_int8_export_is_quantized_with_fp32_soft_argmax(int8_export) -> None:
 def test_int8_runs_on_ort_cpu_and_verifies(int8_export, trained) -> None:
     session = open_onnx_session(int8_export[0], "cpu")
     assert session.providers == ("CPUExecutionProvider",)
-    report = verify_onnx(int8_export[0], trained, device="cpu", frames=8, batches=[4])
+    report = verify_onnx(int8_export[0], trained, VerifyOptions(device="cpu", frames=8, batch=[4]))
     assert report.passed and report.precision == "int8"
     drawn, photos = report.pose
     assert drawn.budget == DRAWN_POSE_BUDGETS["int8"] and photos.budget == POSE_BUDGETS["int8"]
@@ -359,7 +360,7 @@ def test_cli_precision_options_are_checked(tmp_path: Path) -> None:
         "onnx", "--variant", "XS", "--precision", "fp16", "--calibration", tmp_path,
         "-o", tmp_path / "a.onnx",
     )  # fmt: skip
-    assert result.exit_code == 2 and "int8 only" in result.stderr
+    assert result.exit_code == 2 and "--calibration is for int8 exports" in result.stderr
     result = invoke(
         "onnx", "--variant", "XS", "--precision", "int8", "--calibration", tmp_path,
         "-o", tmp_path / "a.onnx",
@@ -406,7 +407,7 @@ def test_int8_of_random_weights_is_refused_over_budget(ckpt, tmp_path: Path) -> 
     41 mm on average (measured, verdict seeds 3 and 11; the budget's mean is 10 mm)."""
     out = tmp_path / "random_int8.onnx"
     with pytest.raises(ParityFailedError, match="OVER BUDGET") as info:
-        export_onnx(ckpt, out, precision="int8")
+        export_onnx(ckpt, out, ExportOptions(precision="int8"))
     change = info.value.report.pose[0]
     assert change.mean_mm > 2 * POSE_BUDGETS["int8"].mean_mm
     assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -329,7 +329,7 @@ def test_skip_missing_evaluates_the_frames_whose_images_exist(kaggle_root, tmp_p
     for path in removed:
         (root / path.relative_to(kaggle_root)).unlink()
     expected = [root / p.relative_to(kaggle_root) for p in removed]
-    with pytest.raises(DatasetError, match="or --skip-missing to evaluate the frames whose"):
+    with pytest.raises(DatasetError, match="or skip_missing to evaluate the frames whose"):
         load_dataset(root, 2)
     partial = load_dataset(root, 2, skip_missing=True)
     assert list(partial.skipped) == expected  # in test order

@@ -204,7 +204,7 @@ def test_missing_images_are_named_with_the_layout(tmp_path: Path) -> None:
     assert _refused(load_dataset, root, 2) == (
         f"1 of 3 images are missing, assuming the reference layout (annotations in "
         f"{root / 'annotations'}, images under {root / 'images'}); first 1: {gone}; pass "
-        "--images DIR if the images are elsewhere, or --skip-missing to evaluate the frames "
+        "images DIR if the images are elsewhere, or skip_missing to evaluate the frames "
         "whose images exist"
     )
     assert len(load_dataset(root, 2, require_images=False)) == 3
@@ -221,7 +221,7 @@ def test_only_the_first_five_missing_images_are_listed(tmp_path: Path) -> None:
         path.unlink()
     message = _refused(load_dataset, root, 2)
     assert message.startswith("6 of 8 images are missing")
-    assert f"first 5: {', '.join(map(str, paths[:5]))}; pass --images" in message
+    assert f"first 5: {', '.join(map(str, paths[:5]))}; pass images" in message
 
 
 def test_skip_missing_with_nothing_left(tmp_path: Path) -> None:
@@ -229,7 +229,7 @@ def test_skip_missing_with_nothing_left(tmp_path: Path) -> None:
     (root / "images").mkdir()
     message = _refused(load_dataset, root, 2, skip_missing=True)
     assert message.startswith("3 of 3 images are missing, assuming the reference layout")
-    assert message.endswith("; nothing to evaluate; pass --images DIR if the images are elsewhere")
+    assert message.endswith("; nothing to evaluate; pass images DIR if the images are elsewhere")
 
 
 # --- layouts -------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_layout_messages(tmp_path: Path) -> None:
     )
     assert _refused(detect_layout, root) == (
         f"{root}: no images found: expected 'images/' (reference layout) or 'S9_ACT2_16/', "
-        "'S11_ACT2_16/' (Kaggle layout); pass --images DIR to name the images root"
+        "'S11_ACT2_16/' (Kaggle layout); pass images DIR to name the images root"
     )
 
 

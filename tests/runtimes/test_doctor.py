@@ -23,7 +23,7 @@ def test_cpu_report_here() -> None:
     assert cpu.listed and cpu.starts and cpu.fix is None
     assert [p.name for p in report.providers] == [CPU_EP, CUDA_EP, TENSORRT_EP]
     assert report.packages["onnx"] and report.torch and report.onnxruntime == ort.__version__
-    assert report.lines()[-1] == "OK: --device cpu works"
+    assert report.lines()[-1] == "OK: device cpu works"
 
 
 def test_cuda_asked_where_it_does_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,6 +88,6 @@ def test_cli_json_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor, "PROBED", (CPU_EP, CUDA_EP))
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU_EP])
     result = runner.invoke(app, ["doctor", "--device", "cuda"])
-    assert result.exit_code == 1 and "NOT OK: --device cuda" in result.stdout
+    assert result.exit_code == 1 and "NOT OK: device cuda" in result.stdout
     result = runner.invoke(app, ["doctor", "--device", "gpu"])
     assert result.exit_code == 2

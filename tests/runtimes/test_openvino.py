@@ -10,12 +10,12 @@ import pytest
 
 from converter.checkpoints.released import load_released
 from converter.core.errors import OnnxModelError, UsageError
-from converter.evaluation.bench import Contender, benchmark, interleaved_rounds
+from converter.evaluation.bench import BenchOptions, Contender, benchmark, interleaved_rounds
 from converter.evaluation.evaluate import onnx_backend
 from converter.runtimes.openvino_session import OpenVinoSession
 from converter.runtimes.sessions import open_onnx_session, open_session
 from converter.verdicts.tolerances import POSE_BUDGETS, judged_precision
-from converter.verdicts.verify import ParityFailedError, verify_onnx
+from converter.verdicts.verify import ParityFailedError, VerifyOptions, verify_onnx
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +81,11 @@ def test_openvino_errors_are_one_line(tmp_path: Path, xs_onnx: Path, monkeypatch
     junk.write_bytes(b"not a graph")
     with pytest.raises(OnnxModelError, match="OpenVINO cannot compile it"):
         OpenVinoSession(junk)
-    with pytest.raises(UsageError, match="--ov-precision must be one of"):
+    with pytest.raises(UsageError, match=r"^ov_precision must be one of"):
         OpenVinoSession(xs_onnx, precision="int4")
     with pytest.raises(UsageError, match="runs on the CPU here"):
         open_session(xs_onnx, "openvino", "cuda")
-    with pytest.raises(UsageError, match="--runtime must be one of"):
+    with pytest.raises(UsageError, match=r"^runtime must be one of"):
         open_session(xs_onnx, "tensorflow")
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
     with pytest.raises(UsageError, match=r"pip install \"cnp-convert\[openvino\]\""):
@@ -95,7 +95,9 @@ def test_openvino_errors_are_one_line(tmp_path: Path, xs_onnx: Path, monkeypatch
 def test_verify_on_openvino_f32_uses_the_floor_rule(xs_onnx: Path, onnx_cache) -> None:
     ckpt = onnx_cache.release_checkpoint("XS")
     report = verify_onnx(
-        xs_onnx, ckpt, device="cpu", samples=4, runtime="openvino", ov_precision="f32"
+        xs_onnx,
+        ckpt,
+        VerifyOptions(device="cpu", samples=4, runtime="openvino", ov_precision="f32"),
     )
     assert report.passed and report.precision == "fp32" and report.execution_precision == "f32"
     assert report.runtime == "openvino" and report.results and not report.pose
@@ -112,10 +114,7 @@ def test_verify_on_bf16_is_judged_by_the_pose_budget(released_onnx: Path, releas
         return verify_onnx(
             released_onnx,
             released,
-            device="cpu",
-            runtime="openvino",
-            ov_precision="bf16",
-            frames=16,
+            VerifyOptions(device="cpu", runtime="openvino", ov_precision="bf16", frames=16),
         )
 
     if _runs_bf16(released_onnx):
@@ -138,10 +137,7 @@ def test_bf16_on_random_weights_fails_its_budget(xs_onnx: Path, onnx_cache) -> N
         return verify_onnx(
             xs_onnx,
             onnx_cache.release_checkpoint("XS"),
-            device="cpu",
-            runtime="openvino",
-            ov_precision="bf16",
-            frames=16,
+            VerifyOptions(device="cpu", runtime="openvino", ov_precision="bf16", frames=16),
         )
 
     if _runs_bf16(xs_onnx):
@@ -172,10 +168,7 @@ def test_bench_times_contenders_in_the_same_rounds(xs_onnx: Path, onnx_cache) ->
     report = benchmark(
         xs_onnx,
         onnx_cache.release_checkpoint("XS"),
-        batches=(1,),
-        runs=2,
-        warmup=0,
-        threads=1,
+        BenchOptions(batch=(1,), runs=2, warmup=0, threads=1),
         contenders=(contender,),
     )
     (row,) = report.rows

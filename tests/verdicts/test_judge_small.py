@@ -246,7 +246,7 @@ def test_seeds() -> None:
     for bad in (-1, 2**63, True):
         with pytest.raises(UsageError) as info:
             resolve_seed(bad)
-        assert str(info.value) == (f"--seed must be a non-negative integer below 2**63, not {bad}")
+        assert str(info.value) == (f"seed must be a non-negative integer below 2**63, not {bad}")
 
 
 def test_verdict_images_are_seeded_noise_then_crops(monkeypatch) -> None:

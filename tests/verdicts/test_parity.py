@@ -201,7 +201,7 @@ def test_seeds_are_checked_or_drawn() -> None:
 
     assert resolve_seed(0) == 0 and resolve_seed(MAX_SEED - 1) == MAX_SEED - 1
     for bad in (-1, MAX_SEED, True):
-        with pytest.raises(Exception, match="--seed must be") as info:
+        with pytest.raises(Exception, match=r"^seed must be") as info:
             resolve_seed(bad)
         assert info.value.exit_code == 2
     drawn = {resolve_seed(None) for _ in range(5)}

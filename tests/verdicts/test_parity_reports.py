@@ -135,15 +135,15 @@ def test_printed_verdict_lines_by_hand() -> None:
 def test_user_values_are_named_by_their_option() -> None:
     with pytest.raises(Exception) as info:
         check_atol(-1.0)
-    assert str(info.value) == "--atol must be a positive finite number, not -1.0"
+    assert str(info.value) == "atol must be a positive finite number, not -1.0"
     with pytest.raises(Exception) as info:
-        check_atol(0.0, "--max-delta-mm")
-    assert str(info.value).startswith("--max-delta-mm must be a positive finite number")
+        check_atol(0.0, "max_delta_mm")
+    assert str(info.value).startswith("max_delta_mm must be a positive finite number")
     assert check_precision(" FP16 ") == "fp16" and check_precision("int8") == "int8"
     with pytest.raises(Exception) as info:
         check_precision("fp64")
     assert info.value.exit_code == 2
-    assert str(info.value) == "--precision must be one of fp32, fp16, int8, not 'fp64'"
+    assert str(info.value) == "precision must be one of fp32, fp16, int8, not 'fp64'"
 
 
 def test_millimetres_per_unit_along_y() -> None:

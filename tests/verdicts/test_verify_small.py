@@ -23,17 +23,18 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, CheckpointMetadata
 from converter.checkpoints.reader import RawCheckpoint
-from converter.core.errors import OnnxModelError, UsageError, VariantMismatchError
+from converter.core.errors import OnnxModelError, OptionError, UsageError, VariantMismatchError
 from converter.core.variants import get_variant
 from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
 from converter.verdicts import verify
 from converter.verdicts.judge import ParityFailedError
 from converter.verdicts.verify import (
     MetadataMismatchError,
+    VerifyOptions,
     VerifyReport,
+    _batch_sizes,
     _checkpoint_label,
     _first_failure,
-    _parse_batches,
     check_variant_option,
     verify_onnx,
 )
@@ -157,10 +158,10 @@ def _graph(
 
 def _run(path: Path, **options: object):
     options.setdefault("samples", 1)
-    options.setdefault("batches", (1,))
+    options.setdefault("batch", (1,))
     options.setdefault("seed", 5)
     options.setdefault("device", "cpu")
-    return verify_onnx(path, options.pop("ckpt", _checkpoint()), **options)  # type: ignore[arg-type]
+    return verify_onnx(path, options.pop("ckpt", _checkpoint()), VerifyOptions(**options))  # type: ignore[arg-type]
 
 
 def _refused(exc_type: type[Exception], path: Path, **options: object) -> str:
@@ -176,7 +177,7 @@ def _refused(exc_type: type[Exception], path: Path, **options: object) -> str:
 
 def test_a_graph_computing_the_same_passes(tmp_path: Path) -> None:
     path = _graph(tmp_path / "g.onnx", meta=_metadata())
-    report = _run(path, batches=(1, 2))
+    report = _run(path, batch=(1, 2))
     assert report.passed and len(report.results) == 2 and report.pose == ()
     assert (report.variant, report.checkpoint, report.weights, report.weights_sha256) == (
         "XS",
@@ -263,9 +264,9 @@ def test_a_graph_off_by_a_little_fails_with_its_report(tmp_path: Path) -> None:
 
 def test_a_fixed_batch_graph_runs_its_own_batch(tmp_path: Path) -> None:
     path = _graph(tmp_path / "g.onnx", batch=2, meta=_metadata(batch="2"))
-    assert _run(path, batches=None).batches == (2,)
-    assert _refused(UsageError, path, batches=[1, 2]) == (
-        "the graph has a fixed batch of 2; cannot run batch sizes [1, 2]"
+    assert _run(path, batch=None).batches == (2,)
+    assert _refused(UsageError, path, batch=[1, 2]) == (
+        "batch [1, 2]: the graph has a fixed batch of 2, nothing else runs"
     )
 
 
@@ -284,7 +285,7 @@ def test_half_precision_is_judged_by_the_pose_budget(tmp_path: Path) -> None:
     assert report.lines()[3].startswith("  batch 1: fp16 pose change on 56 crops")
     assert report.to_dict()["pose_change"][0]["frames"] == 2
     assert _refused(UsageError, path, atol=0.1) == (
-        f"--atol applies to fp32 graphs; {path} is fp16, judged by its pose budget"
+        f"atol applies to fp32 graphs; {path} is fp16, judged by its pose budget"
     )
 
 
@@ -297,8 +298,8 @@ def test_counts_and_seed_are_checked(tmp_path: Path) -> None:
     assert _refused(UsageError, path, samples=4097) == "samples must be from 1 to 4096, not 4097"
     assert _refused(UsageError, path, frames=0) == "frames must be from 1 to 4096, not 0"
     assert _refused(UsageError, path, frames=4097) == "frames must be from 1 to 4096, not 4097"
-    assert _refused(UsageError, path, seed=-1).startswith("--seed must be a non-negative")
-    assert _refused(UsageError, path, runtime="tvm").startswith("--runtime must be one of")
+    assert _refused(UsageError, path, seed=-1).startswith("seed must be a non-negative")
+    assert _refused(UsageError, path, runtime="tvm").startswith("runtime must be one of")
     assert _run(path, frames=4096).passed  # frames only matter to reduced-precision graphs
     # 4,096 samples would render ~3 GB of images: at the cap the call goes on and stops at the
     # missing file instead of refusing the count.
@@ -307,25 +308,27 @@ def test_counts_and_seed_are_checked(tmp_path: Path) -> None:
 
 
 def test_batch_sizes() -> None:
-    assert _parse_batches(None, None) == (1, 4)
-    assert _parse_batches(None, 3) == (3,)
-    assert _parse_batches([1, 256], None) == (1, 256)
-    assert _parse_batches([3, 3], 3) == (3, 3)
-    for bad in ([], [0], [257], [1, 0]):
-        with pytest.raises(UsageError) as info:
-            _parse_batches(bad, None)
+    assert _batch_sizes(None, None) == (1, 4)
+    assert _batch_sizes(None, 3) == (3,)
+    assert VerifyOptions(batch=[1, 256]).batch == (1, 256)  # just inside
+    assert _batch_sizes((3, 3), 3) == (3, 3)
+    with pytest.raises(UsageError, match="fixed batch of 3"):
+        _batch_sizes((1, 3), 3)
+    for bad in ([], [0], [257], [1, 0]):  # 257: just outside
+        with pytest.raises(OptionError) as info:
+            VerifyOptions(batch=bad)
         assert str(info.value) == f"batch sizes must be integers from 1 to 256, not {bad}"
 
 
 def test_variant_option_against_checkpoint_and_graph(tmp_path: Path) -> None:
     path = _graph(tmp_path / "g.onnx", meta=_metadata())
     assert _refused(VariantMismatchError, path, variant="s") == (
-        "--variant S but the checkpoint (tiny.pth) is XS"
+        "variant S was asked for, but the checkpoint (tiny.pth) is XS"
     )
     assert _run(path, variant="xs").passed
     with pytest.raises(VariantMismatchError) as info:
         check_variant_option(path, _metadata(), "L")
-    assert str(info.value) == f"{path}: --variant L but the graph's metadata says XS"
+    assert str(info.value) == f"{path}: variant L was asked for, but the graph's metadata says XS"
     check_variant_option(path, None, "L")  # no metadata: nothing to disagree with
     check_variant_option(path, _metadata(), None)
 
@@ -358,12 +361,12 @@ def test_metadata_of_other_weights(tmp_path: Path) -> None:
 def test_a_graph_without_metadata(tmp_path: Path) -> None:
     path = _graph(tmp_path / "bare.onnx")
     assert _refused(OnnxModelError, path) == (
-        f"{path}: has no cnp-convert metadata; pass --variant to verify it anyway"
+        f"{path}: has no cnp-convert metadata; pass variant to verify it anyway"
     )
     report = _run(path, variant="XS")
     assert report.passed and not report.metadata_present
     assert report.warnings == (
-        f"{path} has no cnp-convert metadata: variant XS taken from --variant, weights "
+        f"{path} has no cnp-convert metadata: variant XS as asked for, weights "
         "provenance unchecked",
     )
 
