@@ -16,7 +16,6 @@ from converter.core.variants import get_variant
 from converter.export.exporter import ExportReport, export_onnx
 from converter.export.options import ExportOptions
 
-
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One process per core (just test runs pytest -n 2): each keeps to one PyTorch thread, or
     # two workers' OpenMP pools would contend for the same cores.
