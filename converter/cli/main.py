@@ -9,21 +9,47 @@ import signal
 import sys
 from typing import NoReturn
 
-# Importing the command modules registers their commands on the shared app.
-from converter.cli import (
-    bench,  # noqa: F401
-    checkpoint,  # noqa: F401
-    demo,  # noqa: F401
-    doctor,  # noqa: F401
-    eval,  # noqa: F401
-    export,  # noqa: F401
-)
-from converter.cli.app import app
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM. Not a KeyboardInterrupt, which Click would turn into "Aborted!" and
+    exit 1: a BaseException passes every handler, so context managers remove temporary outputs
+    as it unwinds, and main() says one line and exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # SystemExit unwinds the stack, so temporary outputs are removed as on Ctrl-C.
-    sys.exit(128 + signum)
+_DEFERRED: list[int] = []  # signals that came while modules were importing
+_IMPORTING = [False]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # An exception in the middle of an import leaves half-made modules (numpy's then recurse
+    # on their own names): while the commands import, the signal waits until they are done.
+    if _IMPORTING[0]:
+        _DEFERRED.append(signum)
+        return
+    raise Interrupted(signum)
+
+
+def _commands():
+    """The app with every command registered (importing a command module registers it)."""
+    _IMPORTING[0] = True
+    try:
+        from converter.cli import bench, checkpoint, demo, doctor, eval, export  # noqa: F401
+        from converter.cli.app import app
+    finally:
+        _IMPORTING[0] = False
+    if _DEFERRED:
+        raise Interrupted(_DEFERRED[0])
+    return app
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":  # converter.cli.main.app, as tests and `python -m` users import it
+        return _commands()
+    raise AttributeError(name)
 
 
 def _leave(code: object) -> NoReturn:
@@ -45,11 +71,17 @@ def _leave(code: object) -> NoReturn:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Installed before the heavy imports: Ctrl-C in the first seconds is one line too.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
-        app()
+        _commands()()
     except SystemExit as done:  # Typer ends every run, success included, with SystemExit
         _leave(done.code)
+    except Interrupted as stop:
+        name = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+        print(f"{name}: nothing half-written was kept", file=sys.stderr)
+        _leave(128 + stop.signum)
     _leave(0)
 
 

@@ -7,8 +7,10 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -276,6 +278,36 @@ def test_the_entry_point_keeps_exit_codes_and_output(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "Invalid value for '--precision'" in usage.stderr
     as_json = _entry_point("--quiet", "variants", "--json")
     assert as_json.returncode == 0 and json.loads(as_json.stdout)[0]["name"] == "XS"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "word"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")]
+)
+@pytest.mark.parametrize("after_s", [0.3, 2.0])  # while modules import; during the export
+def test_a_signal_is_one_line_and_128_plus_its_number(
+    tmp_path: Path, signum: int, word: str, after_s: float
+) -> None:
+    out = tmp_path / "m.onnx"
+    command = [
+        sys.executable,
+        "-m",
+        "converter.cli.main",
+        "onnx",
+        "--variant",
+        "XS",
+        "-o",
+        str(out),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after_s)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    if process.returncode == 0:  # a fast machine finished first: nothing to interrupt
+        pytest.skip("the export ended before the signal")
+    assert process.returncode == 128 + signum, stderr
+    assert stderr.splitlines()[-1] == f"{word}: nothing half-written was kept"
+    assert "Traceback" not in stderr and stdout == ""
     assert list(tmp_path.iterdir()) == []
 
 

@@ -55,11 +55,14 @@ def test_failure_leaves_nothing(tmp_path: Path) -> None:
 def test_sigterm_during_a_write_leaves_no_partial_file(tmp_path: Path) -> None:
     script = (
         "import signal, sys, time\n"
-        "from converter.cli.main import _exit_on_sigterm\n"
+        "from converter.cli.main import Interrupted, _interrupt\n"
         "from converter.core.atomic import atomic_output\n"
-        "signal.signal(signal.SIGTERM, _exit_on_sigterm)\n"
-        f"with atomic_output(__import__('pathlib').Path({str(tmp_path / 'big.onnx')!r})) as t:\n"
+        "signal.signal(signal.SIGTERM, _interrupt)\n"
+        "try:\n"
+        f"  with atomic_output(__import__('pathlib').Path({str(tmp_path / 'big.onnx')!r})) as t:\n"
         "    t.write_bytes(b'x' * 1000); print('writing', flush=True); time.sleep(60)\n"
+        "except Interrupted as stop:\n"
+        "  sys.exit(128 + stop.signum)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "writing"
