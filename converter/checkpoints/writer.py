@@ -15,8 +15,7 @@ from converter.checkpoints.canonical import (
     variant_claimed_by_name,
 )
 from converter.core.atomic import atomic_output, check_output_path
-
-FORMATS = ("safetensors", "pth")
+from converter.core.choices import CHECKPOINT_FORMATS as FORMATS
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -38,7 +39,6 @@ from typer.core import TyperGroup
 from converter import __version__
 from converter.core.errors import ConverterError, OptionError, remedy_text
 from converter.core.progress import ProgressCallback
-from converter.runtimes.sessions import quiet_onnxruntime
 
 
 @dataclass
@@ -100,6 +100,12 @@ def handle_errors(command: F) -> F:
         SETTINGS.json = bool(kwargs.get("as_json", False))
         SETTINGS.pending_json, SETTINGS.in_command = None, True
         error: dict[str, object] | None = None
+        # Provider loading failures are reported by the tool in one honest line; onnxruntime's
+        # own coloured log of the same failure would only add noise (and reach stdout under
+        # --json). Set here, when a command runs: --help and completion import no runtime.
+        from converter.runtimes.sessions import quiet_onnxruntime
+
+        quiet_onnxruntime(SETTINGS.verbose)
         try:
             return command(*args, **kwargs)
         except ConverterError as exc:
@@ -230,12 +236,35 @@ def table(
     return result
 
 
+PLAIN_WIDTH = 100  # what a log or a pipe gets: wider tables are stacked
+
+
 def print_table(rendered: Table) -> None:
-    """A table on stdout: terminal width on a terminal; redirected, wide enough that nothing is
-    cut or wrapped (and no colour)."""
-    width = None if sys.stdout.isatty() else 250
-    console = Console(file=sys.stdout, width=width, no_color=width is not None)
-    console.print(rendered, crop=False, soft_wrap=False)
+    """A table on stdout, never losing a column: as a table where it fits (the terminal's
+    width; PLAIN_WIDTH when redirected, without colour), else stacked, one block per row with
+    each column's header beside its value."""
+    terminal = sys.stdout.isatty()
+    console = Console(
+        file=sys.stdout, width=None if terminal else PLAIN_WIDTH, no_color=not terminal
+    )
+    natural = Console(file=io.StringIO(), width=10_000).measure(rendered).maximum
+    if natural <= console.width:
+        console.print(rendered, crop=False, soft_wrap=False)
+        return
+    headers = [
+        column.header.plain if isinstance(column.header, Text) else str(column.header)
+        for column in rendered.columns
+    ]
+    cells = [
+        [cell.plain if isinstance(cell, Text) else str(cell) for cell in column.cells]
+        for column in rendered.columns
+    ]
+    room = max(len(h) for h in headers)
+    for index in range(rendered.row_count):
+        if index:
+            typer.echo("")
+        for header, column in zip(headers, cells, strict=True):
+            typer.echo(f"{header:<{room}}  {column[index]}")
 
 
 def _version(value: bool) -> None:
@@ -260,6 +289,3 @@ def _root(
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose contradict each other")
     SETTINGS.quiet, SETTINGS.verbose = quiet, verbose
-    # Provider loading failures are reported by the tool in one honest line; onnxruntime's own
-    # coloured log of the same failure would only add noise (and reach stdout under --json).
-    quiet_onnxruntime(verbose)

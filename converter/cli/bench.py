@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, random_checkpoint
+if TYPE_CHECKING:
+    from converter.checkpoints.canonical import CanonicalCheckpoint
+    from converter.evaluation.bench import (
+        BenchReport,
+    )
 from converter.cli.app import (
     app,
     echo,
@@ -29,26 +34,17 @@ from converter.cli.options import (
     parse_batch_list,
     variant_option,
 )
+from converter.core.choices import BENCH_RUNS, PRECISIONS, RUNTIMES
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
-from converter.evaluation.bench import (
-    DEFAULT_RUNS,
-    BenchOptions,
-    BenchReport,
-    bench_graphs,
-    speed_words,
-)
-from converter.export.exporter import export_onnx
-from converter.export.options import ExportOptions
-from converter.graphs.metadata import read_onnx_metadata
-from converter.runtimes.sessions import RUNTIMES
-from converter.verdicts.tolerances import PRECISIONS
 
 BENCH_HEADERS = ("batch", "backend", "median ms", "min ms", "max ms", "frames/s", "vs PyTorch")
 
 
 def bench_rows(report: BenchReport) -> list[list[str]]:
     """One row per batch size and backend: PyTorch, the graph, then every contender."""
+    from converter.evaluation.bench import speed_words
+
     rows = []
     graph = f"{report.runtime} {report.precision}"
     if report.execution_precision:
@@ -78,6 +74,9 @@ def _reference_weights(
     model: Path, checkpoint: Path | None, variant: str | None
 ) -> CanonicalCheckpoint:
     """PyTorch's side of a given graph: the checkpoint, or the seeded weights it records."""
+    from converter.checkpoints.canonical import random_checkpoint
+    from converter.graphs.metadata import read_onnx_metadata
+
     meta = read_onnx_metadata(model)
     if checkpoint is not None or meta is None or meta.weights != "random":
         if checkpoint is None and variant is None:
@@ -111,7 +110,7 @@ def bench_command(
         help="Intra-op threads for both backends (default: their own).",
         rich_help_panel=RUNTIME_PANEL,
     ),
-    runs: int = typer.Option(DEFAULT_RUNS, "--runs", help="Timed runs per backend and batch."),
+    runs: int = typer.Option(BENCH_RUNS, "--runs", help="Timed runs per backend and batch."),
     precision: str = typer.Option(
         "fp32",
         "--precision",
@@ -137,6 +136,10 @@ def bench_command(
     as_json: bool = json_option("Print JSON instead of the table."),
 ) -> None:
     """Time the graph's runtime(s) against PyTorch eager on the same inputs, interleaved."""
+    from converter.evaluation.bench import BenchOptions, bench_graphs
+    from converter.export.exporter import export_onnx
+    from converter.export.options import ExportOptions
+
     batches = parse_batch_list(batch)
     if not batches:
         raise UsageError(f"--batch takes sizes like 1,8, not {batch!r}")

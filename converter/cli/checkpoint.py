@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from converter.checkpoints.canonical import load_checkpoint, variant_claimed_by_name
-from converter.checkpoints.inspection import inspect_checkpoint
-from converter.checkpoints.writer import default_output_path, write_canonical
 from converter.cli.app import app, echo, emit_json, handle_errors, print_table, table, warn
 from converter.cli.choices import CheckpointFormat, Variant, value
 from converter.cli.options import force_option, json_option, variant_option
-from converter.core.variant_report import VariantRow, variant_rows
+
+if TYPE_CHECKING:
+    from converter.core.variant_report import VariantRow
 
 VARIANT_HEADERS = (
     "name", "backbone", "depths", "dims", "head", "up", "heatmap",
@@ -37,6 +37,8 @@ def variants_command(
 ) -> None:
     """The four variants: parameters and conv MACs counted from their layer shapes, next to the
     paper's figures."""
+    from converter.core.variant_report import variant_rows
+
     rows = variant_rows()
     if as_json:
         emit_json([row.to_dict() for row in rows])
@@ -53,6 +55,8 @@ def inspect_command(
     as_json: bool = json_option(),
 ) -> None:
     """What a checkpoint really is, decided by its tensor shapes (never by its name)."""
+    from converter.checkpoints.inspection import inspect_checkpoint
+
     report = inspect_checkpoint(checkpoint)
     for message in report.warnings:
         warn(message)
@@ -76,6 +80,9 @@ def legacy_command(
     as_json: bool = json_option(),
 ) -> None:
     """Write the canonical checkpoint: renamed head keys, no prefix, metadata recorded."""
+    from converter.checkpoints.canonical import load_checkpoint, variant_claimed_by_name
+    from converter.checkpoints.writer import default_output_path, write_canonical
+
     ckpt = load_checkpoint(checkpoint, value(variant))
     detected = ckpt.spec.name
     out = (

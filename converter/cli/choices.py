@@ -13,13 +13,16 @@ from collections.abc import Callable, Sequence
 
 import typer
 
-from converter.checkpoints.writer import FORMATS
+from converter.core.choices import (
+    CHECKPOINT_FORMATS,
+    DATA_LAYOUTS,
+    DEVICES,
+    EXPORTERS,
+    OV_EXECUTION_PRECISIONS,
+    PRECISIONS,
+    RUNTIMES,
+)
 from converter.core.variants import VARIANTS
-from converter.export.options import EXPORTERS
-from converter.h36m.synthetic import LAYOUTS
-from converter.runtimes.openvino_session import EXECUTION_PRECISIONS
-from converter.runtimes.sessions import DEVICES, RUNTIMES
-from converter.verdicts.tolerances import PRECISIONS
 
 
 def _choice_enum(name: str, values: Sequence[str]) -> type[enum.Enum]:
@@ -38,10 +41,10 @@ DEFAULT_DEVICE = Device("auto")
 RequiredDevice = _choice_enum("RequiredDevice", tuple(d for d in DEVICES if d != "auto"))
 Precision = _choice_enum("Precision", PRECISIONS)
 Exporter = _choice_enum("Exporter", EXPORTERS)
-CheckpointFormat = _choice_enum("CheckpointFormat", FORMATS)
-Layout = _choice_enum("Layout", LAYOUTS)
+CheckpointFormat = _choice_enum("CheckpointFormat", CHECKPOINT_FORMATS)
+Layout = _choice_enum("Layout", DATA_LAYOUTS)
 Runtime = _choice_enum("Runtime", RUNTIMES)
-OvPrecision = _choice_enum("OvPrecision", EXECUTION_PRECISIONS)
+OvPrecision = _choice_enum("OvPrecision", OV_EXECUTION_PRECISIONS)
 
 
 def value(choice: enum.Enum | None) -> str | None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from converter.cli.app import app, echo, handle_errors
 from converter.cli.choices import VARIANT_METAVAR, Variant
 from converter.core.variants import get_variant
-from converter.demo import run_demo
+
+if TYPE_CHECKING:
+    pass
 
 
 @app.command("demo")
@@ -28,6 +31,8 @@ def demo_command(
 ) -> None:
     """Package weights as a Drive-style ConvNeXtPose_<V>.tar, then run inspect -> legacy -> onnx
     -> verify, the graph on real photos (XS), and eval on a synthetic set; print each step."""
+    from converter.demo import run_demo
+
     spec = get_variant(str(variant.value))
     report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=typer.echo)
     seconds = sum(s.seconds for s in report.steps)

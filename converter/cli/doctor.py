@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from converter.cli.app import app, echo, emit_json, handle_errors
 from converter.cli.choices import RequiredDevice
 from converter.cli.options import json_option
-from converter.runtimes.doctor import run_doctor
+
+if TYPE_CHECKING:
+    pass
 
 
 @app.command("doctor")
@@ -19,6 +23,8 @@ def doctor_command(
     as_json: bool = json_option(),
 ) -> None:
     """Python, CPU, PyTorch, onnxruntime and each provider: listed, and whether it really starts."""
+    from converter.runtimes.doctor import run_doctor
+
     report = run_doctor(str(device.value))
     if as_json:
         emit_json(report.to_dict())

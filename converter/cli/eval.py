@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -37,15 +38,24 @@ from converter.cli.options import (
     runtime_option,
     variant_option,
 )
+from converter.core.choices import EVAL_BACKENDS as BACKENDS
 from converter.core.errors import CheckFailedError, OutputExistsError, ReplaceRefusedError
-from converter.evaluation.evaluate import action_table, joint_table, report_closing, report_heading
-from converter.evaluation.run import BACKENDS, EvalOptions, EvalRun, plan_evaluation, run_evaluation
+
+if TYPE_CHECKING:
+    from converter.evaluation.run import EvalRun
 
 DATA_PANEL = "Data"
 
 
 def print_eval_run(run: EvalRun) -> None:
     """The human output: heading, the per-action and per-joint tables, speed and verdict."""
+    from converter.evaluation.evaluate import (
+        action_table,
+        joint_table,
+        report_closing,
+        report_heading,
+    )
+
     report = run.report
     for line in [*report_heading(report), ""]:
         echo(line)
@@ -153,6 +163,8 @@ def eval_command(
 
     Exit 1 when the two backends' metrics differ by more than --max-delta-mm.
     """
+    from converter.evaluation.run import EvalOptions, plan_evaluation, run_evaluation
+
     options = EvalOptions(  # every value checked here, before anything is read
         data=data, checkpoint=checkpoint, onnx=onnx, variant=value(variant), images=images,
         protocol=protocol, bbox_root=bbox_root, limit=limit, batch=batch, workers=workers,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import typer
 
-from converter.checkpoints.canonical import CanonicalCheckpoint
+if TYPE_CHECKING:
+    from converter.checkpoints.canonical import CanonicalCheckpoint
+    from converter.verdicts.verify import (
+        VerifyReport,
+    )
 from converter.cli.app import (
     app,
     echo,
@@ -34,19 +38,12 @@ from converter.cli.options import (
     variant_option,
 )
 from converter.core.atomic import check_output_path
-from converter.export.exporter import export_onnx
-from converter.export.options import DEFAULT_OPSET, ExportOptions
-from converter.export.precision import DEFAULT_CALIBRATION_COUNT
-from converter.export.rewrite import REWRITES
-from converter.graphs.metadata import read_onnx_metadata
-from converter.verdicts.judge import POSE_FRAMES
-from converter.verdicts.verify import (
-    DEFAULT_SAMPLES,
-    ParityFailedError,
-    VerifyOptions,
-    VerifyReport,
-    check_variant_option,
-    verify_onnx,
+from converter.core.choices import (
+    DEFAULT_CALIBRATION_COUNT,
+    DEFAULT_OPSET,
+    POSE_FRAMES,
+    REWRITES,
+    VERIFY_SAMPLES,
 )
 
 INT8_PANEL = "int8"
@@ -185,6 +182,10 @@ def onnx_command(
     as_json: bool = json_option(),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
+    from converter.export.exporter import export_onnx
+    from converter.export.options import ExportOptions
+    from converter.verdicts.verify import ParityFailedError
+
     options = ExportOptions(  # every value checked here, before any weights are loaded
         opset=opset,
         batch=batch,
@@ -237,7 +238,7 @@ def verify_command(
         None, "--batch", help="Batch sizes, e.g. 1,4 (default 1,4; a fixed-batch graph: its own)."
     ),
     samples: int = typer.Option(
-        DEFAULT_SAMPLES,
+        VERIFY_SAMPLES,
         "--samples",
         help="fp32: seeded images per batch size (plus 4 crops).",
         rich_help_panel=VERDICT_PANEL,
@@ -261,6 +262,14 @@ def verify_command(
     as_json: bool = json_option(),
 ) -> None:
     """Run PyTorch and the graph on the same images; exit 1 when they disagree."""
+    from converter.graphs.metadata import read_onnx_metadata
+    from converter.verdicts.verify import (
+        ParityFailedError,
+        VerifyOptions,
+        check_variant_option,
+        verify_onnx,
+    )
+
     options = VerifyOptions(  # every value checked here, before any file is read
         device=str(device.value),
         batch=parse_batch_list(batch),

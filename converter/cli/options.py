@@ -9,16 +9,18 @@ underscores (converter.cli.app.flag turns an options field back into its flag).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
 from converter.cli.app import warn
 from converter.cli.choices import DEFAULT_DEVICE, VARIANT_METAVAR
 from converter.core.errors import UsageError
 from converter.core.variants import get_variant
+
+if TYPE_CHECKING:
+    from converter.checkpoints.canonical import CanonicalCheckpoint
 
 # Help text is Rich markup: brackets are escaped, or "[openvino]" would vanish as a tag.
 RUNTIME_HELP = escape(
@@ -88,6 +90,8 @@ def atol_option() -> Any:
 
 def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
     """--checkpoint (checked against --variant), or --variant alone: seeded random weights."""
+    from converter.checkpoints.canonical import load_checkpoint, random_checkpoint
+
     if checkpoint is not None:
         return load_checkpoint(checkpoint, variant)
     if variant is None:

@@ -30,6 +30,7 @@ import onnxruntime as ort
 import torch
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from converter.core.choices import BENCH_RUNS as DEFAULT_RUNS
 from converter.core.errors import OptionError, VariantMismatchError
 from converter.graphs.metadata import read_onnx_metadata
 from converter.h36m.preprocess import normalize_images, seeded_images
@@ -47,7 +48,7 @@ from converter.verdicts.verify import MAX_BATCH
 
 BENCH_DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_BATCHES = (1, 8)
-DEFAULT_RUNS = 20
+
 DEFAULT_WARMUP = 3
 
 

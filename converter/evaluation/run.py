@@ -16,6 +16,7 @@ from pathlib import Path
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint
 from converter.core.atomic import check_output_dir
+from converter.core.choices import EVAL_BACKENDS as BACKENDS
 from converter.core.errors import OptionError, UsageError, VariantMismatchError
 from converter.core.progress import ProgressCallback
 from converter.core.variants import VariantSpec, get_variant
@@ -36,7 +37,6 @@ from converter.h36m.dataset import H36MDataset, load_dataset
 from converter.runtimes.sessions import check_device, check_runtime
 from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
 
-BACKENDS = ("torch", "onnx")
 SKIPPED_SHOWN = 5  # skipped images named in the warning; the result lists all
 
 
@@ -82,6 +82,9 @@ class EvalOptions:
     skip_missing: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("data", "checkpoint", "onnx", "images", "bbox_root", "predictions", "vis"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         names = tuple(dict.fromkeys(name.strip().lower() for name in self.backend))
         unknown = [name for name in names if name not in BACKENDS]
         if unknown or not names:

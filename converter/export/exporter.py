@@ -29,6 +29,7 @@ from torch import nn
 from converter import __version__
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
 from converter.core.atomic import atomic_output, check_output_path
+from converter.core.choices import POSE_FRAMES
 from converter.core.errors import CheckFailedError, OnnxModelError, OptionError, first_line
 from converter.core.model import ConvNeXtPose
 from converter.core.progress import ProgressCallback, progress_callback
@@ -54,7 +55,6 @@ from converter.h36m.preprocess import normalize_images, seeded_images
 from converter.h36m.synthetic import synthetic_crops
 from converter.runtimes.sessions import Session, open_onnx_session, save_ort_format
 from converter.verdicts.judge import (
-    POSE_FRAMES,
     BackgroundReference,
     ParityFailedError,
     pose_crop_sets,

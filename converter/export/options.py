@@ -15,14 +15,13 @@ from pathlib import Path
 import onnx
 import torch
 
+from converter.core.choices import DEFAULT_OPSET, EXPORTERS
 from converter.core.errors import OptionError
 from converter.export.precision import DEFAULT_CALIBRATION_COUNT, CalibrationSet
 from converter.export.rewrite import REWRITES
 from converter.verdicts.judge import resolve_seed
 from converter.verdicts.tolerances import check_precision, fp32_limits
 
-EXPORTERS = ("dynamo", "torchscript")
-DEFAULT_OPSET = 18
 MIN_OPSET = 11  # Resize with align_corners needs opset 11
 DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 and newer only
 # torch.onnx's TorchScript exporter writes opsets up to 20 (torch.onnx._constants says so too).

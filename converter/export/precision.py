@@ -38,6 +38,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from converter.core.choices import DEFAULT_CALIBRATION_COUNT
 from converter.core.errors import DatasetError, OnnxModelError, UsageError, first_line
 from converter.core.model import ConvNeXtPose
 from converter.core.progress import ProgressCallback, progress_callback
@@ -45,7 +46,7 @@ from converter.core.variants import VariantSpec
 from converter.export.fold import fold_batchnorms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-DEFAULT_CALIBRATION_COUNT = 128  # docs/precision_and_speed.md, "Reduced precision …"
+
 CALIBRATION_STAGE = "int8 calibration (images)"
 
 

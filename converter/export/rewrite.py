@@ -29,11 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from converter.core.choices import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
 from converter.core.model import ConvNeXtPose, Head, SoftArgmax
-
-FINAL_CONV_BEFORE_UPSAMPLE = "final_conv_before_upsample"
-SOFT_ARGMAX_MOMENTS = "soft_argmax_moments"
-REWRITES = (FINAL_CONV_BEFORE_UPSAMPLE, SOFT_ARGMAX_MOMENTS)
 
 
 class ReorderedHead(nn.Module):

@@ -290,8 +290,16 @@ def write_onnx_metadata(model: onnx.ModelProto, metadata: OnnxMetadata) -> onnx.
 def load_onnx_model(path: str | Path, *, weights: bool = True) -> onnx.ModelProto:
     """onnx.load with one-line errors naming the file; rejects files that parse to no graph."""
     path = Path(path)
+    if path.is_dir():
+        raise OnnxModelError(f"{path}: a folder (an unzipped checkpoint?), not an ONNX graph")
     if not path.is_file():
         raise OnnxModelError(f"{path}: no such file")
+    kind = _checkpoint_kind(path)
+    if kind is not None:
+        raise OnnxModelError(
+            f"{path}: {kind}, which is a checkpoint's container, not an ONNX graph",
+            remedies=[("checkpoint", "with it, and the .onnx file as the graph")],
+        )
     try:
         model = onnx.load(str(path), load_external_data=weights)
     except Exception as exc:  # protobuf DecodeError and friends
@@ -302,6 +310,20 @@ def load_onnx_model(path: str | Path, *, weights: bool = True) -> onnx.ModelProt
     if not model.graph.node or not model.graph.input or not model.opset_import:
         raise OnnxModelError(f"{path}: not an ONNX model (no graph, inputs or opset)")
     return model
+
+
+def _checkpoint_kind(path: Path) -> str | None:
+    """What a checkpoint file given as a graph is, from its first bytes (None: not one of them).
+    An ONNX file is a protobuf ModelProto; none of its fields encodes as these bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (torch.save's format)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a pickle (torch.save's old format)"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 27:
+        return "a safetensors file"
+    return None
 
 
 def read_onnx_metadata(model_or_path: onnx.ModelProto | str | Path) -> OnnxMetadata | None:

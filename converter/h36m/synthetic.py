@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from converter.core.atomic import make_output_dir, write_output
+from converter.core.choices import DATA_LAYOUTS as LAYOUTS
 from converter.core.variants import SKELETON, VariantSpec
 from converter.h36m.crops import Crops
 from converter.h36m.dataset import (
@@ -47,7 +48,7 @@ OTHER_FRAMES = (TEST_SAMPLING // 2,)  # annotated, never evaluated, so no image 
 ABSENT_SEQUENCE = (11, 2, 2, 1)  # (subject, action, subaction, camera), missing in the real set
 IMAGE_SIZE = (1000, 1002)  # (width, height)
 FPS = 50.0
-LAYOUTS = ("reference", "kaggle")
+
 BBOX_ROOT_FILE = Path("bbox_root") / "bbox_root_human36m_output.json"
 
 # Human3.6M's published intrinsics for its four cameras: (fx, fy), (cx, cy).

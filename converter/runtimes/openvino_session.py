@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
 from converter.core.errors import OnnxModelError, OptionError, UsageError, first_line
 
 INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
 # What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
-EXECUTION_PRECISIONS = ("auto", "f32", "bf16")
+
 _TYPE_NAMES = {
     "f32": "f32", "float32": "f32",
     "bf16": "bf16", "bfloat16": "bf16",

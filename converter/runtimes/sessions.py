@@ -19,9 +19,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from converter.core.choices import DEVICES, RUNTIMES
 from converter.core.errors import OnnxModelError, OptionError, ProviderError, UsageError
 
-DEVICES = ("auto", "cpu", "cuda")
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TENSORRT_EP = "TensorrtExecutionProvider"
@@ -244,9 +244,6 @@ def open_onnx_session(
             raise ProviderError(f"CUDA asked for: {reason}")
         result.fallback_reason = reason
     return result
-
-
-RUNTIMES = ("onnxruntime", "openvino")
 
 
 def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto") -> str:

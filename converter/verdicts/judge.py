@@ -43,7 +43,6 @@ from converter.verdicts.parity import (
 from converter.verdicts.tolerances import pose_budget
 
 FP32_CROPS = 4  # real-preprocessed crops added to the seeded images of an fp32 verdict
-POSE_FRAMES = 32  # crops a reduced-precision verdict judges the pose change on
 
 
 class ParityFailedError(CheckFailedError):

@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from converter.core.choices import PRECISIONS
 from converter.core.errors import OptionError
 from converter.verdicts.parity import Limit, PoseBudget
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 FLOOR_FACTOR = 4.0
 FLOOR_MARGIN: dict[str, float] = {"coords": 2e-4, "heatmaps": 2e-4}

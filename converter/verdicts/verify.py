@@ -22,6 +22,8 @@ import onnx
 import torch
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from converter.core.choices import POSE_FRAMES
+from converter.core.choices import VERIFY_SAMPLES as DEFAULT_SAMPLES
 from converter.core.errors import OnnxModelError, OptionError, VariantMismatchError
 from converter.core.variants import VariantSpec, get_variant
 from converter.graphs.facts import format_shape, graph_facts, graph_precision, variant_disagreements
@@ -39,7 +41,6 @@ from converter.runtimes.sessions import (
 )
 from converter.verdicts.judge import (
     FP32_CROPS,
-    POSE_FRAMES,
     ParityFailedError,
     pose_crop_sets,
     resolve_seed,
@@ -51,7 +52,7 @@ from converter.verdicts.parity import ParityReport, PoseChange
 from converter.verdicts.tolerances import PRECISIONS, fp32_limits, judged_precision
 
 DEFAULT_BATCHES = (1, 4)
-DEFAULT_SAMPLES = 8
+
 MAX_SAMPLES = 4096  # seeded images are held in memory with their outputs: 4096 L images ~ 3 GB
 MAX_BATCH = 256
 

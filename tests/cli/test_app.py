@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stacked import stacked_rows
 from typer.testing import CliRunner
 
 from converter import __version__
@@ -173,11 +174,19 @@ def test_tables_are_not_cut_when_redirected(capsys: pytest.CaptureFixture[str]) 
     print_table(table(["name", "value"], [["a", long], ["b", "1,234,567.891"]], numeric={1}))
     out = capsys.readouterr().out
     assert long in out and "1,234,567.891" in out and "\x1b[" not in out  # no colour codes
-    result = invoke("variants")
-    assert result.exit_code == 0
-    rows = [line.split() for line in result.stdout.splitlines()]
+    assert out.splitlines()[0].split() == ["name", "value"]  # it fits: a table
+    # just inside and just outside the page: 100 columns are a table, 101 are stacked
+    for width, stacked in ((100, False), (101, True)):
+        print_table(table(["h"], [["x" * width]]))
+        out = capsys.readouterr().out
+        assert out.startswith("h  x") == stacked and ("x" * width) in out
+    result = invoke("variants")  # 12 columns: wider than a log's 100, so stacked, none lost
+    assert result.exit_code == 0 and max(len(line) for line in result.stdout.splitlines()) <= 100
+    rows = stacked_rows(result.stdout, "name")
+    assert [r["name"] for r in rows] == ["XS", "S", "M", "L"]
+    assert all(len(r) == 12 for r in rows)
     # params are what docs/checkpoints.md's table says (counted by hand from the layer shapes)
-    params = {row[0]: row[-6] for row in rows if row and row[0] in ("XS", "S", "M", "L")}
+    params = {r["name"]: r["params"] for r in rows}
     assert params == {"XS": "3,528,008", "S": "7,438,976", "M": "7,587,008", "L": "8,380,352"}
     assert json.loads(invoke("variants", "--json").stdout)[3]["params"] == 8380352
 
@@ -331,3 +340,27 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> No
     assert plain.exit_code == debug.exit_code == 2
     assert "Traceback" not in plain.stderr and "Traceback (most recent call last)" in debug.stderr
     assert plain.stderr.strip().splitlines()[-1] == debug.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["onnx", "--help"], ["eval", "--help"]]
+)
+def test_version_and_help_import_no_heavy_library(args: list[str]) -> None:
+    """The start-up cost is these imports (benchmarks/cli_latency.py times it): --version and the
+    help pages must not pay it."""
+    script = (
+        "import sys\n"
+        f"sys.argv = ['cnp-convert', *{args!r}]\n"
+        "import converter.cli.main as entry\n"
+        "def leave(code):\n"
+        "    heavy = ('torch', 'onnx', 'onnxruntime', 'cv2', 'numpy', 'openvino')\n"
+        "    print('loaded:', sorted(name for name in heavy if name in sys.modules))\n"
+        "    raise SystemExit(0)\n"
+        "entry._leave = leave\n"
+        "entry.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "loaded: []"

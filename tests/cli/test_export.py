@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from stacked import stacked_rows
 from typer.testing import CliRunner
 
 from converter.cli.main import app
@@ -42,12 +43,11 @@ def test_onnx_then_verify(xs_cli_onnx: Path, release_file) -> None:
     assert meta.variant == "XS" and meta.weights == "trained"
     result = invoke("verify", xs_cli_onnx, "--checkpoint", release_file("XS"), "--samples", 4)
     assert result.exit_code == 0, result.output
-    rows = [line.split() for line in result.stdout.splitlines()]
-    # the table: batch, output, max abs error, floor, limit = rule, ..., verdict
-    batches = [row[0] for row in rows if len(row) > 2 and row[1] == "coords"]
-    assert batches == ["1", "4"] and all(
-        "within limit" in line for line in result.stdout.splitlines() if " coords " in line
-    )
+    # the fp32 table, stacked (wider than 100 columns): batch, output, ..., verdict
+    rows = stacked_rows(result.stdout, "batch")
+    assert [(r["batch"], r["output"]) for r in rows] == [("1", "coords"), ("4", "coords")]
+    assert all(r["verdict"] == "within limit" for r in rows)
+    assert all(r["worst element (graph vs float64)"].startswith("[") for r in rows)
     assert "PyTorch fp32 floor" in result.stdout
     assert result.stdout.rstrip().splitlines()[-1].startswith("PASS")
 
@@ -335,3 +335,28 @@ def test_bench_times_both_runtimes_in_one_run(xs_cli_onnx: Path, release_file) -
     assert [o["runtime"] for o in row["others"]] == ["openvino"]  # duplicates dropped
     assert row["others"][0]["label"] == "openvino graph"
     assert report["machine"]["cpu_features"] is not None
+
+
+def test_verify_given_a_checkpoint_as_the_graph_says_so(tmp_path: Path, release_file) -> None:
+    import torch
+
+    from converter.checkpoints.released import RELEASED_FILE
+
+    legacy = tmp_path / "old.pth"
+    torch.save({"a": torch.zeros(1)}, legacy, _use_new_zipfile_serialization=False)
+    folder = tmp_path / "unzipped"
+    folder.mkdir()
+    cases = {
+        release_file("XS"): "a zip archive (torch.save's format)",
+        RELEASED_FILE: "a safetensors file",
+        legacy: "a pickle (torch.save's old format)",
+    }
+    for path, kind in cases.items():
+        result = invoke("verify", path, "--variant", "XS")
+        assert result.exit_code == 2, (path, result.output)
+        assert result.stderr == (
+            f"error: {path}: {kind}, which is a checkpoint's container, not an ONNX graph; "
+            "pass --checkpoint with it, and the .onnx file as the graph\n"
+        )
+    result = invoke("verify", folder, "--variant", "XS")
+    assert result.exit_code == 2 and "a folder (an unzipped checkpoint?)" in result.stderr
