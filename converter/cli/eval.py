@@ -82,9 +82,13 @@ def print_eval_run(run: EvalRun) -> None:
 @handle_errors
 def eval_command(
     data: Path = typer.Option(..., "--data", help="Human3.6M root (reference or Kaggle layout)."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="For the torch backend."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="For the torch backend (without it: --variant's seeded weights)."
+    ),
     onnx: Path | None = typer.Option(None, "--onnx", help="For the onnx backend."),
-    variant: Variant | None = variant_option("Check (or give) the variant."),
+    variant: Variant | None = variant_option(
+        "Check (or give) the variant; alone, seeded random weights."
+    ),
     images: Path | None = typer.Option(
         None,
         "--images",

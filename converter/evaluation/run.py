@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint
+from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
 from converter.core.atomic import check_output_dir
 from converter.core.choices import EVAL_BACKENDS as BACKENDS
 from converter.core.errors import OptionError, UsageError, VariantMismatchError
@@ -90,8 +90,11 @@ class EvalOptions:
         if unknown or not names:
             raise OptionError("backend", f"must name {' and/or '.join(BACKENDS)}, not {unknown}")
         object.__setattr__(self, "backend", names)
-        if "torch" in names and self.checkpoint is None:
-            raise UsageError("the torch backend needs a checkpoint", remedies=[("checkpoint", "")])
+        if "torch" in names and self.checkpoint is None and self.variant is None:
+            raise UsageError(
+                "the torch backend needs weights",
+                remedies=[("checkpoint", ""), ("variant", "V for seeded random weights")],
+            )
         if "onnx" in names and self.onnx is None:
             raise UsageError("the onnx backend needs a graph", remedies=[("onnx", "")])
         if self.protocol not in (1, 2):
@@ -249,6 +252,8 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
     ckpt = None
     if "torch" in names and options.checkpoint is not None:
         ckpt = load_checkpoint(options.checkpoint, options.variant)
+    elif "torch" in names:  # the variant alone: the seeded weights onnx --variant exports
+        ckpt = random_checkpoint(get_variant(str(options.variant)), seed=0)
     graph = options.onnx if "onnx" in names else None
     metadata, precision = _graph_facts(graph) if graph is not None else (None, "fp32")
     warnings: list[str] = []

@@ -142,10 +142,10 @@ def test_eval_missing_images_exit_2_before_inference(data_root: Path, models, tm
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--backend", "torch"), "needs a checkpoint; pass --checkpoint"),
+        (("--backend", "torch"), "needs weights; pass --checkpoint, or --variant V for seeded"),
         (("--backend", "onnx"), "needs a graph; pass --onnx"),
         (("--backend", "tflite"), "Invalid value for '--backend': 'tflite': a comma list of"),
-        (("--backend", "torch,"), "needs a checkpoint; pass --checkpoint"),
+        (("--backend", "torch,"), "needs weights; pass --checkpoint, or --variant V"),
         (("--protocol", "3", "--backend", "torch", "--checkpoint", "CKPT"), "equal to 2"),
         (("--device", "tpu", "--backend", "torch", "--checkpoint", "CKPT"), "'--device'"),
     ],
@@ -306,3 +306,18 @@ def test_impossible_annotations_stop_before_inference(data_root, release_file, t
     result = _eval_torch(root, release_file("XS"))
     _one_line_error(result, f"{cameras_path}: camera 3: focal length f [0, 0] must be positive")
     assert result.stdout == ""
+
+
+def test_eval_with_the_variant_alone_uses_the_seeded_weights(data_root: Path, onnx_cache) -> None:
+    """As onnx, verify and bench do: --variant without --checkpoint is the seeded random weights,
+    the same ones `onnx --variant` exports (so the graph's weights digest matches, no warning)."""
+    graph, _ = onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0))
+    result = invoke("eval", "--data", data_root, "--variant", "XS", "--onnx", graph, "--limit", 2,
+                    "--device", "cpu", "--no-progress", "--no-flip", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["agree"] is True and report["weights"] == {
+        "checkpoint": "random",
+        "graph": "random",
+    }
+    assert "random (seeded) weights" in result.stderr and "other weights" not in result.stderr
