@@ -15,8 +15,10 @@ from converter.h36m.preprocess import (
     crop_patch,
     crop_transform,
     load_input,
+    normalize_images,
     normalize_patch,
     read_bgr,
+    seeded_images,
 )
 
 SPEC = get_variant("XS")
@@ -104,3 +106,26 @@ def test_load_input_matches_the_steps(tmp_path: Path) -> None:
     bbox = (20.5, 10.25, 150.0, 150.0)
     expected = normalize_patch(crop_patch(image, bbox, (256, 256)), SPEC)
     np.testing.assert_array_equal(load_input(path, bbox, SPEC), expected)
+
+
+def test_seeded_images_are_smooth_bounded_and_fixed_by_their_seed() -> None:
+    images = seeded_images(3, 7, (20, 30))
+    assert images.shape == (3, 20, 30, 3) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 255.0
+    assert np.array_equal(images, seeded_images(3, 7, (20, 30)))
+    assert not np.array_equal(images, seeded_images(3, 8, (20, 30)))
+    # low-frequency blobs plus grain of std 12: neighbours differ by far less than the range
+    steps = np.abs(np.diff(seeded_images(2, 1, (256, 256)), axis=2))
+    assert 5.0 < float(steps.mean()) < 30.0 and float(images.std()) > 30.0
+
+
+def test_normalize_images_by_hand() -> None:
+    spec = get_variant("XS")
+    rgb = np.zeros((1, 2, 2, 3), np.float32)
+    rgb[0, 1, 0] = (255.0, 0.0, 10.0)
+    out = normalize_images(rgb, spec)
+    assert out.shape == (1, 3, 2, 2) and out.dtype == np.float32 and out.flags.c_contiguous
+    mean, std = spec.pixel_mean, spec.pixel_std
+    for channel, value in enumerate((255.0, 0.0, 10.0)):  # no division by 255 first
+        assert out[0, channel, 1, 0] == pytest.approx((value - mean[channel]) / std[channel])
+        assert out[0, channel, 0, 0] == pytest.approx(-mean[channel] / std[channel])
