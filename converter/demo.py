@@ -1,13 +1,14 @@
-"""The whole pipeline on a release-shaped file: inspect -> legacy -> onnx -> verify, the graph on
-real photos, then eval on a synthetic Human3.6M set. Every step calls the same library function
+"""The whole pipeline on a release-shaped file: inspect -> legacy -> onnx -> verify, eval on a
+synthetic Human3.6M set, then predict on real photos. Every step calls the same library function
 the CLI does.
 
 XS runs on the authors' released weights (converter.checkpoints.released) packaged like the
-Drive file: the verified graph finds the 2D joints on the shipped real photos, drawn into a
-picture. The synthetic set's people are drawn figures a network trained on Human3.6M photos was
-never shown, so its MPJPE there is no accuracy figure; what the eval step shows is that PyTorch
-and onnxruntime agree. Other variants run on fabricated random weights, where only that
-agreement means anything.
+Drive file: its last step is ``predict`` on the shipped real photos, pictures and JSON, with the
+largest 2D distance between the graph's joints and PyTorch's on the same crops. The synthetic
+set's people are drawn figures a network trained on Human3.6M photos was never shown, so its
+MPJPE there is no accuracy figure; what the eval step shows is that PyTorch and onnxruntime
+agree. Other variants run on fabricated random weights, where only that agreement means
+anything.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from converter.checkpoints.writer import write_canonical
 from converter.core.errors import CheckFailedError
 from converter.evaluation.evaluate import format_report
 from converter.evaluation.run import EvalOptions, plan_evaluation, run_evaluation
-from converter.evaluation.visualize import write_photo_sheet
 from converter.export.exporter import export_onnx
 from converter.export.options import ExportOptions
-from converter.h36m.photos import augmented_patch, photo_paths
-from converter.h36m.preprocess import normalize_patch, read_bgr
+from converter.h36m.image_files import read_bgr
+from converter.h36m.photos import photo_paths
+from converter.h36m.preprocess import crop_patch, normalize_patch
 from converter.h36m.synthetic import make_synthetic_h36m
-from converter.runtimes.sessions import open_onnx_session
+from converter.prediction.run import PredictOptions, PredictReport, run_prediction
 from converter.verdicts.verify import VerifyOptions, verify_onnx
 
 MAX_DELTA_MM = 0.1
@@ -57,32 +58,30 @@ class DemoReport:
     delta_mm: float
     max_joint_distance_mm: float
     weights: str  # "released (the authors')" or "fabricated (random)"
-    photos_picture: str | None = None  # the 2D joints on the real photos (released XS only)
+    predictions: str | None = None  # predict on the real photos: its JSON (released XS only)
 
 
-@dataclass(frozen=True)
-class PhotoJoints:
-    names: tuple[str, ...]
-    pictures: tuple[np.ndarray, ...]  # BGR
-    onnx_coords: np.ndarray  # (N, J, 3) heatmap units, the graph's
-    max_distance_px: float  # largest 2D distance to PyTorch fp32, in crop pixels
-    side: int
-
-
-def photo_joints(onnx_path: Path, ckpt) -> PhotoJoints:
-    """The shipped photos, each whole as the box, through the graph and through PyTorch."""
+def predict_photos(onnx_path: Path, ckpt, out: Path) -> tuple[PredictReport, float]:
+    """``predict`` on the shipped photos into out, and the largest 2D distance (pixels) between
+    the graph's joints and PyTorch fp32's on the same crops."""
     spec = ckpt.spec
-    paths = photo_paths()
-    pictures = tuple(read_bgr(p) for p in paths)
-    images = np.stack([normalize_patch(augmented_patch(p, spec.input_hw), spec) for p in pictures])
-    graph = open_onnx_session(onnx_path, "cpu").run(images)["coords"]
+    options = PredictOptions(
+        model=onnx_path, images=tuple(photo_paths()), output=out, force=True, device="cpu"
+    )
+    report = run_prediction(options)
+    images = []
+    for image in report.images:
+        picture = read_bgr(image.path)
+        for person in image.people:
+            images.append(
+                normalize_patch(crop_patch(picture, person.crop_box, spec.input_hw), spec)
+            )
     with torch.no_grad():
-        reference = build_loaded_model(ckpt)(torch.from_numpy(images)).numpy()
+        reference = build_loaded_model(ckpt)(torch.from_numpy(np.stack(images))).numpy()
+    graph = np.stack([person.coords for image in report.images for person in image.people])
     px_per_unit = spec.input_hw[1] / spec.heatmap_hw[1]
     distance = np.linalg.norm(graph[..., :2] - reference[..., :2], axis=-1) * px_per_unit
-    return PhotoJoints(
-        tuple(p.name for p in paths), pictures, graph, float(distance.max()), spec.input_hw[1]
-    )
+    return report, float(distance.max())
 
 
 def run_demo(
@@ -140,24 +139,6 @@ def run_demo(
     verified = verify_onnx(onnx_path, ckpt, VerifyOptions(device="cpu"))
     step("verify", started, "PASS" if verified.passed else "FAIL", verified.lines())
 
-    picture = None
-    if trained:
-        started = time.perf_counter()
-        picture = workdir / "photos_2d.png"
-        found = photo_joints(onnx_path, ckpt)
-        write_photo_sheet(
-            picture, found.pictures, found.onnx_coords, ckpt.spec, found.names, overwrite=True
-        )
-        step(
-            "photos",
-            started,
-            f"2D joints on {len(found.names)} real photos -> {picture}",
-            [
-                f"PyTorch and onnxruntime on these photos: largest 2D joint distance "
-                f"{found.max_distance_px:.4f} px of a {found.side}-px crop",
-            ],
-        )
-
     started = time.perf_counter()
     data_root = workdir / "h36m"
     synthetic = make_synthetic_h36m(data_root, "reference", overwrite=True)
@@ -178,7 +159,30 @@ def run_demo(
 
     comparison = report.comparison
     assert comparison is not None  # two backends always give a comparison
-    result = DemoReport(
+    if not comparison.agrees(MAX_DELTA_MM):
+        raise CheckFailedError(
+            f"torch and onnxruntime MPJPE differ by {abs(comparison.difference_mm):.4f} mm "
+            f"> {MAX_DELTA_MM} mm"
+        )
+
+    predictions = None
+    if trained:
+        started = time.perf_counter()
+        found, distance = predict_photos(onnx_path, ckpt, workdir / "predict")
+        predictions = found.predictions_file
+        step(
+            "predict",
+            started,
+            f"{found.people} people on {len(found.images)} real photos -> {predictions.parent}",
+            [
+                f"{sum(len(i.pictures) for i in found.images)} pictures (NAME_2d.png, NAME_3d.png) "
+                f"and {predictions.name}",
+                f"PyTorch and onnxruntime on these crops: largest 2D joint distance "
+                f"{distance:.4f} px",
+            ],
+        )
+
+    return DemoReport(
         workdir=str(workdir),
         variant=variant,
         steps=tuple(steps),
@@ -187,11 +191,5 @@ def run_demo(
         delta_mm=comparison.difference_mm,
         max_joint_distance_mm=comparison.max_distance_mm,
         weights=weights,
-        photos_picture=str(picture) if picture is not None else None,
+        predictions=str(predictions) if predictions is not None else None,
     )
-    if not comparison.agrees(MAX_DELTA_MM):
-        raise CheckFailedError(
-            f"torch and onnxruntime MPJPE differ by {abs(result.delta_mm):.4f} mm "
-            f"> {MAX_DELTA_MM} mm"
-        )
-    return result

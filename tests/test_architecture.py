@@ -19,8 +19,9 @@ LAYERS = {
     "verdicts": 2,
     "export": 3,
     "evaluation": 3,
-    "demo": 4,
-    "cli": 5,
+    "prediction": 4,
+    "demo": 5,
+    "cli": 6,
 }
 
 

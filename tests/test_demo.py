@@ -8,7 +8,6 @@ import cv2
 from typer.testing import CliRunner
 
 from converter.cli.main import app
-from converter.evaluation.visualize import PHOTO_TILE
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
@@ -23,15 +22,19 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         "== legacy",
         "== onnx",
         "== verify",
-        "== photos",
         "== demo-data",
         "== eval",
+        "== predict",
     ]
     assert "== verify" in result.stdout and ": PASS" in result.stdout
     assert "agree within 0.1 mm" in result.stdout
     assert "released (the authors') weights" in result.stdout
-    assert "2D joints on 4 real photos" in result.stdout
+    assert "4 people on 4 real photos" in result.stdout
     written = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"ConvNeXtPose_XS.canonical.safetensors", "convnextpose_xs.onnx"} <= written
-    picture = cv2.imread(str(tmp_path / "demo" / "photos_2d.png"))
-    assert picture is not None and picture.shape[1] == 4 * PHOTO_TILE
+    predicted = tmp_path / "demo" / "predict"
+    assert {p.name for p in predicted.iterdir()} == {"predictions.json"} | {
+        f"0000{k}_{kind}.png" for k in range(4) for kind in ("2d", "3d")
+    }
+    picture = cv2.imread(str(predicted / "00001_2d.png"))
+    assert picture is not None and picture.shape[1] == 512  # a 256-px photo, drawn at 2x

@@ -30,7 +30,7 @@ def demo_command(
     workers: int = typer.Option(2, "--workers", min=0, help="Threads decoding images."),
 ) -> None:
     """Package weights as a Drive-style ConvNeXtPose_<V>.tar, then run inspect -> legacy -> onnx
-    -> verify, the graph on real photos (XS), and eval on a synthetic set; print each step."""
+    -> verify, eval on a synthetic set, and predict on real photos (XS); print each step."""
     from converter.demo import run_demo
 
     spec = get_variant(str(variant.value))
@@ -40,5 +40,5 @@ def demo_command(
         f"demo done in {seconds:.1f} s: torch {report.torch_mm:.2f} mm, "
         f"onnxruntime {report.onnx_mm:.2f} mm, delta {report.delta_mm:+.4f} mm, largest joint "
         f"distance {report.max_joint_distance_mm:.4f} mm"
-        + (f"; 2D joints on the photos: {report.photos_picture}" if report.photos_picture else "")
+        + (f"; predictions on the photos: {report.predictions}" if report.predictions else "")
     )

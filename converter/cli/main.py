@@ -37,7 +37,7 @@ def _commands():
     """The app with every command registered (importing a command module registers it)."""
     _IMPORTING[0] = True
     try:
-        from converter.cli import bench, checkpoint, demo, doctor, eval, export  # noqa: F401
+        from converter.cli import bench, checkpoint, demo, doctor, eval, export, predict  # noqa: F401
         from converter.cli.app import app
     finally:
         _IMPORTING[0] = False

@@ -13,7 +13,6 @@ outline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +97,7 @@ def worst_frames(
 # Drawing
 
 
-def _point(p) -> tuple[int, int]:
+def pixel_point(p) -> tuple[int, int]:
     return round(float(p[0])), round(float(p[1]))
 
 
@@ -108,14 +107,14 @@ def _dashed(image: np.ndarray, a, b, colour, thickness: int, dash: int = 7) -> N
     for k in range(0, steps, 2):
         p = a + (b - a) * k / steps
         q = a + (b - a) * min(k + 1, steps) / steps
-        cv2.line(image, _point(p), _point(q), colour, thickness, cv2.LINE_AA)
+        cv2.line(image, pixel_point(p), pixel_point(q), colour, thickness, cv2.LINE_AA)
 
 
 def draw_skeleton(
     image: np.ndarray, points: np.ndarray, colour, thickness: int, dashed: bool = False
 ) -> None:
     """Limbs with a dark outline (visible on any background), joints as dots."""
-    pts = [_point(p) for p in points]
+    pts = [pixel_point(p) for p in points]
     for a, b in SKELETON:
         if dashed:
             _dashed(image, pts[a], pts[b], OUTLINE, thickness + 2)
@@ -127,7 +126,9 @@ def draw_skeleton(
         cv2.circle(image, point, thickness + 1, colour, -1, cv2.LINE_AA)
 
 
-def _text(image: np.ndarray, text: str, origin, colour, scale: float = 0.5, bold: int = 1) -> int:
+def put_label(
+    image: np.ndarray, text: str, origin, colour, scale: float = 0.5, bold: int = 1
+) -> int:
     """Text on a dark box (readable over any image); returns the x just after it."""
     (width, height), baseline = cv2.getTextSize(text, FONT, scale, bold)
     x, y = origin
@@ -167,11 +168,11 @@ def _view_panel(title: str, horizontal: str, vertical: str, side: int = PANEL) -
         colour = (90, 90, 90) if mm == 0 else (60, 60, 60)
         cv2.line(panel, (pos, 0), (pos, side), colour, 1)
         cv2.line(panel, (0, pos), (side, pos), colour, 1)
-    _text(panel, title, (8, 20), (235, 235, 235), 0.5)
-    _text(panel, f"grid {GRID_MM:g} mm", (8, side - 10), (170, 170, 170), 0.4)
+    put_label(panel, title, (8, 20), (235, 235, 235), 0.5)
+    put_label(panel, f"grid {GRID_MM:g} mm", (8, side - 10), (170, 170, 170), 0.4)
     width = cv2.getTextSize(horizontal, FONT, 0.4, 1)[0][0]
-    _text(panel, horizontal, (side - 10 - width, side - 10), (170, 170, 170), 0.4)
-    _text(panel, vertical, (8, 40), (170, 170, 170), 0.4)
+    put_label(panel, horizontal, (side - 10 - width, side - 10), (170, 170, 170), 0.4)
+    put_label(panel, vertical, (8, 40), (170, 170, 170), 0.4)
     return panel
 
 
@@ -205,7 +206,7 @@ def _backend_row(
     crop, matrix = _crop_panel(image, sample, PANEL)
     draw_skeleton(crop, _to_panel(gt_pixels, matrix), GT_COLOUR, 3)
     draw_skeleton(crop, _to_panel(pixels, matrix), colour, 2)
-    _text(crop, "image (2D)", (8, 20), (235, 235, 235), 0.5)
+    put_label(crop, "image (2D)", (8, 20), (235, 235, 235), 0.5)
     panels = [crop]
     for label, horizontal, vertical, axes, flip in (SIDE_VIEW, TOP_VIEW):
         view = _view_panel(label, horizontal, vertical)
@@ -213,7 +214,7 @@ def _backend_row(
         draw_skeleton(view, _view_points(relative, axes, flip), colour, 2)
         panels.append(view)
     strip = np.full((TITLE_H, PANEL * len(panels), 3), 16, np.uint8)
-    _text(strip, title, (10, 21), colour, 0.6, 2)
+    put_label(strip, title, (10, 21), colour, 0.6, 2)
     body = np.hstack(panels)
     cv2.line(body, (PANEL, 0), (PANEL, PANEL), (0, 0, 0), 2)
     cv2.line(body, (2 * PANEL, 0), (2 * PANEL, PANEL), (0, 0, 0), 2)
@@ -222,12 +223,12 @@ def _backend_row(
 
 def _legend(width: int, heading: str, names: list[str]) -> np.ndarray:
     header = np.full((HEADER_H, width, 3), 16, np.uint8)
-    _text(header, heading, (10, 24), (235, 235, 235), 0.6, 1)
+    put_label(header, heading, (10, 24), (235, 235, 235), 0.6, 1)
     x = 10
     for label, colour in [("ground truth", GT_COLOUR)] + [(n, backend_colour(n)) for n in names]:
         cv2.line(header, (x, 46), (x + 28, 46), OUTLINE, 6, cv2.LINE_AA)
         cv2.line(header, (x, 46), (x + 28, 46), colour, 3, cv2.LINE_AA)
-        x = _text(header, label, (x + 36, 51), colour, 0.55, 1) + 28
+        x = put_label(header, label, (x + 36, 51), colour, 0.55, 1) + 28
     return header
 
 
@@ -298,7 +299,7 @@ def contact_sheet(
             points = _view_points(result.scored[frame.index], axes, flip, SHEET_TILE)
             draw_skeleton(view, points, backend_colour(result.name), 2, dashed=k > 0)
         caption = np.full((SHEET_CAPTION_H, tile_w, 3), 16, np.uint8)
-        _text(
+        put_label(
             caption,
             f"#{rank + 1} image {sample.image_id} {sample.action}",
             (6, 17),
@@ -308,7 +309,7 @@ def contact_sheet(
         x = 6
         for name in names:
             text = f"{name} {frame.errors_mm[name]:.1f} mm"
-            x = _text(caption, text, (x, 37), backend_colour(name), 0.45) + 12
+            x = put_label(caption, text, (x, 37), backend_colour(name), 0.45) + 12
         top = HEADER_H + (rank // columns) * tile_h
         left = (rank % columns) * tile_w
         sheet[top : top + tile_h, left : left + tile_w] = np.vstack(
@@ -318,7 +319,7 @@ def contact_sheet(
     return sheet
 
 
-def _png(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     assert ok  # encoding a uint8 BGR array to PNG cannot fail
     return data.tobytes()
@@ -343,69 +344,8 @@ def write_visualisations(
         sample = dataset.samples[index]
         path = directory / f"{sample.image_id}_{sample.action}.png"
         picture = frame_picture(report, dataset, spec, errors[index])
-        written.append(write_output(path, _png(picture), overwrite))
+        written.append(write_output(path, png_bytes(picture), overwrite))
     ranked = rank_worst(errors, worst)
     sheet = contact_sheet(report, dataset, spec, ranked)
-    written.append(write_output(directory / SHEET_NAME, _png(sheet), overwrite))
+    written.append(write_output(directory / SHEET_NAME, png_bytes(sheet), overwrite))
     return written
-
-
-# Real photos: the 2D joints the network finds, left and right told apart by colour.
-PHOTO_TILE = 320
-RIGHT_COLOUR, LEFT_COLOUR, TRUNK_COLOUR = (40, 40, 255), (255, 140, 30), (60, 220, 60)
-RIGHT_PREFIX, LEFT_PREFIX = "R_", "L_"
-
-
-def _limb_colour(spec: VariantSpec, a: int, b: int) -> tuple[int, int, int]:
-    names = (spec.joint_names[a], spec.joint_names[b])
-    if any(n.startswith(RIGHT_PREFIX) for n in names):
-        return RIGHT_COLOUR
-    if any(n.startswith(LEFT_PREFIX) for n in names):
-        return LEFT_COLOUR
-    return TRUNK_COLOUR
-
-
-def photo_sheet(
-    pictures_bgr: Sequence[np.ndarray], coords: np.ndarray, spec: VariantSpec, titles: Sequence[str]
-) -> np.ndarray:
-    """Each photo (its whole frame the box) with the joints coords (N, J, 3, heatmap units) give,
-    side by side, under a legend: right limbs red, left limbs blue, trunk green."""
-    tiles = []
-    hm_h, hm_w = spec.heatmap_hw
-    for picture, joints, title in zip(pictures_bgr, coords, titles, strict=True):
-        height, width = picture.shape[:2]
-        scale = PHOTO_TILE / max(height, width)
-        tile = np.full((PHOTO_TILE, PHOTO_TILE, 3), 40, dtype=np.uint8)
-        resized = cv2.resize(picture, (round(width * scale), round(height * scale)))
-        tile[: resized.shape[0], : resized.shape[1]] = resized
-        points = np.stack(
-            [joints[:, 0] / hm_w * width * scale, joints[:, 1] / hm_h * height * scale], axis=1
-        )
-        pts = [_point(p) for p in points]
-        for a, b in SKELETON:
-            cv2.line(tile, pts[a], pts[b], OUTLINE, 5, cv2.LINE_AA)
-            cv2.line(tile, pts[a], pts[b], _limb_colour(spec, a, b), 3, cv2.LINE_AA)
-        for point in pts[:17]:
-            cv2.circle(tile, point, 4, (255, 255, 255), -1, cv2.LINE_AA)
-        _text(tile, title, (8, PHOTO_TILE - 10), (255, 255, 255), 0.45)
-        tiles.append(tile)
-    row = np.concatenate(tiles, axis=1)
-    header = np.full((HEADER_H // 2, row.shape[1], 3), 25, dtype=np.uint8)
-    x = 8
-    for label, colour in (("right", RIGHT_COLOUR), ("left", LEFT_COLOUR), ("trunk", TRUNK_COLOUR)):
-        x = _text(header, label, (x, 22), colour, 0.55, 2) + 16
-    _text(header, f"ConvNeXtPose-{spec.name} 2D joints", (x + 8, 22), (255, 255, 255), 0.5)
-    return np.concatenate([header, row], axis=0)
-
-
-def write_photo_sheet(
-    path: str | Path,
-    pictures_bgr: Sequence[np.ndarray],
-    coords: np.ndarray,
-    spec: VariantSpec,
-    titles: Sequence[str],
-    overwrite: bool = False,
-) -> Path:
-    return write_output(
-        Path(path), _png(photo_sheet(pictures_bgr, coords, spec, titles)), overwrite
-    )

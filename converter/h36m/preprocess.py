@@ -13,19 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.errors import DatasetError
 from converter.core.variants import VariantSpec
-
-# Colour, and never rotate by EXIF: the annotations are in the sensor's pixel frame.
-IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-
-
-def read_bgr(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR, or a DatasetError naming the file."""
-    image = cv2.imread(str(path), IMREAD_FLAGS)
-    if image is None:
-        raise DatasetError(f"{path}: cannot be read as an image")
-    return image
+from converter.h36m.image_files import read_bgr
 
 
 def crop_transform(bbox: Sequence[float], out_hw: tuple[int, int]) -> np.ndarray:
