@@ -7,4 +7,6 @@ run inspect ConvNeXtPose_XS.tar
 run onnx --checkpoint ConvNeXtPose_XS.tar -o xs.onnx --seed 1
 run verify xs.onnx --checkpoint ConvNeXtPose_XS.tar --seed 1
 run onnx --checkpoint ConvNeXtPose_XS.tar --precision int8 -o xs_int8.onnx --seed 1
+cp -r "$root/converter/h36m/photos" photos
+run predict xs.onnx photos -o predicted
 rm -rf "$work"

@@ -111,8 +111,7 @@ def read_image_bytes(path: Path) -> bytes:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             raise DatasetError(
-                f"{path}: {size / 1e6:.0f} MB, over the {MAX_IMAGE_BYTES / 1e6:.0f} MB read for an "
-                "image"
+                f"{path}: {size:,} bytes, over the {MAX_IMAGE_BYTES:,} read for an image"
             )
         with path.open("rb") as handle:
             return handle.read(MAX_IMAGE_BYTES + 1)

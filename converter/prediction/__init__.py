@@ -1,1 +1,7 @@
-"""Prediction: a verified graph on people's own pictures, joints in pixels and millimetres."""
+"""Prediction: a verified graph on people's own pictures, joints in pixels and millimetres.
+
+``from converter.prediction import PosePredictor`` is the library entry (docs/predict.md)."""
+
+from converter.prediction.predictor import Camera, PersonPose, PosePredictor
+
+__all__ = ["Camera", "PersonPose", "PosePredictor"]

@@ -26,6 +26,7 @@ from converter.core.variants import VariantSpec, get_variant
 from converter.graphs.facts import graph_facts, variant_disagreements
 from converter.graphs.metadata import load_onnx_model, read_onnx_metadata
 from converter.h36m.dataset import process_bbox
+from converter.h36m.image_files import read_bgr
 from converter.h36m.metrics import back_project
 from converter.h36m.preprocess import crop_patch, crop_transform, normalize_patch
 from converter.runtimes.sessions import Session, open_session
@@ -260,14 +261,17 @@ class PosePredictor:
 
     def predict(
         self,
-        image_bgr: np.ndarray,
+        image_bgr: np.ndarray | str | Path,
         boxes: Sequence[Sequence[float]] | None = None,
         root_depths: Sequence[float] | None = None,
         camera: Camera = Camera(),
         source: str = "image",
     ) -> tuple[PersonPose, ...]:
-        """The people in one BGR image: one pose per box (no boxes: the whole image), each
-        root depth (mm) placing its person in the camera frame."""
+        """The people in one BGR image (or image file): one pose per box (no boxes: the whole
+        image), each root depth (mm) placing its person in the camera frame."""
+        if isinstance(image_bgr, str | Path):
+            source = str(image_bgr)
+            image_bgr = read_bgr(image_bgr)
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise DatasetError(f"{source}: expected an (H, W, 3) uint8 BGR image")
         chosen: list[Sequence[float] | None] = list(boxes) if boxes else [None]

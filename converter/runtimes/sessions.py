@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -86,17 +87,29 @@ def preload_cuda_libraries() -> str | None:
     return None
 
 
-def cuda_failure_reason() -> str:
-    """Best guess at why onnxruntime's CUDA provider did not start (for messages only)."""
+def cuda_provider_unloadable() -> str | None:
+    """Why onnxruntime's CUDA provider library cannot load here, or None when it loads (or is
+    not a file this check knows: Windows names it differently)."""
     library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
     if not library.exists():
-        return "this onnxruntime build ships no CUDA provider library"
+        return (
+            None
+            if sys.platform == "win32"
+            else "this onnxruntime build ships no CUDA provider library"
+        )
     try:
         # Loading it ourselves surfaces the dynamic loader's message (e.g. a missing libcublas).
         ctypes.CDLL(str(library))
     except OSError as exc:
         return f"the CUDA provider library does not load: {exc}"
-    return "the CUDA provider library loads, but the session did not use it (no usable GPU?)"
+    return None
+
+
+def cuda_failure_reason() -> str:
+    """Best guess at why onnxruntime's CUDA provider did not start (for messages only)."""
+    return cuda_provider_unloadable() or (
+        "the CUDA provider library loads, but the session did not use it (no usable GPU?)"
+    )
 
 
 class Session(Protocol):
@@ -185,6 +198,12 @@ def _requested_providers(
             raise ProviderError(f"CUDA asked for: {reason}")
         return [CPU_EP], reason
     preload_cuda_libraries()
+    if device == "auto":
+        # Asked for nothing in particular: a provider that cannot load is not tried, so
+        # onnxruntime does not log its failure (the fallback reason says it once, calmly).
+        unloadable = cuda_provider_unloadable()
+        if unloadable is not None:
+            return [CPU_EP], unloadable
     # TF32 off by default: parity is measured against strict fp32 PyTorch.
     providers: list[str | tuple[str, Mapping[str, str]]] = [
         (CUDA_EP, {"use_tf32": "1" if tf32 else "0"}),

@@ -92,11 +92,28 @@ class _FakeSession:
 
 @pytest.fixture
 def listed_but_broken_cuda(monkeypatch: pytest.MonkeyPatch) -> type[_FakeSession]:
-    """onnxruntime-gpu on a machine without CUDA: listed, then silently on CPU."""
+    """onnxruntime-gpu on a machine without a usable GPU: listed, its library loads, then the
+    session is silently on CPU."""
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: available)
     monkeypatch.setattr(runtime.ort, "InferenceSession", _FakeSession)
+    monkeypatch.setattr(runtime, "cuda_provider_unloadable", lambda: None)
     return _FakeSession
+
+
+def test_auto_does_not_try_a_provider_library_that_cannot_load(
+    tiny_onnx: Path, listed_but_broken_cuda, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime logs a failed provider load below Python; auto, which asked for nothing in
+    particular, does not try one the loader refuses, and says why once."""
+    reason = "the CUDA provider library does not load: libcublasLt.so.13: cannot open"
+    monkeypatch.setattr(runtime, "cuda_provider_unloadable", lambda: reason)
+    session = open_onnx_session(tiny_onnx, "auto")
+    assert listed_but_broken_cuda.requested == ["CPUExecutionProvider"]
+    assert session.device == "cpu" and session.fallback_reason == reason
+    with pytest.raises(ProviderError, match="CUDA asked for"):
+        open_onnx_session(tiny_onnx, "cuda")  # asked for by name: tried, and refused
+    assert listed_but_broken_cuda.requested[0][0] == "CUDAExecutionProvider"
 
 
 def test_listed_cuda_that_falls_back_is_refused(tiny_onnx: Path, listed_but_broken_cuda) -> None:
