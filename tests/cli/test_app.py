@@ -314,6 +314,9 @@ def test_a_signal_is_one_line_and_128_plus_its_number(
     stdout, stderr = process.communicate(timeout=60)
     if process.returncode == 0:  # a fast machine finished first: nothing to interrupt
         pytest.skip("the export ended before the signal")
+    if process.returncode == -signum:  # a loaded machine: before Python ran a line of ours
+        assert stdout == "" and list(tmp_path.iterdir()) == []
+        pytest.skip("the signal came before the interpreter started the entry point")
     assert process.returncode == 128 + signum, stderr
     assert stderr.splitlines()[-1] == f"{word}: nothing half-written was kept"
     assert "Traceback" not in stderr and stdout == ""
