@@ -111,8 +111,8 @@ def handle_errors(command: F) -> F:
         except ConverterError as exc:
             if os.environ.get("CNP_DEBUG"):  # the traceback too, but the same exit code
                 traceback.print_exc(file=sys.stderr)
-            message = " ".join(cli_message(exc).split())  # always one line
-            echo(f"error: {message}", err=True)
+            message = printable(cli_message(exc))  # always one line
+            typer.echo(f"error: {message}", err=True)
             error = _json_error(message, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         finally:
@@ -136,14 +136,19 @@ def cli_message(exc: ConverterError) -> str:
     return text + remedy_text(exc.remedies, flag)
 
 
+MAX_LINE_CHARS = 2000  # a printed line; a checkpoint key or file name can be megabytes long
+
+
 def printable(text: str) -> str:
-    """Text for a terminal: control characters from untrusted strings (a checkpoint's source
-    name, a graph's metadata) are shown escaped, so they cannot forge or hide lines."""
+    """One line for a terminal or a log: control characters from untrusted strings (a file
+    name, a checkpoint's source name, a graph's metadata), newlines included, are shown escaped
+    so they cannot forge or hide lines; past MAX_LINE_CHARS the rest is counted, not shown."""
+    if len(text) > MAX_LINE_CHARS:
+        text = f"{text[:MAX_LINE_CHARS]}... ({len(text) - MAX_LINE_CHARS:,} more characters)"
     if text.isprintable():
         return text
     return "".join(
-        ch if ch.isprintable() or ch == "\n" else ch.encode("unicode_escape").decode("ascii")
-        for ch in text
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
     )
 
 

@@ -34,7 +34,7 @@ def demo_command(
     from converter.demo import run_demo
 
     spec = get_variant(str(variant.value))
-    report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=typer.echo)
+    report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=echo)
     seconds = sum(s.seconds for s in report.steps)
     echo(
         f"demo done in {seconds:.1f} s: torch {report.torch_mm:.2f} mm, "

@@ -7,6 +7,8 @@ import contextlib
 import os
 import signal
 import sys
+import threading
+from types import FrameType
 from typing import NoReturn
 
 
@@ -20,29 +22,36 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-_DEFERRED: list[int] = []  # signals that came while modules were importing
-_IMPORTING = [False]
+RETRY_S = 0.05  # how soon a signal that came during an import is delivered again
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    # An exception in the middle of an import leaves half-made modules (numpy's then recurse
-    # on their own names): while the commands import, the signal waits until they are done.
-    if _IMPORTING[0]:
-        _DEFERRED.append(signum)
+def _in_import(frame: FrameType | None) -> bool:
+    """Whether the interrupted code is running an import (its frames pass through importlib)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # An exception in the middle of an import leaves half-made modules (numpy's then recurse on
+    # their own names; onnxruntime's turns it into "ImportError: initialization failed"): while
+    # anything imports, at start-up or in a command's lazy imports, the signal is sent again a
+    # moment later, until it lands outside an import.
+    if _in_import(frame):
+        retry = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        retry.daemon = True
+        retry.start()
         return
     raise Interrupted(signum)
 
 
 def _commands():
     """The app with every command registered (importing a command module registers it)."""
-    _IMPORTING[0] = True
-    try:
-        from converter.cli import bench, checkpoint, demo, doctor, eval, export, predict  # noqa: F401
-        from converter.cli.app import app
-    finally:
-        _IMPORTING[0] = False
-    if _DEFERRED:
-        raise Interrupted(_DEFERRED[0])
+    from converter.cli import bench, checkpoint, demo, doctor, eval, export, predict  # noqa: F401
+    from converter.cli.app import app
+
     return app
 
 
