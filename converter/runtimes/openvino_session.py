@@ -15,6 +15,7 @@ import numpy as np
 
 from converter.core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
 from converter.core.errors import OnnxModelError, OptionError, UsageError, first_line
+from converter.runtimes.graph_bounds import check_bounded_graph
 
 INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
 # What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
@@ -73,6 +74,7 @@ class OpenVinoSession:
 
         if not self.path.is_file():
             raise OnnxModelError(f"{self.path}: no such file")
+        check_bounded_graph(self.path)
         core = ov.Core()
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if precision != "auto":

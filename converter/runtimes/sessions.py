@@ -22,6 +22,7 @@ import torch
 
 from converter.core.choices import DEVICES, RUNTIMES
 from converter.core.errors import OnnxModelError, OptionError, ProviderError, UsageError
+from converter.runtimes.graph_bounds import check_bounded_graph
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -238,6 +239,8 @@ def open_onnx_session(
         raise OnnxModelError(f"{path}: no such file")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be at least 1, not {threads}")
+    if not ort_format:  # an .ort file is onnxruntime's own, made by this tool from a checked graph
+        check_bounded_graph(path)
     providers, fallback_reason = _requested_providers(name, tensorrt, tf32)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only; provider facts are reported by us

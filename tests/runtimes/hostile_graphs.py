@@ -1,0 +1,99 @@
+"""Generators of graphs a runtime must never be asked to run: a Loop that would not end, a node
+from a custom domain, a local function.
+
+    python tests/runtimes/hostile_graphs.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+
+def _image_to_coords(nodes: list, extra_inputs=(), functions=()) -> onnx.ModelProto:
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 256, 256])
+    coords = helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "hostile", [image, *extra_inputs], [coords])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("evil.ops", 1)],
+        functions=list(functions),
+    )  # fmt: skip
+    model.ir_version = 8
+    return model
+
+
+def _endless(value: str, out: str, trips: int) -> list:
+    """Nodes passing value to out through a Loop of `trips` iterations that each do nothing."""
+    body_in = [
+        helper.make_tensor_value_info("i", TensorProto.INT64, []),
+        helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, None),
+    ]
+    body_out = [
+        helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("x_out", TensorProto.FLOAT, None),
+    ]
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("Identity", ["x"], ["x_out"]),
+        ],
+        "body", body_in, body_out,
+    )  # fmt: skip
+    trips_value = helper.make_tensor("t", TensorProto.INT64, [], [trips])
+    go_value = helper.make_tensor("g", TensorProto.BOOL, [], [True])
+    return [
+        helper.make_node("Constant", [], ["trips"], value=trips_value),
+        helper.make_node("Constant", [], ["go"], value=go_value),
+        helper.make_node("Loop", ["trips", "go", value], [out], body=body, name="forever"),
+    ]
+
+
+def endless_loop(folder: Path, trips: int = 2**62) -> Path:
+    """coords = image after a Loop of `trips` iterations: runs without end."""
+    path = folder / "endless_loop.onnx"
+    onnx.save(_image_to_coords(_endless("image", "coords", trips)), str(path))
+    return path
+
+
+def loop_after_coords(graph: Path, folder: Path, trips: int = 2**62) -> Path:
+    """A real export (its metadata, shapes and variant facts intact) whose coords pass through
+    an endless Loop: everything a verdict checks before running still fits."""
+    model = onnx.load(str(graph))
+    for node in model.graph.node:
+        node.output[:] = ["coords_before_loop" if o == "coords" else o for o in node.output]
+    model.graph.node.extend(_endless("coords_before_loop", "coords", trips))
+    path = folder / "loop_after_coords.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def custom_domain(folder: Path) -> Path:
+    nodes = [helper.make_node("Exfiltrate", ["image"], ["coords"], domain="evil.ops")]
+    path = folder / "custom_domain.onnx"
+    onnx.save(_image_to_coords(nodes), str(path))
+    return path
+
+
+def local_function(folder: Path) -> Path:
+    function = helper.make_function(
+        "evil.ops", "Same", ["x"], ["y"], [helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_opsetid("", 18)],
+    )  # fmt: skip
+    nodes = [helper.make_node("Same", ["image"], ["coords"], domain="evil.ops")]
+    path = folder / "local_function.onnx"
+    onnx.save(_image_to_coords(nodes, functions=[function]), str(path))
+    return path
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for make in (endless_loop, custom_domain, local_function):
+        print(make(out))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

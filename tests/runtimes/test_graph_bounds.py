@@ -1,0 +1,70 @@
+"""Graphs that could run without end, or run unchecked code, are refused before any runtime sees
+them, by every command that runs a graph (tests/runtimes/hostile_graphs.py makes them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from hostile_graphs import custom_domain, endless_loop, local_function, loop_after_coords
+
+from converter.checkpoints import released as released_module
+from converter.checkpoints.released import load_released
+from converter.core.errors import OnnxModelError
+from converter.h36m.photos import photo_paths
+from converter.runtimes.graph_bounds import unbounded_constructs
+from converter.runtimes.sessions import open_onnx_session
+
+RELEASED = str(Path(released_module.__file__).with_name("released_xs.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def released(onnx_cache) -> Path:
+    return onnx_cache.exported(load_released())[0]
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (endless_loop, "control flow (Loop node 'forever')"),
+        (custom_domain, "an operator from another domain (evil.ops.Exfiltrate)"),
+        (local_function, "1 local function(s)"),
+    ],
+)
+def test_sessions_refuse_unbounded_graphs(tmp_path: Path, make, problem: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(OnnxModelError, match="refused before it runs") as refused:
+        open_onnx_session(path, "cpu")
+    assert problem in str(refused.value)
+
+
+def test_exports_hold_nothing_unbounded(released: Path) -> None:
+    assert unbounded_constructs(onnx.load(str(released))) == []
+
+
+def _cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "converter.cli.main", *(str(a) for a in args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["verify", "{graph}", "--checkpoint", RELEASED],
+        ["predict", "{graph}", str(photo_paths()[0])],
+        ["bench", "{graph}", "--checkpoint", RELEASED, "--runs", "1"],
+    ],
+)
+def test_a_loop_after_coords_is_refused_by_every_command(
+    released: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """Everything else about the graph fits (metadata, variant, shapes): before the bound, each of
+    these ran it and never returned."""
+    graph = loop_after_coords(released, tmp_path)
+    done = _cli(*(graph if part == "{graph}" else part for part in command))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()[-1:]
+    assert "control flow (Loop node 'forever')" in line and "refused before it runs" in line
