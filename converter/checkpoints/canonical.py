@@ -301,6 +301,11 @@ def check_against_model(state_dict: Mapping[str, torch.Tensor], spec: VariantSpe
             if not tensor.is_floating_point():
                 raise CheckpointError(f"{key} has dtype {tensor.dtype}, expected floating point")
             tensor = tensor.to(torch.float32)
+            # A variance is a mean of squares: a negative one is no BatchNorm's statistic (it
+            # would only surface later as a non-finite forward pass).
+            if key.endswith(".running_var") and bool((tensor < 0).any()):
+                low = float(tensor.min())
+                raise CheckpointError(f"{key} holds a negative variance ({low:g}): not a statistic")
         ordered[key] = tensor.contiguous()
     return ordered
 

@@ -65,6 +65,14 @@ MAX_INFLATED_BYTES = 4 * 1024**3  # total declared size of a zip's records
 MAX_FOLDER_FILES = 100_000
 MAX_FOLDER_DEPTH = 8  # data/0 sits at depth 2; .data/serialization_id at 2
 MAX_TENSORS = 100_000
+# What weights and BatchNorm counters are stored as; float8, unsigned and the rest are refused
+# by name before anything reads their values.
+TENSOR_DTYPES = frozenset(
+    {torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32}
+)
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+INTEGER_DTYPES = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8})
+MAX_EPOCH = 10**9  # more epochs than anyone trains; and a 5,000-digit int cannot be printed
 # torch.save's pre-1.6 format opens with this number pickled (protocol 2 by default).
 _LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[2:]
 # Name under which an unzipped directory's records are repacked; torch accepts any prefix.
@@ -543,6 +551,15 @@ def _state_dict(path: Path, value: object, where: str) -> dict[str, torch.Tensor
             raise _error(
                 path, f"{where}: {_brief(key)} holds {count:,} non-finite value(s) (NaN or inf)"
             )
+        # The network runs in float32: a wider value would become inf there, silently.
+        if tensor.dtype == torch.float64 and tensor.numel():
+            largest = float(tensor.abs().max())
+            if largest > FLOAT32_MAX:
+                raise _error(
+                    path,
+                    f"{where}: {_brief(key)} holds {largest:.3g}, beyond float32's range "
+                    f"({FLOAT32_MAX:.3g}) that the network runs in",
+                )
         # Parameters come back with requires_grad; the values are the same, minus autograd.
         tensors[key] = tensor.detach() if tensor.requires_grad else tensor
     return tensors
@@ -562,13 +579,21 @@ def _epoch(path: Path, value: object, metadata: dict[str, str]) -> int | None:
     """The stored epoch (facts §2.1: read it, never trust the file name); else metadata's."""
     if value is None:
         text = metadata.get("epoch", "")
-        return int(text) if re.fullmatch(r"-?\d+", text) else None
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        return int(text) if re.fullmatch(r"-?\d{1,9}", text) else None
+    if (
+        isinstance(value, torch.Tensor)
+        and value.numel() == 1
+        and value.device.type == "cpu"
+        and value.layout == torch.strided
+        and value.dtype in INTEGER_DTYPES
+    ):
         value = int(value.item())
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EPOCH:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _error(path, f"'epoch' is {_brief(value)}, expected an integer")
+    if abs(value) > MAX_EPOCH:
+        raise _error(path, f"'epoch' is {_brief(value)}, not a count of training epochs")
     return value
 
 
@@ -583,6 +608,8 @@ def _load_safetensors(path: Path, data: bytes) -> tuple[dict[str, torch.Tensor],
     try:
         header = json.loads(data[8 : 8 + length])
         tensors = safetensors_load(data)
+    except RecursionError:
+        raise _error(path, f"{corrupt} (its JSON header is nested too deeply)") from None
     except (ValueError, SafetensorError) as exc:
         raise _error(path, f"{corrupt} ({_reason(exc)})") from exc
     metadata = (header.get("__metadata__") or {}) if isinstance(header, dict) else {}
@@ -623,6 +650,21 @@ def _tensor_problem(tensor: torch.Tensor) -> str | None:
         return "a quantized tensor"
     if tensor.dtype.is_complex:
         return "a complex tensor"
+    if tensor.dtype not in TENSOR_DTYPES:
+        return f"a {str(tensor.dtype).removeprefix('torch.')} tensor, not a weight's dtype"
+    # A view may address no element outside its storage nor repeat one (a zero stride): a
+    # [65536, 65536] view of one float passes torch.load and would make 2^32 elements of any
+    # check that reads it.
+    elements = tensor.untyped_storage().nbytes() // tensor.element_size()
+    if tensor.numel():
+        last = tensor.storage_offset() + sum(
+            (size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride(), strict=True)
+        )
+        if last >= elements or tensor.numel() > elements:
+            return (
+                f"a view of {tensor.numel():,} elements over a storage of {elements:,} "
+                f"(shape {list(tensor.shape)}, strides {list(tensor.stride())})"
+            )
     return None
 
 

@@ -219,14 +219,64 @@ def sparse_huge(folder: Path, size: int = 64 * 1024**3) -> Path:
     return path
 
 
+ODD_TENSORS = ("meta", "sparse", "quantized", "zero_stride", "float8", "uint16", "float64_huge")
+
+
 def odd_tensor(folder: Path, kind: str) -> Path:
-    tensors = {
-        "meta": torch.empty(3, device="meta"),
-        "sparse": torch.eye(3).to_sparse(),
-        "quantized": torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8),
+    """A checkpoint whose one tensor is of a kind no weight is (ODD_TENSORS)."""
+    makers = {
+        "meta": lambda: torch.empty(3, device="meta"),
+        "sparse": lambda: torch.eye(3).to_sparse(),
+        "quantized": lambda: torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8),
+        # 2^32 elements over one float: a 14 MB file that materialises as 16 GB.
+        "zero_stride": lambda: torch.ones(1).expand(65536, 65536),
+        "float8": lambda: torch.ones(3).to(torch.float8_e4m3fn),
+        "uint16": lambda: torch.ones(3, dtype=torch.uint16),
+        # Finite in float64, inf once the network's float32 holds it.
+        "float64_huge": lambda: torch.full((3,), 1e300, dtype=torch.float64),
     }
     path = folder / f"{kind}.pth"
-    path.write_bytes(_torch_zip({"network": {"backbone.norm.weight": tensors[kind]}}))
+    path.write_bytes(_torch_zip({"network": {"backbone.norm.weight": makers[kind]()}}))
+    return path
+
+
+ODD_EPOCHS = ("digits", "complex", "meta", "complex_tensor", "float_huge")
+
+
+def odd_epoch(folder: Path, kind: str) -> Path:
+    """A checkpoint whose epoch is no count (ODD_EPOCHS): each used to end in a traceback."""
+    epochs = {
+        "digits": 10**200,  # pickled as LONG1 (the loader refuses LONG4): past any epoch count
+        "complex": 3 + 4j,
+        "meta": torch.empty((), dtype=torch.int64, device="meta"),
+        "complex_tensor": torch.tensor(1 + 1j),
+        "float_huge": 1e300,
+    }
+    state = {"epoch": epochs[kind], "network": {"backbone.norm.weight": torch.ones(3)}}
+    path = folder / f"epoch_{kind}.pth"
+    path.write_bytes(_torch_zip(state))
+    return path
+
+
+def deep_safetensors_header(folder: Path, levels: int = 100_000) -> Path:
+    """A safetensors file whose JSON header nests deeper than Python's recursion limit."""
+    header = ('{"a":' * levels + "1" + "}" * levels).encode()
+    path = folder / "deep.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    return path
+
+
+def negative_variance(folder: Path) -> Path:
+    """The released XS with one BatchNorm variance below zero."""
+    from safetensors.torch import save_file
+
+    from converter.checkpoints.released import load_released
+
+    state = dict(load_released().state_dict)
+    state["backbone.norm.running_var"] = state["backbone.norm.running_var"].clone()
+    state["backbone.norm.running_var"][5] = -1.0
+    path = folder / "negative_var.safetensors"
+    save_file(state, str(path))
     return path
 
 
@@ -237,8 +287,12 @@ def main(out: Path) -> None:
         print(make(out))
     print(zip_method(out, zipfile.ZIP_BZIP2, "bzip2.pth"))
     print(zip_method(out, 99, "method99.pth"))
-    for kind in ("meta", "sparse", "quantized"):
+    for kind in ODD_TENSORS:
         print(odd_tensor(out, kind))
+    for kind in ODD_EPOCHS:
+        print(odd_epoch(out, kind))
+    print(deep_safetensors_header(out))
+    print(negative_variance(out))
     state = {"network": {"conv.weight": torch.ones(4, 3), "bn.running_var": torch.ones(4)}}
     print(zip_zeroed_crc(out, _torch_zip(state)))
     print(zip_without_crc(out, state, corrupt=True))

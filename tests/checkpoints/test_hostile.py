@@ -95,9 +95,32 @@ def test_huge_sparse_file_is_refused_by_its_size(tmp_path: Path) -> None:
     _refused(hostile.sparse_huge(tmp_path), "over the", seconds=2.0)
 
 
-@pytest.mark.parametrize("kind", ["meta", "sparse", "quantized"])
+@pytest.mark.parametrize("kind", hostile.ODD_TENSORS)
 def test_odd_tensors_are_named(tmp_path: Path, kind: str) -> None:
-    _refused(hostile.odd_tensor(tmp_path, kind), "backbone.norm.weight")
+    _refused(hostile.odd_tensor(tmp_path, kind), "backbone.norm.weight", seconds=5.0)
+
+
+def test_a_zero_stride_view_is_refused_by_its_shape(tmp_path: Path) -> None:
+    line = _refused(hostile.odd_tensor(tmp_path, "zero_stride"), "4,294,967,296 elements")
+    assert "storage of 1" in line and "strides [0, 0]" in line
+
+
+@pytest.mark.parametrize("kind", hostile.ODD_EPOCHS)
+def test_odd_epochs_are_one_line(tmp_path: Path, kind: str) -> None:
+    _refused(hostile.odd_epoch(tmp_path, kind), "'epoch' is")
+
+
+def test_a_deeply_nested_safetensors_header_is_one_line(tmp_path: Path) -> None:
+    _refused(hostile.deep_safetensors_header(tmp_path), "nested too deeply")
+
+
+def test_a_negative_variance_is_named_before_anything_is_written(tmp_path: Path) -> None:
+    path = hostile.negative_variance(tmp_path)
+    out = tmp_path / "out.safetensors"
+    result = runner.invoke(app, ["legacy", str(path), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "backbone.norm.running_var holds a negative variance (-1)" in result.stderr
+    assert not out.exists()
 
 
 def test_control_characters_from_a_checkpoint_are_escaped(tmp_path: Path, release_file) -> None:
