@@ -22,7 +22,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -56,6 +56,12 @@ _ACTION_IN_NAME = re.compile(r"(?<![A-Za-z])act_(\d{2})")
 # Annotation sanity bounds, checked while reading so bad values stop the run before inference.
 # Real frames are 1000x1002 (or 1000x1000); 65,535 px is the largest side a JPEG can have.
 MAX_IMAGE_SIDE = 65_535
+# Human3.6M's capture volume is a few metres across; 100 m is no person in it, and 1e308 mm would
+# overflow the camera transform.
+MAX_WORLD_MM = 100_000.0
+MAX_CAMERA_MM = 100_000.0  # a camera's distance from the world origin, by the same reasoning
+MAX_NAME_BYTES = 255  # NAME_MAX: one path component
+MAX_PATH_CHARS = 4096  # PATH_MAX
 # A camera's R must be a rotation: max |R·Rᵀ - I| and |det R - 1| at most this. The real files
 # hold rotations to ~1e-8; a matrix rounded to 3 decimals stays within ~4e-3, while an all-zero,
 # scaled or mirrored matrix is off by far more.
@@ -375,6 +381,11 @@ def camera_problem(rotation: np.ndarray, translation: np.ndarray, focal, center)
             return f"{name} has non-finite values ({_numbers(np.ravel(values))})"
     if min(focal) <= 0:
         return f"focal length f {_numbers(focal)} must be positive"
+    if np.abs(translation).max() > MAX_CAMERA_MM or max(focal) > MAX_CAMERA_MM:
+        return (
+            f"t {_numbers(translation)} mm or f {_numbers(focal)} px is beyond "
+            f"{MAX_CAMERA_MM:,.0f}: not a camera of this capture"
+        )
     orthogonality = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
     determinant = float(np.linalg.det(rotation))
     if orthogonality > ROTATION_TOLERANCE or abs(determinant - 1.0) > ROTATION_TOLERANCE:
@@ -410,7 +421,7 @@ def _subject_samples(
         raise DatasetError(f"{data_path}: expected a COCO-style object with images, annotations")
     try:
         images = {int(image["id"]): image for image in data["images"]}
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # int(Infinity) overflows
         raise DatasetError(f"{data_path}: an images entry has no integer id") from None
 
     samples: list[Sample] = []
@@ -425,7 +436,7 @@ def _subject_samples(
         except _BadRecord as bad:
             where = joints_path if bad.in_joints else data_path
             raise DatasetError(f"{where}: image {annotation['image_id']}: {bad}") from None
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             ident = annotation.get("image_id") if isinstance(annotation, Mapping) else annotation
             raise DatasetError(
                 f"{data_path}: annotation of image {ident} is incomplete or does not match "
@@ -466,6 +477,19 @@ def _image_side(image: Mapping, name: str) -> int:
     return int(value)
 
 
+def _relative_file_name(value: object) -> str:
+    """An annotation's image path: relative, inside the images folder, and a name the file system
+    can hold; else the record is refused (a '..' or absolute path would be read from anywhere)."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise _BadRecord(f"file_name {str(value)[:80]!r} is not a relative path")
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if value.startswith(("/", "\\")) or (parts and ":" in parts[0]) or ".." in parts:
+        raise _BadRecord(f"file_name {value[:80]!r} leaves the images folder")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts) or len(value) > MAX_PATH_CHARS:
+        raise _BadRecord(f"file_name {value[:80]!r}... is longer than a file system allows")
+    return value
+
+
 def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sample:
     """A Sample with the processed GT box (None when process_bbox rejects it) and GT root."""
     subject, frame = int(image["subject"]), int(image["frame_idx"])
@@ -474,9 +498,10 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
     world = np.asarray(joints[str(action)][str(subaction)][str(frame)], dtype=np.float64)
     if world.shape != (17, 3):
         raise ValueError(f"3D joints of frame {frame}: shape {world.shape}, expected (17, 3)")
-    if not np.isfinite(world).all():
+    if not np.isfinite(world).all() or np.abs(world).max() > MAX_WORLD_MM:
         raise _BadRecord(
-            f"non-finite 3D joints (action {action}, subaction {subaction}, frame {frame})",
+            f"3D joints (action {action}, subaction {subaction}, frame {frame}) are not finite "
+            f"numbers within {MAX_WORLD_MM:,.0f} mm of the world origin",
             in_joints=True,
         )
     joints_cam = world_to_camera(add_thorax(world), camera.rotation, camera.translation)
@@ -484,7 +509,7 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
     box = np.asarray(annotation["bbox"], dtype=np.float64)
     if box.shape != (4,) or not np.isfinite(box).all():
         raise _BadRecord(f"bbox {_numbers(box.ravel())} is not 4 finite numbers")
-    file_name = str(image["file_name"])
+    file_name = _relative_file_name(image["file_name"])
     return Sample(
         image_id=int(image["id"]),
         file_name=file_name,

@@ -185,7 +185,7 @@ def test_non_finite_joints(synthetic_root, tmp_path, value: float) -> None:
         root,
         synthetic_root,
         path,
-        "image 3: non-finite 3D joints",
+        "image 3: 3D joints (action 2, subaction 1, frame 64) are not finite",
         "action 2, subaction 1, frame 64",
     )
 
@@ -239,3 +239,72 @@ def test_a_rootnet_box_left_of_the_image_is_real_data(synthetic_root, tmp_path) 
     path = tmp_path / "bbox_root.json"
     path.write_text(json.dumps(entries))
     assert load_bbox_root(path)[entries[0]["image_id"]].bbox[0] == -155.6
+
+
+# --- values a record can hold but no frame has (hostile input, round three) ----------------------
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "s_09_act_02_subact_01_ca_01/../../../../outside/act_02.jpg",
+        "/etc/act_02_passwd.jpg",
+        "\\\\server\\share\\act_02.jpg",
+        "C:/act_02/x.jpg",
+        "s_09_act_02/" + "x" * 300 + ".jpg",
+        "",
+        7,
+    ],
+)
+def test_file_names_that_leave_the_images_folder_are_refused(
+    synthetic_root, tmp_path, file_name
+) -> None:
+    root, path = _edited(synthetic_root, tmp_path, DATA, _set_image("file_name", file_name))
+    message = _refused(root, synthetic_root, path, "file_name ")
+    assert (
+        "leaves the images folder" in message or "relative path" in message or "longer" in message
+    )
+
+
+def test_a_name_just_at_the_file_system_limit_is_read(synthetic_root, tmp_path) -> None:
+    from converter.h36m.dataset import _relative_file_name
+
+    at_limit = "s_09_act_02/" + "x" * 251 + ".jpg"  # 255 bytes: NAME_MAX
+    assert _relative_file_name(at_limit) == at_limit
+    with pytest.raises(Exception, match="longer than a file system allows"):
+        _relative_file_name(at_limit.replace(".jpg", "x.jpg"))
+
+
+@pytest.mark.parametrize("value", [float("inf"), 1e400, float("-inf")])
+def test_infinite_ids_are_one_line(synthetic_root, tmp_path, value) -> None:
+    root, path = _edited(synthetic_root, tmp_path, DATA, _set_image("subject", value))
+    _refused(root, synthetic_root, path)
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"), [(99_999.0, False), (100_001.0, True), (1e308, True)]
+)
+def test_joints_beyond_the_capture_volume(synthetic_root, tmp_path, value, refused) -> None:
+    def edit(joints) -> None:
+        action = next(iter(joints))
+        subaction = next(iter(joints[action]))
+        for frame in joints[action][subaction].values():
+            frame[3][0] = value
+
+    root, path = _edited(synthetic_root, tmp_path, JOINTS, edit)
+    if refused:
+        _refused(root, synthetic_root, path, "within 100,000 mm of the world origin")
+    else:
+        assert len(_load(root, synthetic_root)) == 93
+
+
+@pytest.mark.parametrize(("value", "refused"), [(99_999.0, False), (100_001.0, True)])
+def test_cameras_beyond_the_capture(synthetic_root, tmp_path, value, refused) -> None:
+    def edit(cameras) -> None:
+        cameras["1"]["t"][0] = value
+
+    root, path = _edited(synthetic_root, tmp_path, CAMERA, edit)
+    if refused:
+        _refused(root, synthetic_root, path, "camera 1: ", "not a camera of this capture")
+    else:
+        _load(root, synthetic_root)

@@ -472,7 +472,8 @@ def test_joints_of_the_wrong_shape_or_value(tmp_path: Path) -> None:
     root = _tree(tmp_path / "nan")
     joints = _edit(root, 9, "joint_3d", lambda c: c["2"]["1"]["0"][3].__setitem__(0, float("inf")))
     assert _refused(load_dataset, root, 2) == (
-        f"{joints}: image 900: non-finite 3D joints (action 2, subaction 1, frame 0)"
+        f"{joints}: image 900: 3D joints (action 2, subaction 1, frame 0) are not finite numbers "
+        "within 100,000 mm of the world origin"
     )
 
 
