@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from converter.core.atomic import make_output_dir, write_output
-from converter.core.errors import UsageError
+from converter.core.errors import OnnxModelError, UsageError
 from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
 from converter.h36m.dataset import H36MDataset, Sample
@@ -74,6 +74,9 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, session: Session) -> None:
+        if "coords" not in session.output_names:
+            outputs = ", ".join(session.output_names)
+            raise OnnxModelError(f"{session.path}: has no 'coords' output (outputs: {outputs})")
         self._session = session
         self.device = session.device
         self.providers = tuple(session.providers)
@@ -83,9 +86,27 @@ class OnnxBackend:
         batch = (session.input_shape or (None,))[0]
         self._fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
+    def _coords(self, images: np.ndarray) -> np.ndarray:
+        """One run's coords, checked: (N, J, 3) finite numbers for N images, or a one-line
+        OnnxModelError (a graph can hold anything; NaN would become NaN figures)."""
+        coords = np.asarray(self._session.run(images)["coords"])
+        count = images.shape[0]
+        if coords.ndim != 3 or coords.shape[0] != count or coords.shape[2] != 3:
+            raise OnnxModelError(
+                f"{self._session.path}: 'coords' came out {list(coords.shape)} for {count} "
+                "images, expected N x joints x 3"
+            )
+        bad = int((~np.isfinite(coords)).sum())
+        if bad:
+            raise OnnxModelError(
+                f"{self._session.path}: 'coords' holds {bad:,} NaN or infinite value(s) on "
+                "real inputs: not a usable graph"
+            )
+        return coords
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if self._fixed_batch is None:
-            return np.asarray(self._session.run(images)["coords"])
+            return self._coords(images)
         # A model exported with a fixed batch: feed it chunks of that size, the last one padded.
         size, count = self._fixed_batch, images.shape[0]
         parts = []
@@ -94,7 +115,7 @@ class OnnxBackend:
             if chunk.shape[0] < size:
                 pad = np.repeat(chunk[-1:], size - chunk.shape[0], axis=0)
                 chunk = np.concatenate([chunk, pad])
-            parts.append(np.asarray(self._session.run(chunk)["coords"]))
+            parts.append(self._coords(chunk))
         return np.concatenate(parts)[:count]
 
 

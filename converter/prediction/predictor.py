@@ -23,6 +23,7 @@ import numpy as np
 
 from converter.core.errors import DatasetError, OnnxModelError, UsageError
 from converter.core.variants import VariantSpec, get_variant
+from converter.evaluation.evaluate import OnnxBackend
 from converter.graphs.facts import graph_facts, variant_disagreements
 from converter.graphs.metadata import load_onnx_model, read_onnx_metadata
 from converter.h36m.dataset import process_bbox
@@ -198,34 +199,23 @@ class PosePredictor:
         self.session: Session = open_session(
             self.model_path, runtime, device, threads, ov_precision=ov_precision
         )
-        if "coords" not in self.session.output_names:
-            raise OnnxModelError(
-                f"{self.model_path}: has no 'coords' output (outputs: "
-                f"{', '.join(self.session.output_names)})"
-            )
+        # The backend eval scores with: a fixed-batch graph gets padded batches of its size, and
+        # every run's coords are checked (shape, NaN) before they are used.
+        self._backend = OnnxBackend(self.session)
         batch = self.session.input_shape[0] if self.session.input_shape else None
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def _run(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) -> (N, J, 3) coords, in calls of at most MAX_CROPS_PER_RUN (or the
-        graph's fixed batch, the last call padded with copies and the copies dropped)."""
-        step = self.fixed_batch or MAX_CROPS_PER_RUN
+        """(N, 3, H, W) -> (N, J, 3) coords, in calls of at most MAX_CROPS_PER_RUN crops."""
         found = []
-        for start in range(0, len(images), step):
-            chunk = images[start : start + step]
-            real = len(chunk)
-            if self.fixed_batch is not None and real < step:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - real, axis=0)])
-            coords = self.session.run(chunk)["coords"]
-            expected = (len(chunk), self.spec.joint_num, 3)
-            if tuple(coords.shape) != expected:
+        for start in range(0, len(images), MAX_CROPS_PER_RUN):
+            coords = self._backend(images[start : start + MAX_CROPS_PER_RUN])
+            if coords.shape[1] != self.spec.joint_num:
                 raise OnnxModelError(
-                    f"{self.model_path}: 'coords' came out {list(coords.shape)}, expected "
-                    f"{list(expected)}"
+                    f"{self.model_path}: 'coords' has {coords.shape[1]} joints, "
+                    f"ConvNeXtPose-{self.spec.name} has {self.spec.joint_num}"
                 )
-            if not np.isfinite(coords).all():
-                raise OnnxModelError(f"{self.model_path}: 'coords' holds NaN or infinity")
-            found.append(np.asarray(coords[:real], dtype=np.float64))
+            found.append(coords.astype(np.float64))
         return np.concatenate(found) if found else np.zeros((0, self.spec.joint_num, 3))
 
     def predict_many(

@@ -187,6 +187,12 @@ def test_a_graph_without_coords_is_refused(released, tmp_path: Path) -> None:
 
 
 class _FakeSession:
+    """A session whose graph returns the given coords, whatever it is fed."""
+
+    path = Path("fake.onnx")
+    device, providers, fallback_reason, execution_precision = "cpu", ("CPU",), None, None
+    input_name, input_shape, output_names = "image", ("N", 3, 256, 256), ("coords",)
+
     def __init__(self, coords: np.ndarray) -> None:
         self.coords = coords
 
@@ -197,15 +203,19 @@ class _FakeSession:
 @pytest.mark.parametrize(
     ("coords", "message"),
     [
-        (np.full((1, 18, 3), np.nan, np.float32), "NaN or infinity"),
-        (np.zeros((1, 17, 3), np.float32), r"came out \[1, 17, 3\], expected \[1, 18, 3\]"),
+        (np.full((1, 18, 3), np.nan, np.float32), "54 NaN or infinite value"),
+        (np.zeros((1, 17, 3), np.float32), "has 17 joints, ConvNeXtPose-XS has 18"),
+        (np.zeros((2, 18, 3), np.float32), r"came out \[2, 18, 3\] for 1 images"),
+        (np.zeros((1, 18), np.float32), r"came out \[1, 18\]"),
     ],
 )
 def test_outputs_that_are_not_joints_are_refused(
     released, canvas: np.ndarray, coords: np.ndarray, message: str
 ) -> None:
+    from converter.evaluation.evaluate import OnnxBackend
+
     odd = PosePredictor(released[1], device="cpu")
-    odd.session = _FakeSession(coords)  # type: ignore[assignment]
+    odd._backend = OnnxBackend(_FakeSession(coords))  # type: ignore[arg-type]
     with pytest.raises(OnnxModelError, match=message):
         odd.predict(canvas, BOXES[:1])
 

@@ -71,6 +71,48 @@ def loop_after_coords(graph: Path, folder: Path, trips: int = 2**62) -> Path:
     return path
 
 
+def _rewired_coords(graph: Path, folder: Path, name: str, nodes: list) -> Path:
+    """A real export whose coords feed `nodes`, which make the new output named in `name`."""
+    model = onnx.load(str(graph))
+    for node in model.graph.node:
+        node.output[:] = ["coords_before" if o == "coords" else o for o in node.output]
+    model.graph.node.extend(nodes)
+    path = folder / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def nan_coords(graph: Path, folder: Path) -> Path:
+    """Right metadata and shapes, and NaN for every coordinate."""
+    nan = helper.make_tensor("nan", TensorProto.FLOAT, [], [float("nan")])
+    return _rewired_coords(graph, folder, "nan_coords", [
+        helper.make_node("Constant", [], ["nan_value"], value=nan),
+        helper.make_node("Mul", ["coords_before", "nan_value"], ["coords"]),
+    ])  # fmt: skip
+
+
+def flat_coords(graph: Path, folder: Path) -> Path:
+    """coords flattened to (N, 54): the right numbers in the wrong shape."""
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [0, -1])
+    return _rewired_coords(graph, folder, "flat_coords", [
+        helper.make_node("Constant", [], ["flat_shape"], value=shape),
+        helper.make_node("Reshape", ["coords_before", "flat_shape"], ["coords"]),
+    ])  # fmt: skip
+
+
+def no_coords(graph: Path, folder: Path) -> Path:
+    """The same graph with its output named 'joints'."""
+    model = onnx.load(str(graph))
+    for node in model.graph.node:
+        node.output[:] = ["joints" if o == "coords" else o for o in node.output]
+    for output in model.graph.output:
+        if output.name == "coords":
+            output.name = "joints"
+    path = folder / "no_coords.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
 def custom_domain(folder: Path) -> Path:
     nodes = [helper.make_node("Exfiltrate", ["image"], ["coords"], domain="evil.ops")]
     path = folder / "custom_domain.onnx"

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import onnx
 import pytest
-from hostile_graphs import custom_domain, endless_loop, local_function, loop_after_coords
+from hostile_graphs import (
+    custom_domain,
+    endless_loop,
+    flat_coords,
+    local_function,
+    loop_after_coords,
+    nan_coords,
+    no_coords,
+)
 
 from converter.checkpoints import released as released_module
 from converter.checkpoints.released import load_released
@@ -68,3 +76,32 @@ def test_a_loop_after_coords_is_refused_by_every_command(
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()[-1:]
     assert "control flow (Loop node 'forever')" in line and "refused before it runs" in line
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (nan_coords, "NaN or infinite value(s) on real inputs"),
+        (flat_coords, "'coords' came out [2, 54]"),
+        (no_coords, "has no 'coords' output (outputs: joints)"),
+    ],
+)
+def test_eval_refuses_graphs_whose_coords_are_not_joints(
+    released: Path, tmp_path: Path, make, expected: str
+) -> None:
+    """Each used to end in NaN figures with exit 0, or a traceback."""
+    from typer.testing import CliRunner
+
+    from converter.cli.main import app
+    from converter.h36m.synthetic import make_synthetic_h36m
+
+    data = tmp_path / "h36m"
+    make_synthetic_h36m(data, "reference")
+    graph = make(released, tmp_path)
+    result = CliRunner().invoke(
+        app, ["eval", "--data", str(data), "--onnx", str(graph), "--backend", "onnx",
+              "--limit", "2", "--batch", "2", "--no-flip", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert expected in line
