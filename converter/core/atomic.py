@@ -17,6 +17,25 @@ from pathlib import Path
 from converter.core.errors import OutputError, OutputExistsError, ReplaceRefusedError
 
 
+def check_writable(directory: Path, shown: Path) -> None:
+    """Refuse, before any work, a place where no file can be made: the nearest folder that
+    exists must take a temporary file (read-only, immutable, /proc and full disks fail here, not
+    after the work). Nothing is left behind."""
+    existing = Path(directory)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputExistsError(f"{shown}: {existing} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cnp-probe.", dir=existing)
+    except OSError as exc:
+        raise OutputError(
+            f"{shown}: nothing can be written in {existing} ({exc.strerror})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = False) -> Path:
     """Refuse to overwrite an input (ever) or an existing output (without force)."""
     out = Path(out)
@@ -31,6 +50,7 @@ def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = Fa
         raise ReplaceRefusedError(f"{out}: already exists")
     if not out.parent.exists():
         raise OutputExistsError(f"{out}: the directory {out.parent} does not exist")
+    check_writable(out.parent, out)
     return out
 
 
@@ -51,6 +71,7 @@ def check_output_dir(
         source_resolved = Path(source).resolve()
         if resolved == source_resolved or source_resolved in resolved.parents:
             raise OutputExistsError(f"{directory}: refusing to write inside the input {source}")
+    check_writable(directory, directory)
     if force or not directory.is_dir():
         return directory
     if names is None:
@@ -118,6 +139,61 @@ def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
         publish(tmp, out, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class OutputSet:
+    """Several outputs of one command, published together or not at all.
+
+    temporary(out) gives a temporary file beside out; publish() moves every one to its place.
+    Without overwrite, if one cannot be published (a file appeared at its path), the ones this
+    set already published are removed again, so no partial set is left; with overwrite the
+    replacements are renames in the same folders, which do not fail halfway in practice.
+    """
+
+    def __init__(self, overwrite: bool = False) -> None:
+        self.overwrite = overwrite
+        self._pending: list[tuple[Path, Path]] = []
+
+    def temporary(self, out: Path) -> Path:
+        out = Path(out)
+        prefix = f".{out.name[:_NAME_ROOM]}."
+        try:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=out.parent)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot write in {out.parent} ({exc.strerror})") from None
+        os.close(fd)
+        self._pending.append((Path(name), out))
+        return Path(name)
+
+    def publish(self) -> None:
+        done: list[Path] = []
+        try:
+            for tmp, out in self._pending:
+                publish(tmp, out, self.overwrite)
+                done.append(out)
+        except BaseException:
+            if not self.overwrite:
+                for out in done:  # ours: published moments ago, under names that were free
+                    out.unlink(missing_ok=True)
+            raise
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
+
+@contextlib.contextmanager
+def output_set(overwrite: bool = False) -> Iterator[OutputSet]:
+    """An OutputSet published when the block succeeds; its temporaries removed in every case."""
+    outputs = OutputSet(overwrite)
+    try:
+        yield outputs
+        outputs.publish()
+    finally:
+        outputs.discard()
 
 
 def write_output(out: Path, content: bytes, overwrite: bool = False) -> Path:

@@ -28,7 +28,7 @@ from torch import nn
 
 from converter import __version__
 from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.core.atomic import atomic_output, check_output_path
+from converter.core.atomic import check_output_path, output_set
 from converter.core.choices import POSE_FRAMES
 from converter.core.errors import CheckFailedError, OnnxModelError, OptionError, first_line
 from converter.core.model import ConvNeXtPose
@@ -570,15 +570,16 @@ def export_onnx(
     facts = _checked_facts(graph.proto, out, spec, options)
     stage("verdict (onnxruntime CPU against PyTorch)", 0, None)
     verdict = _Verdict(model, options, spec, seed, reference)
-    with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_output(out, overwrite=options.force))
+    # The graph and its .ort file are published together or not at all.
+    with output_set(overwrite=options.force) as outputs:
+        tmp = outputs.temporary(out)
         onnx.save(graph.proto, str(tmp))
         parity, pose = verdict(open_onnx_session(tmp, "cpu"))
         ort_parity: tuple[ParityReport, ...] = ()
         ort_pose: tuple[PoseChange, ...] = ()
         if ort_out is not None and all(c.passed for c in (*parity, *pose)):
             stage("verdict of the .ort file", 0, None)
-            ort_tmp = stack.enter_context(atomic_output(ort_out, overwrite=options.force))
+            ort_tmp = outputs.temporary(ort_out)
             save_ort_format(tmp, ort_tmp)
             # The .ort file is held to the same check: it is what a phone will run.
             ort_parity, ort_pose = verdict(open_onnx_session(ort_tmp, "cpu", ort_format=True))

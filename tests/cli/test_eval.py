@@ -328,3 +328,15 @@ def test_eval_with_the_variant_alone_uses_the_seeded_weights(data_root: Path, on
         "graph": "random",
     }
     assert "random (seeded) weights" in result.stderr and "other weights" not in result.stderr
+
+
+def test_results_where_nothing_can_be_written_are_refused_before_the_run(
+    data_root: Path, models
+) -> None:
+    """/proc takes no files, even from root: found before any frame is read, not after."""
+    for flag in ("--predictions", "--vis"):
+        result = invoke(
+            "eval", "--data", data_root, "--onnx", models[1], "--backend", "onnx", flag,
+            "/proc/cnp-results",
+        )  # fmt: skip
+        _one_line_error(result, "nothing can be written in /proc")

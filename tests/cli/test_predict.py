@@ -108,3 +108,8 @@ def test_a_huge_declared_image_is_refused_unread(graph: Path, tmp_path: Path) ->
     bomb.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + (30000).to_bytes(4, "big") * 2)
     result = invoke("predict", graph, bomb)
     assert result.exit_code == 2 and "declares 30000 x 30000 pixels" in result.stderr
+
+
+def test_an_output_where_nothing_can_be_written_is_refused_first(graph: Path) -> None:
+    result = invoke("predict", graph, photo_paths()[0], "-o", "/proc/cnp-predict")
+    assert result.exit_code == 2 and "nothing can be written in /proc" in result.stderr

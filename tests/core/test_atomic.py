@@ -117,3 +117,39 @@ def test_an_unwritable_place_is_one_error(tmp_path: Path) -> None:
         write_output(out, b"[2]")
     assert out.read_bytes() == b"[1]"
     assert write_output(out, b"[2]", overwrite=True).read_bytes() == b"[2]"
+
+
+# --- several outputs published together ---------------------------------------------------------
+
+
+def test_an_output_set_publishes_everything_or_nothing(tmp_path: Path) -> None:
+    from converter.core.atomic import output_set
+
+    a, b = tmp_path / "a.onnx", tmp_path / "a.ort"
+    with output_set() as outputs:
+        outputs.temporary(a).write_bytes(b"graph")
+        outputs.temporary(b).write_bytes(b"ort")
+    assert a.read_bytes() == b"graph" and b.read_bytes() == b"ort"
+
+    c, d = tmp_path / "c.onnx", tmp_path / "c.ort"
+    appeared = pytest.raises(OutputExistsError, match="appeared while it was being written")
+    with appeared, output_set() as outputs:
+        outputs.temporary(c).write_bytes(b"graph")
+        outputs.temporary(d).write_bytes(b"ort")
+        d.write_bytes(b"someone else's")  # appears before the set is published
+    assert not c.exists() and d.read_bytes() == b"someone else's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "a.ort", "c.ort"]
+
+    with pytest.raises(RuntimeError), output_set() as outputs:
+        outputs.temporary(tmp_path / "e.onnx").write_bytes(b"x")
+        raise RuntimeError("the verdict failed")
+    assert not (tmp_path / "e.onnx").exists() and len(list(tmp_path.iterdir())) == 3
+
+
+def test_no_output_where_nothing_can_be_written() -> None:
+    from converter.core.atomic import check_output_path
+
+    with pytest.raises(OutputError, match="nothing can be written in /proc"):
+        check_output_path(Path("/proc/out.onnx"))
+    with pytest.raises(OutputError, match="nothing can be written in /proc"):
+        check_output_dir(Path("/proc/cnp/predictions"))

@@ -334,3 +334,24 @@ def test_declared_output_shapes_are_the_contract_and_must_agree(xs, tmp_path: Pa
     proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 17  # one joint short
     with pytest.raises(CheckFailedError, match="fails the ONNX checker"):
         export_module._checked_facts(proto, tmp_path / "x.onnx", get_variant("XS"), ExportOptions())
+
+
+def test_the_graph_and_its_ort_file_are_published_together(
+    onnx_cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that appears at the graph's path while the .ort file is made refuses both: the
+    .ort used to be published alone."""
+    out = tmp_path / "m.onnx"
+    real = export_module.save_ort_format
+
+    def save_and_race(onnx_path, ort_path) -> None:
+        real(onnx_path, ort_path)
+        out.write_bytes(b"another process's file")
+
+    monkeypatch.setattr(export_module, "save_ort_format", save_and_race)
+    with pytest.raises(OutputExistsError, match="appeared while it was being written"):
+        export_onnx(
+            onnx_cache.seeded_checkpoint("XS", 0), out, ExportOptions(ort_format=True, seed=1)
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    assert out.read_bytes() == b"another process's file"
