@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converter.core.atomic import check_output_dir, make_output_dir, write_output
+from converter.core.atomic import check_output_dir, make_output_dir, output_set
 from converter.core.errors import DatasetError, OptionError, UsageError
 from converter.core.progress import ProgressCallback
 from converter.evaluation.visualize import png_bytes
@@ -324,21 +324,16 @@ def run_prediction(
     if group:
         flush()
 
+    directory = make_output_dir(options.output) if options.output is not None else None
     results = []
-    predictions_file = None
-    if options.output is not None:
-        directory = make_output_dir(options.output)
-        for (path, width, height, people, source, flat, deep), name in zip(
-            found, names, strict=True
-        ):
-            written = (
-                write_output(directory / f"{name}_2d.png", flat, options.force),
-                write_output(directory / f"{name}_3d.png", deep, options.force),
-            )
-            results.append(ImagePrediction(path, width, height, people, source, written))
-        predictions_file = directory / PREDICTIONS_NAME
-    else:
-        results = [ImagePrediction(p, w, h, pe, s) for p, w, h, pe, s, _, _ in found]
+    pictures: list[tuple[Path, bytes]] = []
+    for (path, width, height, people, source, flat, deep), name in zip(found, names, strict=True):
+        written: tuple[Path, ...] = ()
+        if directory is not None:
+            written = (directory / f"{name}_2d.png", directory / f"{name}_3d.png")
+            pictures += zip(written, (flat, deep), strict=True)
+        results.append(ImagePrediction(path, width, height, people, source, written))
+    predictions_file = directory / PREDICTIONS_NAME if directory is not None else None
     if not all(person.camera_space for image in results for person in image.people):
         notes.append(
             "people without a root depth have root-relative 3D joints (mm, the root at 0); "
@@ -358,6 +353,9 @@ def run_prediction(
         notes=tuple(notes),
     )
     if predictions_file is not None:
+        # The pictures and the JSON that lists them are published together, or none of them.
         text = json.dumps(report.to_dict(), indent=1) + "\n"
-        write_output(predictions_file, text.encode(), options.force)
+        with output_set(overwrite=options.force) as outputs:
+            for out, content in [*pictures, (predictions_file, text.encode())]:
+                outputs.temporary(out).write_bytes(content)
     return report
