@@ -380,6 +380,10 @@ def _find_record_dir(given: Path) -> Path:
     except OSError as exc:
         raise _error(given, f"cannot list directory ({exc.strerror})") from exc
     found = [child for child in children if (child / "data.pkl").is_file()]
+    for child in found:
+        # The folder given is the one read: a link in it to records elsewhere is not followed.
+        if child.is_symlink():
+            raise _error(given, f"{_brief(child.name)} is a symbolic link; refused")
     if len(found) == 1:
         return found[0]
     if found:

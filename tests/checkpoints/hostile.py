@@ -7,6 +7,7 @@ one crafted input under a folder and returns its path. Used by test_hostile.py a
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import sys
@@ -184,6 +185,15 @@ def folder_with_link(folder: Path, unzipped: Path, outside: Path) -> Path:
     target.unlink()
     target.symlink_to(outside)
     return unzipped
+
+
+def folder_linking_records(folder: Path, unzipped: Path) -> Path:
+    """A folder whose one child is a symbolic link to an unzipped checkpoint's records
+    elsewhere (the records themselves hold no link)."""
+    holder = folder / "holder"
+    holder.mkdir()
+    os.symlink(unzipped.resolve(), holder / unzipped.name)
+    return holder
 
 
 def deep_folder(folder: Path, depth: int = 1100) -> Path:

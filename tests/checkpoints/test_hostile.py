@@ -82,6 +82,12 @@ def test_special_files_are_refused(tmp_path: Path, release_file) -> None:
     _refused(unzipped, "not a regular file")
 
 
+def test_a_linked_record_folder_is_not_followed(tmp_path: Path, release_file) -> None:
+    records = unzip_release(release_file("XS"), tmp_path / "elsewhere")  # holds data.pkl
+    holder = hostile.folder_linking_records(tmp_path, records)
+    _refused(holder, "is a symbolic link; refused")
+
+
 def test_deep_folder_is_refused_without_recursion(tmp_path: Path) -> None:
     deep = hostile.deep_folder(tmp_path)
     try:
