@@ -50,6 +50,7 @@ class OutputSettings:
     json: bool = False
     pending_json: Any = None  # the command's JSON document, printed once when it ends
     in_command: bool = False
+    stdout_closed: bool = False  # the reader went away (| head): later output is dropped
 
 
 SETTINGS = OutputSettings()
@@ -99,6 +100,7 @@ def handle_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         SETTINGS.json = bool(kwargs.get("as_json", False))
         SETTINGS.pending_json, SETTINGS.in_command = None, True
+        SETTINGS.stdout_closed = False
         error: dict[str, object] | None = None
         # Provider loading failures are reported by the tool in one honest line; onnxruntime's
         # own coloured log of the same failure would only add noise (and reach stdout under
@@ -152,8 +154,29 @@ def printable(text: str) -> str:
     )
 
 
+def to_stdout(write: Callable[[], None]) -> None:
+    """Run one write to stdout. A reader that stops reading (`| head -1`) closes the pipe: that
+    is the reader's choice, not a failure, so the rest of the output is dropped and the command
+    ends with its own exit code (Click would exit 1)."""
+    if SETTINGS.stdout_closed:
+        return
+    try:
+        write()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        SETTINGS.stdout_closed = True
+        # Point the descriptor at /dev/null so that no later flush (Python's own at exit
+        # included) meets the closed pipe again.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
 def echo(text: str, err: bool = False) -> None:
-    typer.echo(printable(text), err=err)
+    if err:
+        typer.echo(printable(text), err=True)
+    else:
+        to_stdout(lambda: typer.echo(printable(text)))
 
 
 def warn(message: str) -> None:
@@ -170,8 +193,7 @@ def note(message: str) -> None:
 
 
 def _write_json(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    to_stdout(lambda: sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n"))
 
 
 def emit_json(payload: Any) -> None:
@@ -254,7 +276,7 @@ def print_table(rendered: Table) -> None:
     )
     natural = Console(file=io.StringIO(), width=10_000).measure(rendered).maximum
     if natural <= console.width:
-        console.print(rendered, crop=False, soft_wrap=False)
+        to_stdout(lambda: console.print(rendered, crop=False, soft_wrap=False))
         return
     headers = [
         column.header.plain if isinstance(column.header, Text) else str(column.header)
@@ -265,11 +287,13 @@ def print_table(rendered: Table) -> None:
         for column in rendered.columns
     ]
     room = max(len(h) for h in headers)
+    lines = []
     for index in range(rendered.row_count):
         if index:
-            typer.echo("")
+            lines.append("")
         for header, column in zip(headers, cells, strict=True):
-            typer.echo(f"{header:<{room}}  {column[index]}")
+            lines.append(f"{header:<{room}}  {column[index]}")
+    to_stdout(lambda: typer.echo("\n".join(lines)))
 
 
 def _version(value: bool) -> None:

@@ -367,3 +367,20 @@ def test_version_and_help_import_no_heavy_library(args: list[str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "loaded: []"
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["variants"], 0), (["variants", "--json"], 0), (["doctor"], 0), (["inspect", "nope"], 2)],
+)
+def test_a_reader_that_stops_reading_does_not_change_the_exit_code(args, code) -> None:
+    """`cnp-convert verify ... | head -1`: the pipe closes early; a passing run still exits 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "converter.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader is gone before the first line is written
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == code, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
