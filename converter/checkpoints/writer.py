@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from converter.checkpoints.canonical import (
@@ -16,6 +17,7 @@ from converter.checkpoints.canonical import (
 )
 from converter.core.atomic import atomic_output, check_output_path
 from converter.core.choices import CHECKPOINT_FORMATS as FORMATS
+from converter.core.errors import OutputError, first_line
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,13 @@ def write_canonical(
     tensors = {k: v.contiguous() for k, v in ckpt.state_dict.items()}
     metadata = ckpt.metadata.to_strings()
     with atomic_output(out, overwrite=force) as tmp:
-        if fmt == "safetensors":
-            save_file(tensors, str(tmp), metadata=metadata)
-        else:
-            torch.save({"state_dict": tensors, "cnp_metadata": metadata}, tmp)
+        try:
+            if fmt == "safetensors":
+                save_file(tensors, str(tmp), metadata=metadata)
+            else:
+                torch.save({"state_dict": tensors, "cnp_metadata": metadata}, tmp)
+        except (SafetensorError, RuntimeError) as exc:  # their wrappers of a failed write
+            raise OutputError(f"{out}: cannot be written ({first_line(exc)[:200]})") from None
     meta = ckpt.metadata
     return LegacyReport(
         source=str(source) if source else meta.source_name,

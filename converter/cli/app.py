@@ -10,6 +10,7 @@ Rich draws progress (stderr, terminals only) and tables; the library never impor
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -54,6 +55,12 @@ class OutputSettings:
 
 
 SETTINGS = OutputSettings()
+FILE_SYSTEM_ERRNOS = frozenset(
+    {
+        errno.ENAMETOOLONG, errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES,
+        errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EEXIST,
+    }
+)  # fmt: skip
 
 
 def _json_error(message: str, exit_code: int) -> dict[str, object]:
@@ -117,6 +124,19 @@ def handle_errors(command: F) -> F:
             typer.echo(f"error: {message}", err=True)
             error = _json_error(message, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # What the file system refuses (a name too long, a full disk, a file over the size
+            # limit, a read-only place) is about the paths given, wherever it surfaces: one
+            # line naming the file, exit 2, and the temporary outputs already removed.
+            if exc.errno not in FILE_SYSTEM_ERRNOS:
+                raise
+            if os.environ.get("CNP_DEBUG"):
+                traceback.print_exc(file=sys.stderr)
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = printable(f"{where}{exc.strerror or type(exc).__name__}")
+            typer.echo(f"error: {message}", err=True)
+            error = _json_error(message, 2)
+            raise typer.Exit(2) from None
         finally:
             pending, SETTINGS.pending_json, SETTINGS.in_command = SETTINGS.pending_json, None, False
             if SETTINGS.json and error is not None:

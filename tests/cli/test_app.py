@@ -384,3 +384,50 @@ def test_a_reader_that_stops_reading_does_not_change_the_exit_code(args, code) -
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == code, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def _limited_to_one_megabyte() -> None:
+    """In the child: files may not grow past 1 MB (EFBIG, as on a full or quota-bound disk)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["legacy", str(ROOT / "converter/checkpoints/released_xs.safetensors"), "-o", "{out}"],
+        ["onnx", "--variant", "XS", "-o", "{out}", "--seed", "1"],
+    ],
+)
+def test_a_write_the_disk_refuses_is_one_line_and_leaves_nothing(tmp_path: Path, args) -> None:
+    out = tmp_path / "out.file"
+    command = [sys.executable, "-m", "converter.cli.main", *(a.format(out=out) for a in args)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, preexec_fn=_limited_to_one_megabyte
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert (
+        line.startswith("error: ") and "File too large" in line and "Traceback" not in done.stderr
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inspect", "{long}.pth"],
+        ["verify", "{long}.onnx", "--variant", "XS"],
+        ["onnx", "--variant", "XS", "-o", "{long}.onnx"],
+        ["demo-data", "{long}"],
+        ["predict", "{long}.onnx", "{long}.jpg"],
+    ],
+)
+def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path: Path, args) -> None:
+    long = str(tmp_path / ("x" * 300))
+    result = runner.invoke(app, [a.format(long=long) for a in args])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "File name too long" in line or "no such file" in line
