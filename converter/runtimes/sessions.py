@@ -239,7 +239,9 @@ def open_onnx_session(
         raise OnnxModelError(f"{path}: no such file")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be at least 1, not {threads}")
-    if not ort_format:  # an .ort file is onnxruntime's own, made by this tool from a checked graph
+    if not ort_format and path.suffix != ".ort":
+        # An .ort file is onnxruntime's own format (no ONNX protobuf to read): only this tool's
+        # export makes one here, from a graph checked before.
         check_bounded_graph(path)
     providers, fallback_reason = _requested_providers(name, tensorrt, tf32)
     options = ort.SessionOptions()
