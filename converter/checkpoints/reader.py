@@ -24,6 +24,7 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import re
 import struct
 import warnings
@@ -65,6 +66,10 @@ MAX_INFLATED_BYTES = 4 * 1024**3  # total declared size of a zip's records
 MAX_FOLDER_FILES = 100_000
 MAX_FOLDER_DEPTH = 8  # data/0 sits at depth 2; .data/serialization_id at 2
 MAX_TENSORS = 100_000
+# Dict entries a checkpoint's pickle may insert, all dicts together: the released XS has 746 and
+# a fabricated L about 1,000 (optimizer state included); 16,384 bounds the quadratic cost of keys
+# that all hash alike to seconds.
+MAX_DICT_ENTRIES = 16_384
 # What weights and BatchNorm counters are stored as; float8, unsigned and the rest are refused
 # by name before anything reads their values.
 TENSOR_DTYPES = frozenset(
@@ -431,8 +436,58 @@ def _list_files(records: Path) -> list[str]:
 # --- unpickling ----------------------------------------------------------------------------------
 
 
+def _dict_entries(data: bytes, pickles: int = 1) -> int:
+    """Entries the first `pickles` pickles in data would insert into dicts (SETITEM, SETITEMS),
+    counted from the opcodes alone: a walk of the stack depth, nothing built."""
+    entries = 0
+    mark = pickletools.markobject
+    stream = io.BytesIO(data)  # genops stops after each STOP: the next pickle follows
+    for _ in range(pickles):
+        depth, marks = 0, []
+        for opcode, _arg, _position in pickletools.genops(stream):
+            before, after = opcode.stack_before, opcode.stack_after
+            if opcode.name == "MARK":
+                marks.append(depth)
+                continue
+            if mark in before:
+                start = marks.pop()
+                if opcode.name == "SETITEMS":
+                    entries += (depth - start) // 2
+                depth = start - before.index(mark)
+            else:
+                depth -= len(before)
+                entries += opcode.name == "SETITEM"
+            depth += len(after)
+            if entries > MAX_DICT_ENTRIES:
+                return entries
+    return entries
+
+
+def _check_pickle_size(path: Path, source: io.BytesIO, container: str) -> None:
+    """Refuse a pickle that would build more dict entries than any checkpoint holds, before it
+    is unpickled: 100,000 keys of equal hash take minutes to insert (each probes all the others)."""
+    try:
+        if container == CONTAINER_LEGACY:
+            entries = _dict_entries(source.getbuffer().tobytes(), pickles=4)
+        else:
+            with zipfile.ZipFile(source) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                entries = _dict_entries(archive.read(name))
+    except Exception:  # a pickle this walk cannot read: torch.load says what is wrong with it
+        return
+    finally:
+        source.seek(0)
+    if entries > MAX_DICT_ENTRIES:
+        raise _error(
+            path,
+            f"its pickle would fill dicts with over {MAX_DICT_ENTRIES:,} entries (a released "
+            "checkpoint, optimizer state included, has under 3,000); refused before unpickling",
+        )
+
+
 def _torch_load(path: Path, source: io.BytesIO, container: str) -> object:
     """torch.load with weights_only=True and nothing else; translate failures into one line."""
+    _check_pickle_size(path, source, container)
     try:
         # torch warns (several lines) about e.g. quantized or sparse storages it is rebuilding;
         # whether they are acceptable is decided afterwards, in one line of our own.

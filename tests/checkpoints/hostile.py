@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 import struct
 import sys
 import zipfile
@@ -187,6 +188,35 @@ def folder_with_link(folder: Path, unzipped: Path, outside: Path) -> Path:
     return unzipped
 
 
+def colliding_keys(folder: Path, count: int = 100_000) -> Path:
+    """A release whose optimizer dict has `count` int keys that all hash to 0 (multiples of
+    2^61 - 1, the modulus of Python's int hash): inserting them is quadratic (minutes).
+
+    Building such a dict here would be just as slow, so torch saves the pairs as a flat list and
+    the list's opcodes are then turned into a dict's (EMPTY_LIST -> EMPTY_DICT, APPENDS ->
+    SETITEMS), found by walking the opcodes, never by searching the bytes."""
+    pairs: list[int] = []
+    for k in range(1, count + 1):
+        pairs += [k * (2**61 - 1), 0]
+    state = {"network": {"backbone.norm.weight": torch.ones(3)}, "optimizer": pairs}
+    archive = zipfile.ZipFile(io.BytesIO(_torch_zip(state)))
+    records = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in records if n.endswith("data.pkl"))
+    data = bytearray(records[name])
+    swaps = {"EMPTY_LIST": b"}", "APPENDS": b"u"}
+    for opcode, _arg, position in pickletools.genops(bytes(data)):
+        if opcode.name in swaps:
+            data[position : position + 1] = swaps[opcode.name]
+    records[name] = bytes(data)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as patched:
+        for record, content in records.items():
+            patched.writestr(record, content)
+    path = folder / "colliding_keys.pth"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
 def folder_linking_records(folder: Path, unzipped: Path) -> Path:
     """A folder whose one child is a symbolic link to an unzipped checkpoint's records
     elsewhere (the records themselves hold no link)."""
@@ -302,6 +332,7 @@ def main(out: Path) -> None:
     for kind in ODD_EPOCHS:
         print(odd_epoch(out, kind))
     print(deep_safetensors_header(out))
+    print(colliding_keys(out))
     print(negative_variance(out))
     state = {"network": {"conv.weight": torch.ones(4, 3), "bn.running_var": torch.ones(4)}}
     print(zip_zeroed_crc(out, _torch_zip(state)))

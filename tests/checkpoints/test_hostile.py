@@ -82,6 +82,22 @@ def test_special_files_are_refused(tmp_path: Path, release_file) -> None:
     _refused(unzipped, "not a regular file")
 
 
+def test_keys_that_all_hash_alike_are_refused_before_unpickling(tmp_path: Path) -> None:
+    _refused(hostile.colliding_keys(tmp_path), "over 16,384 entries", seconds=5.0)
+
+
+@pytest.mark.parametrize(("count", "refused"), [(16_384, False), (16_385, True)])
+def test_the_dict_entry_bound_just_inside_and_outside(count: int, refused: bool) -> None:
+    import pickle
+
+    from converter.checkpoints.reader import MAX_DICT_ENTRIES, _dict_entries
+
+    assert MAX_DICT_ENTRIES == 16_384
+    # Counted by pickle's own batching (SETITEMS of 1,000) and one SETITEM per small dict.
+    data = pickle.dumps({"a": dict.fromkeys(range(count - 1), 0)}, protocol=2)
+    assert (_dict_entries(data) > MAX_DICT_ENTRIES) == refused
+
+
 def test_a_linked_record_folder_is_not_followed(tmp_path: Path, release_file) -> None:
     records = unzip_release(release_file("XS"), tmp_path / "elsewhere")  # holds data.pkl
     holder = hostile.folder_linking_records(tmp_path, records)
