@@ -1,7 +1,9 @@
-"""Property-based fuzzing of the checkpoint readers (Hypothesis).
+"""Property-based fuzzing of every reader of untrusted files (Hypothesis): checkpoints, images,
+boxes files and ONNX graphs.
 
-Inputs are real fixtures (a release zip, a canonical safetensors file, an unzipped folder) with
-their bytes or structure mutated. Each example is read in a forked child under a memory cap
+Inputs are real fixtures (a release zip, a canonical safetensors file, an unzipped folder, a
+photo in each image format, a boxes file, an exported graph) with their bytes or structure
+mutated. Each example is read in a forked child under a memory cap
 (RLIMIT_AS) and a time cap (alarm): it must end in success or in a CheckpointError (exit 2 at the
 command line), never another exception, never past the caps. CI runs a fixed small budget;
 `just fuzz` runs a long one (CNP_FUZZ_EXAMPLES).
@@ -36,8 +38,12 @@ TIME_CAP = 20  # seconds per example
 OK, REFUSED, CRASHED, KILLED = 0, 2, 3, -1
 
 
-def _read_in_child(path: Path) -> tuple[int, str]:
-    """(outcome, detail): the reader run in a forked child with memory and time caps."""
+def _read_checkpoint(path: Path) -> None:
+    canonicalize(read_checkpoint(path))
+
+
+def _read_in_child(path: Path, read=_read_checkpoint) -> tuple[int, str]:
+    """(outcome, detail): read(path) run in a forked child with memory and time caps."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -46,7 +52,7 @@ def _read_in_child(path: Path) -> tuple[int, str]:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
             signal.alarm(TIME_CAP)
-            canonicalize(read_checkpoint(path))
+            read(path)
         except ConverterError as exc:
             code, detail = REFUSED, str(exc)
         except BaseException:  # anything else is a finding
@@ -79,6 +85,20 @@ def _assert_contained(outcome: int, detail: str) -> None:
         assert "\n" not in detail and detail  # one line, naming the file
 
 
+def _mutated(data: bytes, edits, cut) -> bytes:
+    """Bytes with a few values replaced, more often near the structured head and tail, and
+    maybe cut short."""
+    out = bytearray(data)
+    for where, value in edits:
+        region = where**3 if where < 0.5 else 1 - (1 - where) ** 3
+        out[min(int(region * len(out)), len(out) - 1)] = value
+    return bytes(out[: int(cut * len(out))] if cut is not None else out)
+
+
+EDITS = st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8)
+CUTS = st.one_of(st.none(), st.floats(0, 1))
+
+
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -88,19 +108,10 @@ FUZZ = settings(
 
 
 @FUZZ
-@given(
-    kind=st.sampled_from(["zip", "safetensors"]),
-    edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8),
-    cut=st.one_of(st.none(), st.floats(0, 1)),
-)
+@given(kind=st.sampled_from(["zip", "safetensors"]), edits=EDITS, cut=CUTS)
 def test_mutated_bytes_are_read_or_refused(seeds, kind, edits, cut) -> None:
-    data = bytearray(seeds[kind].read_bytes())
-    # Most checkpoints are tensor bytes; edit the structured head and tail more often.
-    for where, value in edits:
-        region = where**3 if where < 0.5 else 1 - (1 - where) ** 3
-        data[min(int(region * len(data)), len(data) - 1)] = value
-    if cut is not None:
-        data = data[: int(cut * len(data))]
+    # Most checkpoints are tensor bytes; _mutated edits the structured head and tail more often.
+    data = _mutated(seeds[kind].read_bytes(), edits, cut)
     # One example's files at a time: a long run would otherwise keep thousands of copies.
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / f"case.{'pth' if kind == 'zip' else 'safetensors'}"
@@ -144,6 +155,80 @@ def _mutate_folder(folder: Path, action: str, pick: int, payload: bytes) -> None
         start = pick % max(1, len(raw))
         raw[start : start + len(payload)] = payload
         pkl.write_bytes(bytes(raw))
+
+
+@pytest.fixture(scope="module")
+def image_seeds() -> dict[str, bytes]:
+    import cv2
+
+    from converter.h36m.photos import photo_paths
+
+    photo = cv2.imread(str(photo_paths()[1]))
+    params = {".webp": [cv2.IMWRITE_WEBP_QUALITY, 80], ".jpg": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]}
+    return {
+        suffix: cv2.imencode(suffix, photo, params.get(suffix, []))[1].tobytes()
+        for suffix in (".png", ".jpg", ".bmp", ".webp")
+    }
+
+
+def _read_image(path: Path) -> None:
+    from converter.h36m.image_files import read_bgr
+
+    read_bgr(path)
+
+
+@FUZZ
+@given(suffix=st.sampled_from([".png", ".jpg", ".bmp", ".webp"]), edits=EDITS, cut=CUTS)
+def test_mutated_images_are_read_or_refused(image_seeds, suffix, edits, cut) -> None:
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        path = Path(tmp) / f"case{suffix}"
+        path.write_bytes(_mutated(image_seeds[suffix], edits, cut))
+        _assert_contained(*_read_in_child(path, _read_image))
+
+
+BOXES = '{"a.jpg": [[10, 20, 100, 200], {"box": [1.5, 2, 30, 40], "root_depth_mm": 5000}]}'
+
+
+def _read_boxes(path: Path) -> None:
+    from converter.prediction.run import read_boxes_file
+
+    read_boxes_file(path)
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.integers(0, 200), st.sampled_from('[]{}",:0-9.eE-+ atrue')),
+                      min_size=1, max_size=6), cut=CUTS)  # fmt: skip
+def test_mutated_boxes_files_are_read_or_refused(edits, cut) -> None:
+    text = list(BOXES)
+    for where, char in edits:
+        text[where % len(text)] = char
+    data = "".join(text).encode()
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        path = Path(tmp) / "boxes.json"
+        path.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
+        _assert_contained(*_read_in_child(path, _read_boxes))
+
+
+@pytest.fixture(scope="module")
+def graph_seed(onnx_cache) -> bytes:
+    return onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0))[0].read_bytes()
+
+
+def _run_graph(path: Path) -> None:
+    import numpy as np
+
+    from converter.prediction.predictor import PosePredictor
+
+    PosePredictor(path, device="cpu").predict(np.zeros((64, 48, 3), np.uint8))
+
+
+@FUZZ
+@given(edits=EDITS, cut=CUTS)
+def test_mutated_graphs_are_run_or_refused(graph_seed, edits, cut) -> None:
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        path = Path(tmp) / "case.onnx"
+        path.write_bytes(_mutated(graph_seed, edits, cut))
+        _assert_contained(*_read_in_child(path, _run_graph))
 
 
 def test_the_harness_sees_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
