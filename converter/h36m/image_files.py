@@ -135,6 +135,13 @@ def decode_bgr(data: bytes, source: Path) -> np.ndarray:
             f"{source}: declares {width} x {height} pixels, over the "
             f"{MAX_IMAGE_PIXELS / 2**20:.0f} Mpx read here"
         )
+    # A cut-short file decodes to a picture grey below the cut, with libjpeg's unattributed
+    # warning on stderr at best: the end marker every complete file has is required instead.
+    ending = data.rstrip(b"\x00")[-12:]  # some writers pad the end
+    if (kind == "JPEG" and not ending.endswith(b"\xff\xd9")) or (
+        kind == "PNG" and b"IEND" not in ending
+    ):
+        raise DatasetError(f"{source}: a truncated {kind} file (no end-of-image marker)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), IMREAD_FLAGS)
     if image is None:
         raise DatasetError(f"{source}: cannot be decoded as a {kind} image")

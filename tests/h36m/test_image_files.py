@@ -81,11 +81,11 @@ def test_a_declared_size_over_the_bound_is_refused_before_decoding(
 def test_the_pixel_bound_just_inside_and_outside(
     tmp_path: Path, pixels: int, refused: bool
 ) -> None:
-    # 1 x N images: the product is exactly the count; inside the bound the (broken) body reaches
-    # the decoder, which refuses it with another message.
+    # 1 x N images: the product is exactly the count; inside the bound the header passes and
+    # the (cut short) body is refused by the next check.
     path = tmp_path / "edge.png"
     path.write_bytes(_png_header(pixels, 1))
-    message = r"declares .* over" if refused else r"cannot be decoded as a PNG image"
+    message = r"declares .* over" if refused else r"a truncated PNG file"
     with pytest.raises(DatasetError, match=message):
         read_bgr(path)
 
@@ -140,3 +140,15 @@ def test_a_missing_or_unreadable_path_is_one_line(tmp_path: Path) -> None:
         read_bgr(tmp_path / "missing.jpg")
     with pytest.raises(DatasetError, match=r"cannot be read"):
         read_bgr(tmp_path / ("x" * 300 + ".jpg"))  # ENAMETOOLONG
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_truncated_file_is_refused_not_half_decoded(tmp_path: Path, suffix: str) -> None:
+    _, data = cv2.imencode(suffix, PICTURE)
+    whole = tmp_path / f"whole{suffix}"
+    whole.write_bytes(data.tobytes() + b"\x00" * 3)  # padding after the end marker is fine
+    assert read_bgr(whole).shape == PICTURE.shape
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data.tobytes()[: len(data) * 3 // 4])
+    with pytest.raises(DatasetError, match=r"cut\.\w+: a truncated (JPEG|PNG) file"):
+        read_bgr(cut)
