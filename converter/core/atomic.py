@@ -165,6 +165,11 @@ class OutputSet:
         self._pending.append((Path(name), out))
         return Path(name)
 
+    def write(self, out: Path, content: bytes) -> Path:
+        """content for out, published with the rest of the set."""
+        self.temporary(out).write_bytes(content)
+        return Path(out)
+
     def publish(self) -> None:
         done: list[Path] = []
         try:

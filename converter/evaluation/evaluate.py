@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from converter.core.atomic import make_output_dir, write_output
+from converter.core.atomic import OutputSet, make_output_dir, write_output
 from converter.core.errors import OnnxModelError, UsageError
 from converter.core.progress import ProgressCallback, progress_callback
 from converter.core.variants import VariantSpec
@@ -470,11 +470,13 @@ def write_predictions(
     spec: VariantSpec,
     directory: str | Path,
     overwrite: bool = False,
+    outputs: OutputSet | None = None,
 ) -> list[Path]:
     """One file per backend in the reference's result format:
     [{image_id, joint_cam (scored joints, root-relative mm), bbox, root_cam}].
 
-    Each file is published whole; without overwrite an existing file is kept and refused."""
+    Each file is published whole (with outputs, as part of that set); without overwrite an
+    existing file is kept and refused."""
     directory = make_output_dir(Path(directory))
     joints = list(eval_joint_indices(spec.joint_names))
     written = []
@@ -489,5 +491,8 @@ def write_predictions(
             for i, sample in enumerate(dataset.samples)
         ]
         path = directory / RESULT_FILE.format(backend=result.name)
-        written.append(write_output(path, json.dumps(rows).encode("utf-8"), overwrite))
+        content = json.dumps(rows).encode("utf-8")
+        written.append(
+            outputs.write(path, content) if outputs else write_output(path, content, overwrite)
+        )
     return written

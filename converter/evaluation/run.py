@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
-from converter.core.atomic import check_output_dir
+from converter.core.atomic import check_output_dir, output_set
 from converter.core.choices import EVAL_BACKENDS as BACKENDS
 from converter.core.errors import OptionError, UsageError, VariantMismatchError
 from converter.core.progress import ProgressCallback
@@ -330,14 +330,16 @@ def run_evaluation(plan: EvalPlan, progress: ProgressCallback | None = None) -> 
         workers=options.workers,
         progress=progress,
     )
-    written = []
-    if options.predictions is not None:
-        written = write_predictions(
-            report, plan.dataset, plan.spec, options.predictions, options.force
-        )
-    pictures = []
-    if options.vis is not None:
-        pictures = write_visualisations(
-            report, plan.dataset, plan.spec, options.vis, overwrite=options.force
-        )
+    written, pictures = [], []
+    # Predictions and pictures are published together: an interrupt or a refusal leaves the
+    # earlier set as it was, never new predictions beside old pictures.
+    with output_set(overwrite=options.force) as outputs:
+        if options.predictions is not None:
+            written = write_predictions(
+                report, plan.dataset, plan.spec, options.predictions, outputs=outputs
+            )
+        if options.vis is not None:
+            pictures = write_visualisations(
+                report, plan.dataset, plan.spec, options.vis, outputs=outputs
+            )
     return EvalRun(plan, report, tuple(written), tuple(pictures))

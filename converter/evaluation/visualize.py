@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.atomic import make_output_dir, write_output
+from converter.core.atomic import OutputSet, make_output_dir, write_output
 from converter.core.variants import SKELETON, VariantSpec
 from converter.evaluation.evaluate import EvalReport
 from converter.h36m.dataset import H36MDataset, Sample, camera_to_pixel, spread_subset
@@ -333,19 +333,25 @@ def write_visualisations(
     count: int = 6,
     overwrite: bool = False,
     worst: int = 12,
+    outputs: OutputSet | None = None,
 ) -> list[Path]:
     """count frame pictures spread over the set, then the contact sheet of the worst frames.
 
-    Each picture is published whole; without overwrite an existing file is kept and refused."""
+    Each picture is published whole (with outputs, as part of that set); without overwrite an
+    existing file is kept and refused."""
     directory = make_output_dir(Path(directory))
+
+    def write(path: Path, picture: np.ndarray) -> Path:
+        content = png_bytes(picture)
+        return outputs.write(path, content) if outputs else write_output(path, content, overwrite)
+
     errors = frame_errors(report, dataset, spec)
     written = []
     for index in spread_subset(len(dataset.samples), count):
         sample = dataset.samples[index]
         path = directory / f"{sample.image_id}_{sample.action}.png"
         picture = frame_picture(report, dataset, spec, errors[index])
-        written.append(write_output(path, png_bytes(picture), overwrite))
+        written.append(write(path, picture))
     ranked = rank_worst(errors, worst)
-    sheet = contact_sheet(report, dataset, spec, ranked)
-    written.append(write_output(directory / SHEET_NAME, png_bytes(sheet), overwrite))
+    written.append(write(directory / SHEET_NAME, contact_sheet(report, dataset, spec, ranked)))
     return written

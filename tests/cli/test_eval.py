@@ -340,3 +340,28 @@ def test_results_where_nothing_can_be_written_are_refused_before_the_run(
             "/proc/cnp-results",
         )  # fmt: skip
         _one_line_error(result, "nothing can be written in /proc")
+
+
+def test_predictions_and_pictures_are_published_together(
+    data_root: Path, models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while the pictures are drawn (or an interrupt) publishes none of the set:
+    predictions used to be kept beside the old pictures."""
+    from converter.evaluation import visualize
+    from converter.evaluation.run import EvalOptions, plan_evaluation, run_evaluation
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # as Ctrl-C would, half-way through the outputs
+
+    options = EvalOptions(
+        data=data_root, onnx=models[1], backend=("onnx",), limit=2, device="cpu",
+        predictions=tmp_path / "pred", vis=tmp_path / "vis", flip=False,
+    )  # fmt: skip
+    plan = plan_evaluation(options)
+    monkeypatch.setattr(visualize, "contact_sheet", broken)
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(plan)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    done = run_evaluation(plan)
+    assert len(done.predictions) == 1 and len(done.pictures) == 3
