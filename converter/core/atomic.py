@@ -126,19 +126,8 @@ def publish(tmp: Path, out: Path, overwrite: bool = False) -> None:
 @contextlib.contextmanager
 def atomic_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside out; publish it to out only if the block succeeds."""
-    out = Path(out)
-    prefix = f".{out.name[:_NAME_ROOM]}."
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=out.parent)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write in {out.parent} ({exc.strerror})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        publish(tmp, out, overwrite)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with output_set(overwrite) as outputs:
+        yield outputs.temporary(out)
 
 
 class OutputSet:

@@ -17,6 +17,7 @@ from pathlib import Path
 from converter.core.atomic import check_output_dir, make_output_dir, output_set
 from converter.core.errors import DatasetError, OptionError, UsageError
 from converter.core.progress import ProgressCallback
+from converter.core.variants import get_variant
 from converter.evaluation.visualize import png_bytes
 from converter.h36m.image_files import read_bgr
 from converter.prediction.pictures import picture_2d, picture_3d
@@ -28,6 +29,7 @@ from converter.prediction.predictor import (
     PosePredictor,
     check_root_depth,
 )
+from converter.runtimes.sessions import check_device, check_runtime
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_IMAGES = 1000  # per run; more is a job for the library API in a loop
@@ -85,6 +87,11 @@ class PredictOptions:
                     raise OptionError("root_depth", f"{depth}: a positive distance in mm")
         if self.threads is not None and self.threads < 1:
             raise OptionError("threads", f"{self.threads}: at least 1")
+        if self.variant is not None:
+            object.__setattr__(self, "variant", get_variant(self.variant).name)
+        object.__setattr__(self, "device", check_device(self.device))
+        runtime = check_runtime(self.runtime, self.ov_precision, self.device)
+        object.__setattr__(self, "runtime", runtime)
         _pair(self.focal, "focal", positive=True)
         _pair(self.princpt, "princpt", positive=False)
         focal = (self.focal[0], self.focal[1]) if self.focal else Camera().focal

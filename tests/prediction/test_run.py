@@ -48,6 +48,8 @@ def _options(graph: Path, *images: Path, **fields) -> PredictOptions:
         ({"focal": (1500.0,)}, "focal", "two positive numbers"),
         ({"princpt": (float("nan"), 1.0)}, "princpt", "two finite numbers"),
         ({"threads": 0}, "threads", "at least 1"),
+        ({"device": "tpu"}, "device", "must be one of"),
+        ({"runtime": "tensorflow"}, "runtime", "must be one of"),
     ],
 )
 def test_options_are_checked_when_made(fields: dict, option: str, problem: str) -> None:
