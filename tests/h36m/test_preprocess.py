@@ -129,3 +129,33 @@ def test_normalize_images_by_hand() -> None:
     for channel, value in enumerate((255.0, 0.0, 10.0)):  # no division by 255 first
         assert out[0, channel, 1, 0] == pytest.approx((value - mean[channel]) / std[channel])
         assert out[0, channel, 0, 0] == pytest.approx(-mean[channel] / std[channel])
+
+
+def _seeded_by_loops(count: int, seed: int, h: int, w: int) -> np.ndarray:
+    """The seeded images' recipe written out pixel by pixel: a 9 x 9 grid of uniform values in
+    0..255 per channel, bilinear over the image (grid spacing 8 / (side - 1)), plus N(0, 12)
+    grain, clipped to 0..255; the grid is drawn first, then the grain."""
+    rng = np.random.default_rng(seed)
+    grid = rng.uniform(0.0, 255.0, size=(count, 3, 9, 9))
+    grain = rng.normal(0.0, 12.0, size=(count, 3, h, w))
+    out = np.zeros((count, h, w, 3))
+    for n in range(count):
+        for c in range(3):
+            for i in range(h):
+                gy = 8.0 * i / (h - 1)
+                y0 = min(int(gy), 7)
+                fy = gy - y0
+                for j in range(w):
+                    gx = 8.0 * j / (w - 1)
+                    x0 = min(int(gx), 7)
+                    fx = gx - x0
+                    g = grid[n, c]
+                    top = g[y0, x0] * (1 - fx) + g[y0, x0 + 1] * fx
+                    bottom = g[y0 + 1, x0] * (1 - fx) + g[y0 + 1, x0 + 1] * fx
+                    out[n, i, j, c] = top * (1 - fy) + bottom * fy + grain[n, c, i, j]
+    return np.clip(out, 0.0, 255.0)
+
+
+def test_seeded_images_follow_their_recipe_by_hand() -> None:
+    images = seeded_images(2, 11, (13, 17))
+    np.testing.assert_allclose(images, _seeded_by_loops(2, 11, 13, 17), atol=1e-3)

@@ -537,3 +537,67 @@ def test_openvino_runs_on_the_cpu_with_the_precision_asked(tmp_path: Path) -> No
     assert report.execution_precision == "f32" and report.precision == "fp32"
     assert report.providers[0].endswith("CPU (f32, asked f32)") and report.device_note is None
     assert report.passed and report.to_dict()["precision_source"] == "runtime"
+
+
+# --- the options value and the choice of devices -----------------------------------------------
+
+
+def test_options_are_checked_and_normalized_when_made() -> None:
+    """Before any file is read: the seed, the device, the runtime and its precision."""
+    with pytest.raises(OptionError, match="seed must be a non-negative"):
+        VerifyOptions(seed=-1)
+    assert VerifyOptions(seed=7).seed == 7 and VerifyOptions().seed is None
+    options = VerifyOptions(device=" CPU ", runtime=" OnnxRuntime ", ov_precision=" F32 ")
+    assert (options.device, options.runtime, options.ov_precision) == ("cpu", "onnxruntime", "f32")
+    with pytest.raises(OptionError, match="runs on the CPU here"):
+        VerifyOptions(runtime="openvino", device="cuda")
+    with pytest.raises(OptionError, match="device must be one of"):
+        VerifyOptions(device="tpu")
+
+
+BOTH_ON_CPU = "so both backends run on CPU"
+
+
+class _FakeSession:
+    def __init__(self, device: str, reason: str | None = None) -> None:
+        self.device, self.fallback_reason = device, reason
+
+
+@pytest.mark.parametrize(
+    ("device", "torch_type", "cuda_build", "session", "expected_note", "torch_after"),
+    [
+        ("auto", "cpu", None, "cpu", f"auto: PyTorch is a CPU-only build, {BOTH_ON_CPU}", "cpu"),
+        ("auto", "cpu", "13.0", "cpu", f"auto: PyTorch sees no GPU, {BOTH_ON_CPU}", "cpu"),
+        ("auto", "cuda", "13.0", "cuda", None, "cuda"),
+        ("auto", "cuda", "13.0", "cpu", "auto: no provider; both backends run on CPU", "cpu"),
+        ("cuda", "cuda", "13.0", "cuda", None, "cuda"),
+    ],
+)  # fmt: skip
+def test_both_backends_run_on_one_device_family(
+    monkeypatch: pytest.MonkeyPatch, device, torch_type, cuda_build, session, expected_note,
+    torch_after,
+) -> None:  # fmt: skip
+    opened: list[str] = []
+
+    def open_fake(path, asked):
+        opened.append(asked)
+        return _FakeSession(session, "no provider" if session == "cpu" else None)
+
+    monkeypatch.setattr(verify, "resolve_torch_device", lambda asked: torch.device(torch_type))
+    monkeypatch.setattr(verify.torch.version, "cuda", cuda_build)
+    monkeypatch.setattr(verify, "open_onnx_session", open_fake)
+    chosen, torch_device, note = verify._choose_devices(Path("g.onnx"), device)
+    assert note == expected_note and torch_device.type == torch_after
+    # auto with a CPU-only PyTorch never asks onnxruntime for CUDA; otherwise it asks as told
+    assert opened == (["cpu"] if torch_type == "cpu" else [device])
+    assert chosen.device == session
+
+
+def test_openvino_gets_the_device_and_precision_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(
+        verify, "open_session", lambda *args, **kwargs: calls.append((args, kwargs)) or "ov"
+    )
+    chosen, torch_device, note = verify._choose_devices(Path("g.onnx"), "cpu", "openvino", "bf16")
+    assert calls == [((Path("g.onnx"), "openvino", "cpu"), {"ov_precision": "bf16"})]
+    assert (chosen, torch_device.type, note) == ("ov", "cpu", None)
