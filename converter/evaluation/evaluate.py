@@ -335,7 +335,7 @@ def run_backends(
         raise UsageError(f"batch size must be >= 1 and workers >= 0 ({batch_size}, {workers})")
 
     def load(sample: Sample) -> np.ndarray:
-        return load_input(sample.image_path, sample.bbox, spec)
+        return load_input(sample.image_path, sample.bbox, spec, sample.image_size)
 
     load = loader or load
     outputs: dict[str, list[np.ndarray]] = {b.name: [] for b in backends}

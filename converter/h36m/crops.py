@@ -48,7 +48,7 @@ def dataset_crops(dataset: H36MDataset, spec: VariantSpec, count: int, seed: int
     chosen = rng.permutation(len(dataset.samples))[: min(count, len(dataset.samples))]
     samples = [dataset.samples[int(i)] for i in sorted(chosen)]
     return Crops(
-        images=np.stack([load_input(s.image_path, s.bbox, spec) for s in samples]),
+        images=np.stack([load_input(s.image_path, s.bbox, spec, s.image_size) for s in samples]),
         boxes=np.array([s.bbox for s in samples], dtype=np.float64),
         root_depths=np.array([s.root_depth for s in samples], dtype=np.float64),
         focals=np.array([s.focal for s in samples], dtype=np.float64),

@@ -119,8 +119,11 @@ def read_image_bytes(path: Path) -> bytes:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
-def decode_bgr(data: bytes, source: Path) -> np.ndarray:
-    """(H, W, 3) uint8 BGR from a file's bytes, its declared size checked first."""
+def decode_bgr(
+    data: bytes, source: Path, expected_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """(H, W, 3) uint8 BGR from a file's bytes, its declared size checked first (against
+    expected_size, (width, height), when an annotation gives one)."""
     found = declared_size(data)
     if found is None:
         raise DatasetError(f"{source}: not a {FORMATS} image")
@@ -130,6 +133,11 @@ def decode_bgr(data: bytes, source: Path) -> np.ndarray:
     width, height = size
     if width <= 0 or height <= 0:
         raise DatasetError(f"{source}: a {kind} image of {width} x {height} pixels")
+    if expected_size is not None and (width, height) != tuple(expected_size):
+        raise DatasetError(
+            f"{source}: declares {width} x {height} pixels, its annotation says "
+            f"{expected_size[0]} x {expected_size[1]}"
+        )
     if width * height > MAX_IMAGE_PIXELS:
         raise DatasetError(
             f"{source}: declares {width} x {height} pixels, over the "
@@ -153,7 +161,7 @@ def decode_bgr(data: bytes, source: Path) -> np.ndarray:
     return image
 
 
-def read_bgr(path: str | Path) -> np.ndarray:
+def read_bgr(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
     """(H, W, 3) uint8 BGR, or a DatasetError naming the file."""
     path = Path(path)
-    return decode_bgr(read_image_bytes(path), path)
+    return decode_bgr(read_image_bytes(path), path, expected_size)

@@ -76,6 +76,13 @@ def normalize_patch(patch_bgr: np.ndarray, spec: VariantSpec) -> np.ndarray:
     return normalize_images(patch_bgr[None, :, :, ::-1], spec)[0]
 
 
-def load_input(path: str | Path, bbox: Sequence[float], spec: VariantSpec) -> np.ndarray:
-    """One image file and box -> the (3, H, W) float32 network input."""
-    return normalize_patch(crop_patch(read_bgr(path), bbox, spec.input_hw), spec)
+def load_input(
+    path: str | Path,
+    bbox: Sequence[float],
+    spec: VariantSpec,
+    expected_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """One image file and box -> the (3, H, W) float32 network input; expected_size (width,
+    height) is the annotation's, held against the file's header before it is decoded."""
+    image = read_bgr(path, expected_size)
+    return normalize_patch(crop_patch(image, bbox, spec.input_hw), spec)

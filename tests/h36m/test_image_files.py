@@ -152,3 +152,20 @@ def test_a_truncated_file_is_refused_not_half_decoded(tmp_path: Path, suffix: st
     cut.write_bytes(data.tobytes()[: len(data) * 3 // 4])
     with pytest.raises(DatasetError, match=r"cut\.\w+: a truncated (JPEG|PNG) file"):
         read_bgr(cut)
+
+
+def test_an_image_is_held_to_its_annotated_size_before_decoding(tmp_path: Path) -> None:
+    """A 110 KB PNG declaring 30000 x 30000 where the annotation says 1000 x 1002: refused by
+    the header, with both sizes, before any pixel is decoded."""
+    from converter.core.variants import get_variant
+    from converter.h36m.preprocess import load_input
+
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), PICTURE)
+    assert read_bgr(path, expected_size=(37, 21)).shape == PICTURE.shape
+    with pytest.raises(DatasetError, match=r"declares 37 x 21 pixels, its annotation says 38 x 21"):
+        read_bgr(path, expected_size=(38, 21))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(30000, 30000))
+    with pytest.raises(DatasetError, match="declares 30000 x 30000 pixels, its annotation says"):
+        load_input(bomb, (0, 0, 10, 10), get_variant("XS"), (1000, 1002))
