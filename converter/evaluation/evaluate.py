@@ -84,7 +84,7 @@ class OnnxBackend:
         # OpenVINO's read-back execution precision (bf16 on AMX); None: the graph's own types.
         self.execution_precision = session.execution_precision
         batch = (session.input_shape or (None,))[0]
-        self._fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def _coords(self, images: np.ndarray) -> np.ndarray:
         """One run's coords, checked: (N, J, 3) finite numbers for N images, or a one-line
@@ -105,10 +105,10 @@ class OnnxBackend:
         return coords
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        if self._fixed_batch is None:
+        if self.fixed_batch is None:
             return self._coords(images)
         # A model exported with a fixed batch: feed it chunks of that size, the last one padded.
-        size, count = self._fixed_batch, images.shape[0]
+        size, count = self.fixed_batch, images.shape[0]
         parts = []
         for start in range(0, count, size):
             chunk = images[start : start + size]

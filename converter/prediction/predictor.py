@@ -2,9 +2,9 @@
 
 Each step is the reference's (the official demo's): a person box is given the network's aspect
 ratio and enlarged 1.25x (h36m.dataset.process_bbox), the crop is the reference affine warp and
-the one normalization (h36m.preprocess), and the graph's coords go back through the inverse of
-that same warp to image pixels. Depth follows the reference: z in heatmap units spans the
-2000 mm 3D box around the root, and a root depth in camera mm (RootNet's, in the official demo)
+the one normalization (h36m.preprocess), and the graph's coords go back to image pixels through
+the box (the inverse of that unrotated warp). Depth follows the reference: z in heatmap units
+spans the 2000 mm 3D box around the root, and a root depth in camera mm (RootNet's, in the official demo)
 places it; pixels become camera mm with the pinhole model.
 
 Without a root depth the 3D pose is root-relative: the root is put at the depth where the
@@ -24,12 +24,13 @@ import numpy as np
 from converter.core.errors import DatasetError, OnnxModelError, UsageError
 from converter.core.variants import VariantSpec, get_variant
 from converter.evaluation.evaluate import OnnxBackend
+from converter.evaluation.visualize import heatmap_to_pixels
 from converter.graphs.facts import graph_facts, variant_disagreements
 from converter.graphs.metadata import load_onnx_model, read_onnx_metadata
 from converter.h36m.dataset import process_bbox
 from converter.h36m.image_files import read_bgr
 from converter.h36m.metrics import back_project
-from converter.h36m.preprocess import crop_patch, crop_transform, normalize_patch
+from converter.h36m.preprocess import crop_patch, normalize_patch
 from converter.runtimes.sessions import Session, open_session
 from converter.verdicts.verify import check_variant_option
 
@@ -137,23 +138,6 @@ def crop_box_for(
     return processed
 
 
-def _image_to_crop(box: Sequence[float], spec: VariantSpec) -> np.ndarray:
-    """3x3 matrix of the crop's affine warp (source pixels -> input pixels), in float64."""
-    matrix = np.eye(3)
-    matrix[:2] = crop_transform(box, spec.input_hw)
-    return matrix
-
-
-def coords_to_pixels(coords: np.ndarray, box: Sequence[float], spec: VariantSpec) -> np.ndarray:
-    """(J, 3) heatmap units -> (J, 2) source pixels through the inverse of the crop's warp."""
-    hm_h, hm_w = spec.heatmap_hw
-    in_h, in_w = spec.input_hw
-    in_pixels = np.stack(
-        [coords[:, 0] / hm_w * in_w, coords[:, 1] / hm_h * in_h, np.ones(len(coords))], axis=1
-    )
-    return (in_pixels @ np.linalg.inv(_image_to_crop(box, spec)).T)[:, :2]
-
-
 def assumed_root_depth(crop_box: Sequence[float], camera: Camera, spec: VariantSpec) -> float:
     """The depth at which the crop box spans the reference's 3D box (2000 mm)."""
     return spec.bbox_3d_shape_mm[2] * camera.focal[0] / float(crop_box[2])
@@ -202,8 +186,11 @@ class PosePredictor:
         # The backend eval scores with: a fixed-batch graph gets padded batches of its size, and
         # every run's coords are checked (shape, NaN) before they are used.
         self._backend = OnnxBackend(self.session)
-        batch = self.session.input_shape[0] if self.session.input_shape else None
-        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The graph's fixed batch size, or None for a dynamic batch."""
+        return self._backend.fixed_batch
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) -> (N, J, 3) coords, in calls of at most MAX_CROPS_PER_RUN crops."""
@@ -289,9 +276,9 @@ class PosePredictor:
         depth = (
             request.root_depth_mm if camera_space else assumed_root_depth(crop_box, camera, spec)
         )
-        joints_2d = coords_to_pixels(coords, crop_box, spec)
-        # back_project maps x, y through the box (x / W * w + x0): for an unrotated crop that is
-        # the same as the inverse warp above, and it is the one formula eval scores with.
+        # Through the box (x / W * w + x0): for the unrotated reference crop this is the inverse
+        # of its warp, and the formula eval draws and scores with (back_project below).
+        joints_2d = heatmap_to_pixels(coords, crop_box, spec)
         joints_3d = back_project(
             coords[None],
             np.array([crop_box]),

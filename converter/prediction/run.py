@@ -364,5 +364,5 @@ def run_prediction(
         text = json.dumps(report.to_dict(), indent=1) + "\n"
         with output_set(overwrite=options.force) as outputs:
             for out, content in [*pictures, (predictions_file, text.encode())]:
-                outputs.temporary(out).write_bytes(content)
+                outputs.write(out, content)
     return report
