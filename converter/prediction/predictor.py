@@ -4,8 +4,8 @@ Each step is the reference's (the official demo's): a person box is given the ne
 ratio and enlarged 1.25x (h36m.dataset.process_bbox), the crop is the reference affine warp and
 the one normalization (h36m.preprocess), and the graph's coords go back to image pixels through
 the box (the inverse of that unrotated warp). Depth follows the reference: z in heatmap units
-spans the 2000 mm 3D box around the root, and a root depth in camera mm (RootNet's, in the official demo)
-places it; pixels become camera mm with the pinhole model.
+spans the 2000 mm 3D box around the root, and a root depth in camera mm (RootNet's, in the
+official demo) places it; pixels become camera mm with the pinhole model.
 
 Without a root depth the 3D pose is root-relative: the root is put at the depth where the
 processed box spans the reference's 2000 mm (what the network was trained to assume), so x and y
