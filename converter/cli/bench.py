@@ -32,6 +32,7 @@ from converter.cli.options import (
     json_option,
     ov_precision_option,
     parse_batch_list,
+    timeout_option,
     variant_option,
 )
 from converter.core.choices import BENCH_RUNS, PRECISIONS, RUNTIMES
@@ -133,6 +134,7 @@ def bench_command(
         help="Let onnxruntime's idle threads spin (off: they would steal PyTorch's cores).",
         rich_help_panel=RUNTIME_PANEL,
     ),
+    timeout: float | None = timeout_option(),
     as_json: bool = json_option("Print JSON instead of the table."),
 ) -> None:
     """Time the graph's runtime(s) against PyTorch eager on the same inputs, interleaved."""
@@ -151,6 +153,7 @@ def bench_command(
         spinning=spinning,
         runtime=tuple(runtime.split(",")),  # checked and normalised by the option callback
         ov_precision=str(ov_precision.value),
+        timeout=timeout,
     )
     precisions, variant_name = precision.split(","), value(variant)
     if model is not None:

@@ -36,6 +36,7 @@ from converter.cli.options import (
     json_option,
     ov_precision_option,
     runtime_option,
+    timeout_option,
     variant_option,
 )
 from converter.core.choices import EVAL_BACKENDS as BACKENDS
@@ -138,6 +139,7 @@ def eval_command(
     ),
     runtime: Runtime = runtime_option(),
     ov_precision: OvPrecision = ov_precision_option(),
+    timeout: float | None = timeout_option(),
     no_flip: bool = typer.Option(False, "--no-flip", help="Turn the flip test off."),
     max_delta_mm: float | None = typer.Option(
         None,
@@ -175,7 +177,7 @@ def eval_command(
         backend=tuple(backend.split(",")), device=str(device.value), threads=threads,
         runtime=str(runtime.value), ov_precision=str(ov_precision.value), flip=not no_flip,
         max_delta_mm=max_delta_mm, predictions=predictions, vis=vis, force=force,
-        skip_missing=skip_missing,
+        skip_missing=skip_missing, timeout=timeout,
     )  # fmt: skip
     plan = plan_evaluation(options)
     for message in plan.warnings:

@@ -35,6 +35,7 @@ from converter.cli.options import (
     parse_batch_list,
     runtime_option,
     seed_option,
+    timeout_option,
     variant_option,
 )
 from converter.core.atomic import check_output_path
@@ -259,6 +260,7 @@ def verify_command(
     ),
     runtime: Runtime = runtime_option(),
     ov_precision: OvPrecision = ov_precision_option(),
+    timeout: float | None = timeout_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Run PyTorch and the graph on the same images; exit 1 when they disagree."""
@@ -281,6 +283,7 @@ def verify_command(
         frames=frames,
         runtime=str(runtime.value),
         ov_precision=str(ov_precision.value),
+        timeout=timeout,
     )
     # A bad file or a contradicting --variant fails before any weights are loaded or built.
     check_variant_option(model, read_onnx_metadata(model), options.variant)

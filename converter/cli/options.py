@@ -84,6 +84,16 @@ def seed_option() -> Any:
     return typer.Option(None, "--seed", help=SEED_HELP, rich_help_panel=VERDICT_PANEL)
 
 
+TIMEOUT_HELP = (
+    "Seconds one forward pass may take before it is stopped (exit 2; default: 120 + 30 per "
+    "image of the batch)."
+)
+
+
+def timeout_option() -> Any:
+    return typer.Option(None, "--timeout", help=TIMEOUT_HELP, rich_help_panel=RUNTIME_PANEL)
+
+
 def atol_option() -> Any:
     return typer.Option(None, "--atol", help=ATOL_HELP, rich_help_panel=VERDICT_PANEL)
 

@@ -27,6 +27,7 @@ from converter.cli.options import (
     json_option,
     ov_precision_option,
     runtime_option,
+    timeout_option,
     variant_option,
 )
 from converter.core.errors import UsageError
@@ -131,6 +132,7 @@ def predict_command(
     threads: int | None = typer.Option(
         None, "--threads", help="The runtime's threads.", rich_help_panel=RUNTIME_PANEL
     ),
+    timeout: float | None = timeout_option(),
     output: Path | None = typer.Option(
         None,
         "-o",
@@ -163,6 +165,7 @@ def predict_command(
         threads=threads,
         output=output,
         force=force,
+        timeout=timeout,
     )
     with progress_display() as bar:
         report = run_prediction(options, bar)

@@ -44,6 +44,7 @@ from converter.runtimes.sessions import (
     resolve_torch_device,
     strict_fp32,
 )
+from converter.runtimes.watched import check_time_limit
 from converter.verdicts.verify import MAX_BATCH
 
 BENCH_DEVICES = ("auto", "cpu", "cuda")
@@ -276,7 +277,8 @@ class BenchOptions:
     really run it). batch: the batch sizes. threads: intra-op threads for every backend (None:
     each library's default). runtime: the runtimes that run the graph, the first against
     PyTorch, the others as contenders in the same rounds; ov_precision: OpenVINO's execution
-    precision. spinning: let onnxruntime's idle threads spin.
+    precision. spinning: let onnxruntime's idle threads spin. timeout: seconds one forward pass
+    may take (None: the default for its batch).
     """
 
     device: str = "cpu"
@@ -287,8 +289,10 @@ class BenchOptions:
     spinning: bool = False
     runtime: tuple[str, ...] = ("onnxruntime",)
     ov_precision: str = "auto"
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timeout", check_time_limit(self.timeout))
         name = self.device.strip().lower()
         if name not in BENCH_DEVICES:
             raise OptionError(
@@ -353,11 +357,12 @@ def benchmark(
         name = _auto_device(path, [runtime, *(c.runtime for c in contenders)])
     torch_device = resolve_torch_device(name)  # cuda without a usable GPU fails here
     session = open_session(
-        path, runtime, name, threads, ov_precision=ov_precision, spinning=spinning
-    )
+        path, runtime, name, threads, ov_precision=ov_precision, spinning=spinning,
+        time_limit_s=options.timeout,
+    )  # fmt: skip
     others = [
         (c, open_session(c.path, c.runtime, name, threads, ov_precision=c.ov_precision,
-                         spinning=spinning))
+                         spinning=spinning, time_limit_s=options.timeout))
         for c in contenders
     ]  # fmt: skip
     fixed = session.input_shape[0] if isinstance(session.input_shape[0], int) else None

@@ -133,11 +133,18 @@ def onnx_backend(
     threads: int | None = None,
     runtime: str = "onnxruntime",
     ov_precision: str = "auto",
+    *,
+    time_limit_s: float | None = None,
 ) -> OnnxBackend:
-    """The graph on onnxruntime (CPU/CUDA) or OpenVINO (CPU, its execution precision reported)."""
+    """The graph on onnxruntime (CPU/CUDA) or OpenVINO (CPU, its execution precision reported);
+    time_limit_s: seconds per run (None: the default for its batch)."""
     from converter.runtimes.sessions import open_session
 
-    return OnnxBackend(open_session(path, runtime, device, threads, ov_precision=ov_precision))
+    return OnnxBackend(
+        open_session(
+            path, runtime, device, threads, ov_precision=ov_precision, time_limit_s=time_limit_s
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------

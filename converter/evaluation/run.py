@@ -35,6 +35,7 @@ from converter.graphs.facts import graph_precision
 from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
 from converter.h36m.dataset import H36MDataset, load_dataset
 from converter.runtimes.sessions import check_device, check_runtime
+from converter.runtimes.watched import check_time_limit
 from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
 
 SKIPPED_SHOWN = 5  # skipped images named in the warning; the result lists all
@@ -57,6 +58,7 @@ class EvalOptions:
     the backends that passes (None: by the graph's precision, tolerances.EVAL_MAX_DELTA_MM).
     predictions / vis: folders for the reference-format results and a few pictures; force:
     replace result files already there. skip_missing: evaluate the frames whose image exists.
+    timeout: seconds one forward pass of the graph may take (None: the default for its batch).
     """
 
     data: Path
@@ -80,8 +82,10 @@ class EvalOptions:
     vis: Path | None = None
     force: bool = False
     skip_missing: bool = False
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timeout", check_time_limit(self.timeout))
         for name in ("data", "checkpoint", "onnx", "images", "bbox_root", "predictions", "vis"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
@@ -288,8 +292,9 @@ def plan_evaluation(options: EvalOptions) -> EvalPlan:
             continue
         assert graph is not None
         runner: OnnxBackend = onnx_backend(
-            graph, options.device, options.threads, options.runtime, options.ov_precision
-        )
+            graph, options.device, options.threads, options.runtime, options.ov_precision,
+            time_limit_s=options.timeout,
+        )  # fmt: skip
         if runner.fallback_reason and options.device == "auto":
             # auto asked for nothing: a note, as verify and bench say it, not a warning.
             notes.append(f"auto: onnxruntime runs on CPU ({runner.fallback_reason})")

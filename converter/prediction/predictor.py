@@ -160,6 +160,7 @@ class PosePredictor:
         variant: str | None = None,
         threads: int | None = None,
         ov_precision: str = "auto",
+        time_limit_s: float | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         proto = load_onnx_model(self.model_path, weights=False)
@@ -181,8 +182,9 @@ class PosePredictor:
             )
         del proto  # the session reads the file itself; a second copy of the weights is waste
         self.session: Session = open_session(
-            self.model_path, runtime, device, threads, ov_precision=ov_precision
-        )
+            self.model_path, runtime, device, threads, ov_precision=ov_precision,
+            time_limit_s=time_limit_s,
+        )  # fmt: skip
         # The backend eval scores with: a fixed-batch graph gets padded batches of its size, and
         # every run's coords are checked (shape, NaN) before they are used.
         self._backend = OnnxBackend(self.session)

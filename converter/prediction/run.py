@@ -30,6 +30,7 @@ from converter.prediction.predictor import (
     check_root_depth,
 )
 from converter.runtimes.sessions import check_device, check_runtime
+from converter.runtimes.watched import check_time_limit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_IMAGES = 1000  # per run; more is a job for the library API in a loop
@@ -64,9 +65,11 @@ class PredictOptions:
     threads: int | None = None
     output: Path | None = None
     force: bool = False
+    timeout: float | None = None  # seconds per forward pass; None: the default for its batch
     camera: Camera = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timeout", check_time_limit(self.timeout))
         if not self.images:
             raise OptionError("images", "none given: name image files or folders")
         if self.box and self.boxes is not None:
@@ -297,6 +300,7 @@ def run_prediction(
         variant=options.variant,
         threads=options.threads,
         ov_precision=options.ov_precision,
+        time_limit_s=options.timeout,
     )
     spec = predictor.spec
     found: list[tuple[Path, int, int, tuple[PersonPose, ...], str, bytes, bytes]] = []

@@ -16,6 +16,12 @@ import numpy as np
 from converter.core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
 from converter.core.errors import OnnxModelError, OptionError, UsageError, first_line
 from converter.runtimes.graph_bounds import check_bounded_graph
+from converter.runtimes.watched import (
+    RunTimeLimitError,
+    WatchedRunner,
+    check_time_limit,
+    run_time_limit,
+)
 
 INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
 # What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
@@ -64,9 +70,17 @@ class OpenVinoSession:
     device = "cpu"
     fallback_reason = None
 
-    def __init__(self, path: str | Path, threads: int | None = None, precision: str = "auto"):
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        precision: str = "auto",
+        *,
+        time_limit_s: float | None = None,
+    ):
         self.path = Path(path)
         precision = check_execution_precision(precision)
+        self.time_limit_s = check_time_limit(time_limit_s)
         if threads is not None and threads < 1:
             raise UsageError(f"threads must be at least 1, not {threads}")
         require_openvino()
@@ -107,12 +121,24 @@ class OpenVinoSession:
         self.output_names = tuple(o.get_any_name() for o in self._outputs)
         self._compiled = compiled  # held for the request's lifetime
         self._request = compiled.create_infer_request()
+        self._runner = WatchedRunner("cnp-openvino-run")
+
+    def _infer(self, feed: np.ndarray):
+        # Asynchronous start and a wait: cancel() ends an asynchronous request, not infer().
+        self._request.start_async({0: feed})
+        self._request.wait()
+        return self._request.results
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass; image is the normalized NCHW float32 batch."""
         feed = np.ascontiguousarray(image, dtype=np.float32)
+        limit = run_time_limit(int(feed.shape[0]), self.time_limit_s)
         try:
-            results = self._request.infer({0: feed})
+            results = self._runner.call(
+                lambda: self._infer(feed), limit, self._request.cancel, str(self.path)
+            )
+        except RunTimeLimitError:
+            raise
         except Exception as exc:
             first = first_line(exc)
             raise OnnxModelError(

@@ -23,6 +23,12 @@ import torch
 from converter.core.choices import DEVICES, RUNTIMES
 from converter.core.errors import OnnxModelError, OptionError, ProviderError, UsageError
 from converter.runtimes.graph_bounds import check_bounded_graph
+from converter.runtimes.watched import (
+    RunTimeLimitError,
+    WatchedRunner,
+    check_time_limit,
+    run_time_limit,
+)
 
 CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -120,7 +126,7 @@ class Session(Protocol):
     with; fallback_reason: why "auto" ended on CPU (None when it did not fall back);
     execution_precision: the precision the runtime reports it computes in (f32, bf16, f16), or
     None when it runs the graph's own types; input_shape: the graph input's, with symbols or
-    None for dynamic axes.
+    None for dynamic axes. run() is bounded in time and stops on Ctrl-C/SIGTERM (WatchedRunner).
     """
 
     path: Path
@@ -131,6 +137,7 @@ class Session(Protocol):
     input_name: str
     input_shape: tuple[int | str | None, ...]
     output_names: tuple[str, ...]
+    time_limit_s: float | None  # seconds per run; None: run_time_limit's default
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
 
@@ -163,6 +170,8 @@ class OnnxSession:
         self.input_name: str = inputs[0].name
         self.input_shape: tuple[int | str | None, ...] = tuple(inputs[0].shape)
         self.output_names: tuple[str, ...] = tuple(o.name for o in session.get_outputs())
+        self.time_limit_s: float | None = None  # per run; None: run_time_limit's default
+        self._runner = WatchedRunner("cnp-onnxruntime-run")
 
     @property
     def raw_session(self) -> ort.InferenceSession:
@@ -170,10 +179,22 @@ class OnnxSession:
         return self._session
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """One forward pass; image is the normalized NCHW float32 batch."""
+        """One forward pass; image is the normalized NCHW float32 batch. Bounded in time
+        (time_limit_s, else run_time_limit's default) and by Ctrl-C/SIGTERM: see WatchedRunner."""
         feed = {self.input_name: np.ascontiguousarray(image, dtype=np.float32)}
+        options = ort.RunOptions()  # one per run: a terminated one stays terminated
+        names = list(self.output_names)
+
+        def stop() -> None:
+            options.terminate = True
+
+        limit = run_time_limit(int(feed[self.input_name].shape[0]), self.time_limit_s)
         try:
-            values = self._session.run(list(self.output_names), feed)
+            values = self._runner.call(
+                lambda: self._session.run(names, feed, options), limit, stop, str(self.path)
+            )
+        except RunTimeLimitError:
+            raise
         except Exception as exc:  # onnxruntime raises its own untyped errors
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise OnnxModelError(f"{self.path}: inference failed ({message})") from None
@@ -226,15 +247,18 @@ def open_onnx_session(
     tf32: bool = False,
     ort_format: bool = False,
     spinning: bool = True,
+    time_limit_s: float | None = None,
 ) -> OnnxSession:
     """An onnxruntime session on the device asked for, checked against what really runs.
 
     ort_format: the file is an onnxruntime .ort file (needed when its name does not end .ort).
     spinning: let idle intra-op threads spin for the next run (onnxruntime's default; measured
     17% faster on XS at batch 1, 3% on L); off when something else needs the cores between runs.
+    time_limit_s: seconds each run may take (None: run_time_limit's default for its batch).
     """
     path = Path(path)
     name = check_device(device)
+    time_limit_s = check_time_limit(time_limit_s)
     if not path.is_file():
         raise OnnxModelError(f"{path}: no such file")
     if threads is not None and threads < 1:
@@ -259,6 +283,7 @@ def open_onnx_session(
         raise OnnxModelError(f"{path}: onnxruntime cannot load it ({message})") from None
     requested = tuple(p if isinstance(p, str) else p[0] for p in providers)
     result = OnnxSession(path, session, requested, fallback_reason)
+    result.time_limit_s = time_limit_s
     if name != "cpu" and result.device != "cuda" and fallback_reason is None:
         reason = (
             f"{CUDA_EP} was requested but the session runs on {', '.join(result.providers)}: "
@@ -293,14 +318,17 @@ def open_session(
     *,
     ov_precision: str = "auto",
     spinning: bool = True,
+    time_limit_s: float | None = None,
 ) -> Session:
     """A session of the runtime asked for: OnnxSession, or OpenVinoSession (CPU only here)."""
     name = check_runtime(runtime, ov_precision, device)
     if name == "onnxruntime":
-        return open_onnx_session(path, device, threads, spinning=spinning)
+        return open_onnx_session(
+            path, device, threads, spinning=spinning, time_limit_s=time_limit_s
+        )
     from converter.runtimes.openvino_session import OpenVinoSession  # optional dependency
 
-    return OpenVinoSession(path, threads, ov_precision)
+    return OpenVinoSession(path, threads, ov_precision, time_limit_s=time_limit_s)
 
 
 # Like onnxruntime.tools.convert_onnx_models_to_ort's default: every optimization except the

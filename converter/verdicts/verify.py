@@ -39,6 +39,7 @@ from converter.runtimes.sessions import (
     open_session,
     resolve_torch_device,
 )
+from converter.runtimes.watched import check_time_limit
 from converter.verdicts.judge import (
     FP32_CROPS,
     ParityFailedError,
@@ -71,7 +72,8 @@ class VerifyOptions:
     for a graph without cnp-convert metadata. seed: the inputs' seed (None: a fresh one,
     reported). data (fp16/int8): a Human3.6M root whose frames the pose change is measured on
     (None: the synthetic set), frames of them. runtime: onnxruntime or openvino (CPU);
-    ov_precision: OpenVINO's execution precision (auto: its own choice). The verdict follows
+    ov_precision: OpenVINO's execution precision (auto: its own choice). timeout: seconds one
+    forward pass may take (None: runtimes.watched's default for its batch). The verdict follows
     what the runtime reports it computes in: an fp32 graph that OpenVINO runs in bf16 is judged
     by the bf16 pose budget.
     """
@@ -86,8 +88,10 @@ class VerifyOptions:
     frames: int = POSE_FRAMES
     runtime: str = "onnxruntime"
     ov_precision: str = "auto"
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timeout", check_time_limit(self.timeout))
         for name, number in (("samples", self.samples), ("frames", self.frames)):
             if isinstance(number, bool) or not 1 <= int(number) <= MAX_SAMPLES:
                 raise OptionError(name, f"must be from 1 to {MAX_SAMPLES}, not {number!r}")
@@ -253,25 +257,31 @@ def _check_metadata(
 
 
 def _choose_devices(
-    path: Path, device: str, runtime: str = "onnxruntime", ov_precision: str = "auto"
+    path: Path,
+    device: str,
+    runtime: str = "onnxruntime",
+    ov_precision: str = "auto",
+    time_limit_s: float | None = None,
 ) -> tuple[Session, torch.device, str | None]:
     """Both backends on the same device family; auto means CUDA only where both really run it."""
     if runtime != "onnxruntime":  # OpenVINO runs on the CPU here, and so does the reference
         return (
-            open_session(path, runtime, device, ov_precision=ov_precision),
+            open_session(
+                path, runtime, device, ov_precision=ov_precision, time_limit_s=time_limit_s
+            ),
             torch.device("cpu"),
             None,
         )
     torch_device = resolve_torch_device(device)  # "cuda" without torch CUDA raises here
     note = None
     if device.strip().lower() == "auto" and torch_device.type == "cpu":
-        session = open_onnx_session(path, "cpu")
+        session = open_onnx_session(path, "cpu", time_limit_s=time_limit_s)
         if torch.version.cuda is None:
             note = "auto: PyTorch is a CPU-only build, so both backends run on CPU"
         else:
             note = "auto: PyTorch sees no GPU, so both backends run on CPU"
         return session, torch_device, note
-    session = open_onnx_session(path, device)
+    session = open_onnx_session(path, device, time_limit_s=time_limit_s)
     if session.device != torch_device.type:
         # auto: onnxruntime fell back to CPU although torch has CUDA; compare like with like.
         torch_device = torch.device("cpu")
@@ -389,7 +399,7 @@ def verify_onnx(
     fixed = facts.input_shape[0] if isinstance(facts.input_shape[0], int) else None
     batch_sizes = _batch_sizes(options.batch, fixed)
     session, torch_device, note = _choose_devices(
-        path, options.device, runtime, options.ov_precision
+        path, options.device, runtime, options.ov_precision, options.timeout
     )
     stored_precision = precision
     execution_precision = session.execution_precision

@@ -1,5 +1,5 @@
 """Generators of graphs a runtime must never be asked to run: a Loop that would not end, a node
-from a custom domain, a local function.
+from a custom domain, a local function; and a straight-line graph that runs for minutes.
 
     python tests/runtimes/hostile_graphs.py OUT_DIR
 """
@@ -111,6 +111,45 @@ def no_coords(graph: Path, folder: Path) -> Path:
     path = folder / "no_coords.onnx"
     onnx.save(model, str(path))
     return path
+
+
+def slow_after_coords(graph: Path, folder: Path, steps: int = 5000, size: int = 1024) -> Path:
+    """A real export whose coords wait on `steps` products of size x size matrices (about 2
+    GFLOP each, so minutes in all): no control flow, nothing a bound on the graph can see. The
+    matrices come from the image (nothing to fold at load time) and keep every value 1/size."""
+    fill = 1.0 / size
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["slow_mean"], keepdims=0),
+        helper.make_node(
+            "Constant",
+            [],
+            ["slow_zero"],
+            value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0]),
+        ),
+        helper.make_node(
+            "Constant",
+            [],
+            ["slow_fill"],
+            value=helper.make_tensor("f", TensorProto.FLOAT, [], [fill]),
+        ),
+        helper.make_node(
+            "Constant",
+            [],
+            ["slow_shape"],
+            value=helper.make_tensor("s", TensorProto.INT64, [2], [size, size]),
+        ),
+        helper.make_node("Mul", ["slow_mean", "slow_zero"], ["slow_nothing"]),
+        helper.make_node("Add", ["slow_nothing", "slow_fill"], ["slow_value"]),
+        helper.make_node("Expand", ["slow_value", "slow_shape"], ["slow_0"]),
+    ]
+    for step in range(steps):
+        nodes.append(helper.make_node("MatMul", [f"slow_{step}", "slow_0"], [f"slow_{step + 1}"]))
+    nodes += [
+        helper.make_node("ReduceMin", [f"slow_{steps}"], ["slow_min"], keepdims=0),
+        helper.make_node("Mul", ["slow_min", "slow_zero"], ["slow_offset"]),
+        helper.make_node("Add", ["coords_before", "slow_offset"], ["coords"]),
+    ]  # fmt: skip
+    return _rewired_coords(graph, folder, "slow_after_coords", nodes)
 
 
 def custom_domain(folder: Path) -> Path:

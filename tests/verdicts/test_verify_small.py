@@ -553,6 +553,9 @@ def test_options_are_checked_and_normalized_when_made() -> None:
         VerifyOptions(runtime="openvino", device="cuda")
     with pytest.raises(OptionError, match="device must be one of"):
         VerifyOptions(device="tpu")
+    assert VerifyOptions(timeout=2).timeout == 2.0 and VerifyOptions().timeout is None
+    with pytest.raises(OptionError, match="timeout must be a positive number of seconds"):
+        VerifyOptions(timeout=0)
 
 
 BOTH_ON_CPU = "so both backends run on CPU"
@@ -579,14 +582,17 @@ def test_both_backends_run_on_one_device_family(
 ) -> None:  # fmt: skip
     opened: list[str] = []
 
-    def open_fake(path, asked):
+    def open_fake(path, asked, time_limit_s=None):
+        assert time_limit_s == 7.5  # the run's time limit reaches every session
         opened.append(asked)
         return _FakeSession(session, "no provider" if session == "cpu" else None)
 
     monkeypatch.setattr(verify, "resolve_torch_device", lambda asked: torch.device(torch_type))
     monkeypatch.setattr(verify.torch.version, "cuda", cuda_build)
     monkeypatch.setattr(verify, "open_onnx_session", open_fake)
-    chosen, torch_device, note = verify._choose_devices(Path("g.onnx"), device)
+    chosen, torch_device, note = verify._choose_devices(
+        Path("g.onnx"), device, time_limit_s=7.5
+    )
     assert note == expected_note and torch_device.type == torch_after
     # auto with a CPU-only PyTorch never asks onnxruntime for CUDA; otherwise it asks as told
     assert opened == (["cpu"] if torch_type == "cpu" else [device])
@@ -598,6 +604,10 @@ def test_openvino_gets_the_device_and_precision_asked(monkeypatch: pytest.Monkey
     monkeypatch.setattr(
         verify, "open_session", lambda *args, **kwargs: calls.append((args, kwargs)) or "ov"
     )
-    chosen, torch_device, note = verify._choose_devices(Path("g.onnx"), "cpu", "openvino", "bf16")
-    assert calls == [((Path("g.onnx"), "openvino", "cpu"), {"ov_precision": "bf16"})]
+    chosen, torch_device, note = verify._choose_devices(
+        Path("g.onnx"), "cpu", "openvino", "bf16", 7.5
+    )
+    assert calls == [
+        ((Path("g.onnx"), "openvino", "cpu"), {"ov_precision": "bf16", "time_limit_s": 7.5})
+    ]
     assert (chosen, torch_device.type, note) == ("ov", "cpu", None)

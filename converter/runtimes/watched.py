@@ -1,0 +1,86 @@
+"""Forward passes that end: bounded in time and stopped by Ctrl-C or SIGTERM.
+
+With control flow refused (graph_bounds), a graph's run is bounded by its size; this bounds it in
+wall-clock time as well, and keeps a signal from waiting on native code.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from converter.core.errors import OnnxModelError, OptionError
+
+# A forward pass longer than this (seconds: a base plus an allowance per image) is stopped: far
+# above any ConvNeXtPose graph on a slow, loaded machine (docs/checkpoints.md, "Limits").
+RUN_LIMIT_BASE_S = 120.0
+RUN_LIMIT_PER_IMAGE_S = 30.0
+_POLL_S = 0.1  # how often a waiting caller wakes: signals are handled within this
+
+
+class RunTimeLimitError(OnnxModelError):
+    """A forward pass ran past its time limit and was stopped (exit 2: the graph is the cause)."""
+
+
+def check_time_limit(value: float | None, option: str = "timeout") -> float | None:
+    """A per-run time limit in seconds: None (the default from the batch) or positive, finite."""
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise OptionError(option, f"must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def run_time_limit(batch: int, given: float | None = None) -> float:
+    """Seconds one forward pass of batch images may take: the given limit, or the default."""
+    return given if given is not None else RUN_LIMIT_BASE_S + RUN_LIMIT_PER_IMAGE_S * batch
+
+
+class WatchedRunner:
+    """Runs calls on one daemon thread while the caller waits, so that the caller stays in Python.
+
+    A runtime inside native code never returns to the interpreter, so neither a signal handler
+    nor a timer can run on its thread. Here the caller waits in short sleeps: Ctrl-C or SIGTERM
+    raises there within _POLL_S, and a run past its limit raises RunTimeLimitError; either way
+    stop() is called (onnxruntime's terminate flag, OpenVINO's cancel) so the native work ends
+    too. The thread is a daemon: a run that ignores stop() cannot keep the process alive.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            job, box, done = self._jobs.get()
+            try:
+                box.append((True, job()))
+            except BaseException as exc:  # handed to the caller, raised there
+                box.append((False, exc))
+            done.set()
+
+    def call(self, job: Callable[[], object], limit_s: float, stop: Callable[[], None], what: str):
+        box: list = []
+        done = threading.Event()
+        self._jobs.put((job, box, done))
+        deadline = time.monotonic() + limit_s
+        try:
+            while not done.wait(min(_POLL_S, max(0.0, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    raise RunTimeLimitError(
+                        f"{what}: ran past its time limit of {limit_s:g} s and was stopped",
+                        remedies=(("timeout", "SECONDS for a longer limit"),),
+                    )
+        except BaseException:
+            stop()
+            done.wait(1.0)  # let the runtime notice; never wait on it for long
+            raise
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value

@@ -1,0 +1,153 @@
+"""Forward passes end: a run past its time limit is stopped (exit 2), and Ctrl-C or SIGTERM
+lands while the runtime is inside native code (tests/runtimes/hostile_graphs.py makes the slow
+graph: minutes of matrix products after a real export's coords, no control flow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hostile_graphs import slow_after_coords
+
+from converter.checkpoints.released import load_released
+from converter.core.errors import OnnxModelError, OptionError
+from converter.h36m.photos import photo_paths
+from converter.runtimes.sessions import open_onnx_session
+from converter.runtimes.watched import (
+    RunTimeLimitError,
+    WatchedRunner,
+    check_time_limit,
+    run_time_limit,
+)
+
+
+@pytest.fixture(scope="module")
+def slow_graph(onnx_cache, tmp_path_factory) -> Path:
+    released = onnx_cache.exported(load_released())[0]
+    return slow_after_coords(released, tmp_path_factory.mktemp("slow"))
+
+
+def test_time_limit_values_are_checked() -> None:
+    assert check_time_limit(None) is None
+    assert check_time_limit(1e-3) == 1e-3  # just inside: any positive time
+    for bad in (0.0, -1.0, float("inf"), float("nan")):  # just outside, and the non-numbers
+        with pytest.raises(OptionError, match="timeout must be a positive number of seconds"):
+            check_time_limit(bad)
+
+
+def test_default_limit_grows_with_the_batch() -> None:
+    # 120 s, and 30 s per image (runtimes/watched.py's constants, written out here)
+    assert run_time_limit(1) == 150.0
+    assert run_time_limit(8) == 360.0
+    assert run_time_limit(8, given=2.5) == 2.5
+
+
+def test_runner_returns_values_and_raises_errors() -> None:
+    runner = WatchedRunner("test-runner")
+    stopped = []
+    assert runner.call(lambda: 41 + 1, 5.0, lambda: stopped.append(1), "job") == 42
+    with pytest.raises(ZeroDivisionError):
+        runner.call(lambda: 1 / 0, 5.0, lambda: stopped.append(1), "job")
+    assert stopped == []  # a job that ends by itself is never stopped
+
+
+def test_runner_stops_a_job_just_past_its_limit() -> None:
+    runner = WatchedRunner("test-runner")
+    ended = threading.Event()
+
+    def job() -> None:  # stands in for native work that only ends when told to
+        ended.wait(30)
+
+    started = time.monotonic()
+    with pytest.raises(RunTimeLimitError, match=r"job: ran past its time limit of 0\.3 s"):
+        runner.call(job, 0.3, ended.set, "job")
+    assert ended.is_set() and time.monotonic() - started < 5
+    # A job just inside its limit passes, on the same runner, once the stopped one has ended.
+    assert runner.call(lambda: time.sleep(0.05) or "done", 3.0, ended.set, "job") == "done"
+
+
+def test_a_real_graph_past_its_limit_is_stopped(slow_graph: Path) -> None:
+    session = open_onnx_session(slow_graph, "cpu", threads=1, time_limit_s=0.5)
+    image = np.zeros((1, 3, 256, 256), np.float32)
+    started = time.monotonic()
+    with pytest.raises(RunTimeLimitError, match=r"time limit of 0\.5 s") as stopped:
+        session.run(image)
+    assert isinstance(stopped.value, OnnxModelError)  # exit 2: the graph is the cause
+    assert time.monotonic() - started < 5  # the graph itself runs for minutes
+    # onnxruntime's terminate flag really ended the native work: the process goes idle.
+    time.sleep(0.5)
+    cpu = time.process_time()
+    time.sleep(1.0)
+    assert time.process_time() - cpu < 0.5
+
+
+def test_ctrl_c_lands_while_the_runtime_is_in_native_code(slow_graph: Path) -> None:
+    """Before: the signal's handler waited for the run to return (minutes)."""
+    session = open_onnx_session(slow_graph, "cpu", threads=1)
+    image = np.zeros((1, 3, 256, 256), np.float32)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        session.run(image)
+    assert time.monotonic() - started < 5
+
+
+def test_timeout_is_one_line_and_exit_2_from_the_command_line(
+    slow_graph: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "converter.cli.main", "predict", str(slow_graph),
+               str(photo_paths()[0]), "--timeout", "1", "--threads", "1",
+               "-o", str(tmp_path / "o")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert "ran past its time limit of 1 s and was stopped; pass --timeout SECONDS" in line
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_openvino_past_its_limit_is_cancelled(onnx_cache, tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from converter.runtimes.openvino_session import OpenVinoSession
+
+    released = onnx_cache.exported(load_released())[0]
+    # Fewer, larger products: OpenVINO's compile time grows with the node count.
+    graph = slow_after_coords(released, tmp_path, steps=300, size=2048)
+    session = OpenVinoSession(graph, threads=1, time_limit_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(RunTimeLimitError, match=r"time limit of 0\.5 s"):
+        session.run(np.zeros((1, 3, 256, 256), np.float32))
+    assert time.monotonic() - started < 5
+    time.sleep(0.5)
+    cpu = time.process_time()
+    time.sleep(1.0)
+    assert time.process_time() - cpu < 0.5  # the request was cancelled, not left running
+
+
+def _every_jobs_options():
+    from converter.evaluation.bench import BenchOptions
+    from converter.evaluation.run import EvalOptions
+    from converter.prediction.run import PredictOptions
+    from converter.verdicts.verify import VerifyOptions
+
+    return [
+        lambda t: VerifyOptions(timeout=t),
+        lambda t: EvalOptions(data=Path("h36m"), variant="XS", timeout=t),
+        lambda t: PredictOptions(model=Path("m.onnx"), images=(Path("a.png"),), timeout=t),
+        lambda t: BenchOptions(timeout=t),
+    ]
+
+
+@pytest.mark.parametrize("make", _every_jobs_options())
+def test_every_job_that_runs_a_graph_takes_a_checked_timeout(make) -> None:
+    assert make(None).timeout is None and make(2).timeout == 2.0
+    with pytest.raises(OptionError, match="timeout must be a positive number of seconds"):
+        make(-0.5)
