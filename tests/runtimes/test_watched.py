@@ -140,7 +140,7 @@ def _every_jobs_options():
 
     return [
         lambda t: VerifyOptions(timeout=t),
-        lambda t: EvalOptions(data=Path("h36m"), variant="XS", timeout=t),
+        lambda t: EvalOptions(data=Path("h36m"), onnx=Path("g.onnx"), variant="XS", timeout=t),
         lambda t: PredictOptions(model=Path("m.onnx"), images=(Path("a.png"),), timeout=t),
         lambda t: BenchOptions(timeout=t),
     ]
