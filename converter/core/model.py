@@ -111,6 +111,33 @@ class SoftArgmax(nn.Module):
         return torch.cat((x, y, z), dim=2)
 
 
+class MomentSoftArgmax(nn.Module):
+    """SoftArgmax's result from one pass over the probability volume instead of three.
+
+    Per joint and depth bin, one MatMul with a (H*W, 3) matrix [1, x, y] gives the bin's mass
+    and its x and y moments; x, y and z are the summed moments over the summed mass (1 in real
+    arithmetic; dividing cancels the softmax sum's rounding: converter.export.rewrite's docstring).
+    """
+
+    def __init__(self, soft_argmax: SoftArgmax) -> None:
+        super().__init__()
+        self.joint_num, self.depth_dim = soft_argmax.joint_num, soft_argmax.depth_dim
+        self.height, self.width = soft_argmax.height, soft_argmax.width
+        rows = soft_argmax.index_y.repeat_interleave(self.width)  # y of each cell, row-major
+        cols = soft_argmax.index_x.repeat(self.height)  # x of each cell
+        moments = torch.stack((torch.ones_like(rows), cols, rows), dim=1)  # (H*W, 3)
+        self.register_buffer("moments", moments, False)
+        self.register_buffer("index_z", soft_argmax.index_z.clone(), False)
+
+    def forward(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        j, d, h, w = self.joint_num, self.depth_dim, self.height, self.width
+        prob = torch.softmax(heatmaps.reshape(-1, j, d * h * w), dim=2).reshape(-1, j, d, h * w)
+        per_bin = torch.matmul(prob, self.moments)  # (N, J, D, 3): mass, x moment, y moment
+        totals = per_bin.sum(dim=2)  # (N, J, 3)
+        z = (per_bin[..., 0] * self.index_z).sum(dim=2, keepdim=True)
+        return torch.cat((totals[..., 1:], z), dim=2) / totals[..., :1]
+
+
 class ConvNeXtPose(nn.Module):
     """Image (N, 3, 256, 256), normalized as in training -> coords (N, J, 3) in heatmap units.
 

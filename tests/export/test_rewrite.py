@@ -9,14 +9,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from converter.core.model import SoftArgmax, build_model
+from converter.core.model import MomentSoftArgmax, SoftArgmax, build_model
 from converter.core.variants import get_variant
 from converter.export.fold import fold_batchnorms
 from converter.export.rewrite import (
     FINAL_CONV_BEFORE_UPSAMPLE,
     REWRITES,
     SOFT_ARGMAX_MOMENTS,
-    MomentSoftArgmax,
     rewrite_head,
 )
 from converter.graphs.facts import graph_facts, variant_disagreements
