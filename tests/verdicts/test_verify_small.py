@@ -590,9 +590,7 @@ def test_both_backends_run_on_one_device_family(
     monkeypatch.setattr(verify, "resolve_torch_device", lambda asked: torch.device(torch_type))
     monkeypatch.setattr(verify.torch.version, "cuda", cuda_build)
     monkeypatch.setattr(verify, "open_onnx_session", open_fake)
-    chosen, torch_device, note = verify._choose_devices(
-        Path("g.onnx"), device, time_limit_s=7.5
-    )
+    chosen, torch_device, note = verify._choose_devices(Path("g.onnx"), device, time_limit_s=7.5)
     assert note == expected_note and torch_device.type == torch_after
     # auto with a CPU-only PyTorch never asks onnxruntime for CUDA; otherwise it asks as told
     assert opened == (["cpu"] if torch_type == "cpu" else [device])
