@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import onnx
-from onnx import numpy_helper
 
 from converter.core.variants import VariantSpec
 
@@ -135,8 +134,11 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
     producers = {out: n for n in graph.node for out in n.output}
     # Constant nodes can hold weights too (some exporters emit them instead of initializers).
     for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            weights[node.output[0]] = tuple(numpy_helper.to_array(node.attribute[0].t).shape)
+        value = node.attribute[0] if node.op_type == "Constant" and node.attribute else None
+        if value is not None and value.name == "value" and node.output:
+            # the declared dims, not the data: a tensor whose data is missing or cut is the
+            # runtime's to refuse, and reading its shape must not decode (or allocate) it
+            weights[node.output[0]] = tuple(int(d) for d in value.t.dims)
     shapes = {v.name: _dims(v.type) for v in (*graph.value_info, *graph.output, *graph.input)}
     inputs = [v for v in graph.input if v.name not in initializer_names]
     resize_modes = []

@@ -269,7 +269,9 @@ def open_onnx_session(
         check_bounded_graph(path)
     providers, fallback_reason = _requested_providers(name, tensorrt, tf32)
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only; provider facts are reported by us
+    # fatal only: errors come back as exceptions, reported in one line naming the file (the
+    # native log would print a second, unescaped, coloured copy); provider facts are ours
+    options.log_severity_level = 4
     if ort_format:
         options.add_session_config_entry("session.load_model_format", "ORT")
     if not spinning:
@@ -339,7 +341,7 @@ ORT_FORMAT_DISABLED_OPTIMIZERS = ("NchwcTransformer",)
 def save_ort_format(onnx_path: str | Path, ort_path: str | Path) -> None:
     """Write the onnxruntime (.ort, flatbuffer) form of an ONNX file, optimized for CPU."""
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # as open_onnx_session: failures are raised, not logged
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = str(ort_path)
     options.add_session_config_entry("session.save_model_format", "ORT")

@@ -91,6 +91,17 @@ def nan_coords(graph: Path, folder: Path) -> Path:
     ])  # fmt: skip
 
 
+def constant_without_data(graph: Path, folder: Path) -> Path:
+    """A Constant declaring dims [1] and holding no data (one byte of a real export's Constant
+    changed does this: the fuzzer found it), added to coords."""
+    empty = helper.make_tensor("empty", TensorProto.FLOAT, [1], [0.0])
+    empty.ClearField("float_data")
+    return _rewired_coords(graph, folder, "constant_without_data", [
+        helper.make_node("Constant", [], ["empty_value"], value=empty),
+        helper.make_node("Add", ["coords_before", "empty_value"], ["coords"]),
+    ])  # fmt: skip
+
+
 def flat_coords(graph: Path, folder: Path) -> Path:
     """coords flattened to (N, 54): the right numbers in the wrong shape."""
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [0, -1])

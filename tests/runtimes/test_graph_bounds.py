@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 from hostile_graphs import (
+    constant_without_data,
     custom_domain,
     endless_loop,
     flat_coords,
@@ -47,6 +48,19 @@ def test_sessions_refuse_unbounded_graphs(tmp_path: Path, make, problem: str) ->
     with pytest.raises(OnnxModelError, match="refused before it runs") as refused:
         open_onnx_session(path, "cpu")
     assert problem in str(refused.value)
+
+
+def test_a_constant_without_data_is_one_line(released: Path, tmp_path: Path) -> None:
+    """Reading the graph's facts decoded the Constant: a ValueError traceback, before the runtime
+    could refuse it."""
+    from converter.prediction.predictor import PosePredictor
+
+    graph = constant_without_data(released, tmp_path)
+    with pytest.raises(OnnxModelError) as refused:
+        PosePredictor(graph, device="cpu")
+    assert str(graph) in str(refused.value) and "\n" not in str(refused.value)
+    done = _cli("predict", graph, photo_paths()[0])
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_exports_hold_nothing_unbounded(released: Path) -> None:
