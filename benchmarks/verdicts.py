@@ -3,6 +3,17 @@
     python benchmarks/verdicts.py specificity --variants XS,S,M,L --seeds 101-105
     python benchmarks/verdicts.py sensitivity --variants XS,S,M,L --seed 101
     python benchmarks/verdicts.py budgets --frames 93
+    python benchmarks/verdicts.py stability --variants XS,S,M,L --seeds 201-212 --verify-seeds 5
+    python benchmarks/verdicts.py spread --variants L,XS --seed 201 --verify-seeds 20
+
+stability: checkpoints made like the released files, each exported twice (the default graph and
+the literal one, --no-rewrite; built without the export verdict) and verified with several
+fresh seeds each: every verdict must pass (false refusals), and the table gives, per variant and
+graph, the limits' range and the largest error / limit. spread: one checkpoint verified with
+many seeds: the ratio of its largest to smallest limit. table: the markdown table of every
+stability_*.json under --out (docs/flow.md, "Parity verdicts"). sum-bound: the softmax sum's
+rounding bound (parity.softmax_sum_allowance's relative part) against a sequential float32 sum's
+real error, on softmax volumes of 64^3 cells with logits of several spreads.
 
 specificity: checkpoints made like the released files (fabricate's recipe) with seeds other than
 its default, each exported by `export_onnx` (the export-time verdict) and checked by
@@ -29,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,20 +56,30 @@ from converter.checkpoints.canonical import (  # noqa: E402
 )
 from converter.checkpoints.released import load_released  # noqa: E402
 from converter.core.variants import get_variant  # noqa: E402
-from converter.export.exporter import export_onnx  # noqa: E402
+from converter.export.exporter import build_graph, export_onnx  # noqa: E402
 from converter.export.options import ExportOptions  # noqa: E402
 from converter.h36m.synthetic import synthetic_crops  # noqa: E402
 from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
 from converter.runtimes.sessions import open_onnx_session  # noqa: E402
 from converter.verdicts.judge import (  # noqa: E402
     ParityFailedError,
-    _torch_outputs,
+    _float64_outputs,
     float64_reference,
+    floor_outputs,
     run_pose_verdict,
     verdict_images,
 )
-from converter.verdicts.parity import judge_output  # noqa: E402
-from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS, fp32_limits  # noqa: E402
+from converter.verdicts.parity import (  # noqa: E402
+    UNIT_ROUNDOFF_FP32,
+    judge_output,
+    softmax_sum_terms,
+)
+from converter.verdicts.tolerances import (  # noqa: E402
+    NORMALIZER_LAMBDA,
+    POSE_BUDGETS,
+    PRECISIONS,
+    fp32_limits,
+)
 from converter.verdicts.verify import VerifyOptions, verify_onnx  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -160,16 +182,19 @@ def _sensitivity_of(name: str, seed: int) -> list[dict]:
     model = build_loaded_model(ckpt)
     reference = float64_reference(model)
     images = verdict_images(spec, 8, seed)
-    ref64 = _torch_outputs(reference, images.astype(np.float64), CPU, False)["coords"]
-    fp32 = _torch_outputs(model, images, CPU, False)["coords"]
-    limit = fp32_limits(("coords",))["coords"]
-    floor = float(np.abs(fp32 - ref64).max())
-    bound = limit.value(floor)
+    # verify's rule for the default graph (coords divided by their mass): its floor, and the
+    # candidate computed the same way (PyTorch fp32, soft-argmax by moments)
+    ref64 = _float64_outputs(reference, images, False)["coords"]
+    fp32 = floor_outputs(model, images, CPU, False)["coords"]
+    limit = fp32_limits(("coords",), divided_by_mass=True)["coords"]
+    errors = np.abs(fp32 - ref64)
+    floor = float(np.sqrt(np.mean(errors**2)))
+    bound = limit.value(floor, float(errors.max()))
 
     def judge(state: dict) -> tuple[bool, float]:
         candidate = copy.deepcopy(model)
         candidate.load_state_dict(state)
-        coords = _torch_outputs(candidate, images, CPU, False)["coords"]
+        coords = floor_outputs(candidate, images, CPU, False)["coords"]
         entry = judge_output("coords", ref64, fp32, coords, limit, spec)
         return entry.passed, entry.error
 
@@ -240,9 +265,115 @@ def budgets(out: Path, frames: int) -> list[dict]:
     return rows
 
 
+def _verdicts_of(ckpt, rewrites, verify_seeds, tmp: Path, label: dict) -> list[dict]:
+    """ckpt's graph (rewrites applied, no export verdict) verified once per seed."""
+    path = tmp / "graph.onnx"
+    onnx.save(build_graph(ckpt, ExportOptions(rewrites=rewrites)).proto, str(path))
+    rows = []
+    for seed in verify_seeds:
+        row = {**label, "graph": "default" if rewrites else "literal", "verify_seed": seed}
+        try:
+            report = verify_onnx(path, ckpt, VerifyOptions(device="cpu", seed=seed))
+            row["verdict"] = "pass"
+        except ParityFailedError as exc:
+            report, row["verdict"] = exc.report, "REFUSED"
+        entries = [r.output("coords") for r in report.results]
+        row.update(
+            error=max(e.error for e in entries),
+            max_error=max(e.error if e.max_error is None else e.max_error for e in entries),
+            floor=max(e.floor for e in entries),
+            limit=min(e.limit for e in entries),
+            ratio=max(e.error / e.limit for e in entries),
+        )
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    path.unlink()
+    return rows
+
+
+def stability(
+    variants: list[str], seeds: list[int], sharpness: list[float], verify_seeds: list[int],
+    out: Path,
+) -> list[dict]:  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, seed, factor in itertools.product(variants, seeds, sharpness):
+            ckpt = sharpened(random_checkpoint(get_variant(name), seed), factor)
+            label = {"variant": name, "seed": seed, "logit_scale": factor}
+            for rewrites in (ExportOptions().rewrites, ()):
+                rows += _verdicts_of(ckpt, rewrites, verify_seeds, Path(tmp), label)
+    tag = f"{'_'.join(variants)}_{seeds[0]}-{seeds[-1]}_x{'_'.join(f'{s:g}' for s in sharpness)}"
+    (out / f"stability_{tag}.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def sum_bound(trials: int = 6) -> list[dict]:
+    """Per logit std: the bound over the real relative error of a sequential float32 sum."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for std in (1, 2, 4, 8, 16, 32):
+        ratios = []
+        for _ in range(trials):
+            logits = rng.normal(0.0, std, 64**3)
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            terms = p.astype(np.float32)
+            exact = terms.astype(np.float64).sum()
+            sequential = float(np.cumsum(terms, dtype=np.float32)[-1])  # one accumulator
+            mass, count = softmax_sum_terms(p)
+            bound = mass + NORMALIZER_LAMBDA["coords"] * UNIT_ROUNDOFF_FP32 * np.sqrt(count)
+            ratios.append(bound / max(abs(sequential - exact) / exact, 1e-30))
+        rows.append({"logit_std": std, "bound_over_error": [min(ratios), max(ratios)]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def table(out: Path) -> str:
+    """Markdown: per variant, logit scale and graph, the verdicts of the stability runs."""
+    rows = [
+        row for path in sorted(out.glob("stability_*.json")) for row in json.loads(path.read_text())
+    ]
+    lines = [
+        "| variant | logit scale | graph | checkpoints | verdicts | refused | floor rms | limit"
+        " (nearest element) | largest error / limit | limit spread over seeds (max / min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["variant"], row["logit_scale"], row["graph"]), []).append(row)
+    order = {name: index for index, name in enumerate(("XS", "S", "M", "L"))}
+    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1], k[2])):
+        group = groups[key]
+        spreads = []
+        for seed in {row["seed"] for row in group}:
+            limits = [row["limit"] for row in group if row["seed"] == seed]
+            spreads.append(max(limits) / min(limits))
+        floors, limits = [row["floor"] for row in group], [row["limit"] for row in group]
+        lines.append(
+            f"| {key[0]} | {key[1]:g} | {key[2]} | {len(spreads)} | {len(group)} | "
+            f"{sum(row['verdict'] != 'pass' for row in group)} | "
+            f"{min(floors):.2g} – {max(floors):.2g} | {min(limits):.2g} – {max(limits):.2g} | "
+            f"{max(row['ratio'] for row in group):.2f} | "
+            f"{min(spreads):.2f} – {max(spreads):.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("specificity", "sensitivity", "budgets"))
+    parser.add_argument(
+        "what",
+        choices=(
+            "specificity",
+            "sensitivity",
+            "budgets",
+            "stability",
+            "spread",
+            "table",
+            "sum-bound",
+        ),
+    )
+    parser.add_argument("--verify-seeds", type=int, default=5, help="seeds 1..N per graph")
     parser.add_argument("--frames", type=int, default=93)
     parser.add_argument("--variants", default="XS,S,M,L")
     parser.add_argument("--seeds", default="101-105")
@@ -253,11 +384,19 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     variants = [v.strip() for v in args.variants.split(",")]
-    if args.what == "budgets":
+    if args.what == "table":
+        print(table(args.out))
+    elif args.what == "sum-bound":
+        sum_bound()
+    elif args.what == "budgets":
         budgets(args.out, args.frames)
     elif args.what == "specificity":
         scales = [float(v) for v in args.logit_scale.split(",")]
         specificity(variants, _seeds(args.seeds), scales, args.out)
+    elif args.what in ("stability", "spread"):
+        scales = [float(v) for v in args.logit_scale.split(",")]
+        seeds = [args.seed] if args.what == "spread" else _seeds(args.seeds)
+        stability(variants, seeds, scales, list(range(1, args.verify_seeds + 1)), args.out)
     else:
         sensitivity(variants, args.seed, args.out)
 

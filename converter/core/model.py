@@ -156,6 +156,17 @@ class ConvNeXtPose(nn.Module):
         heatmaps = self.head(self.backbone(image))
         return self.soft_argmax(heatmaps), heatmaps
 
+    def forward_moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward_heatmaps with the coords of MomentSoftArgmax: the same function, without
+        the rounding of the softmax's sum (what the fp32 verdict's floor is measured on)."""
+        heatmaps = self.head(self.backbone(image))
+        moments = MomentSoftArgmax(self.soft_argmax).to(heatmaps.device)
+        return moments(heatmaps), heatmaps
+
+    def probabilities(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        """(N, J*D, H, W) raw heatmaps -> (N, J, D*H*W): each joint's softmax volume."""
+        return torch.softmax(heatmaps.reshape(heatmaps.shape[0], self.spec.joint_num, -1), dim=2)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.forward_heatmaps(image)[0]
 

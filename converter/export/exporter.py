@@ -503,8 +503,10 @@ class _Verdict:
         spec: VariantSpec,
         seed: int,
         reference: BackgroundReference | None,
+        divided_by_mass: bool = False,
     ) -> None:
         self.model, self.options, self.spec, self.reference = model, options, spec, reference
+        self.divided_by_mass = divided_by_mass  # the graph's coords come out of a Div
         self.crops = None if reference is not None else synthetic_crops(spec, POSE_FRAMES, seed)
 
     def __call__(
@@ -512,7 +514,9 @@ class _Verdict:
     ) -> tuple[tuple[ParityReport, ...], tuple[PoseChange, ...]]:
         cpu, batches = torch.device("cpu"), self.options.verdict_batches
         if self.reference is not None:
-            limits = fp32_limits(self.options.outputs, self.options.atol)
+            limits = fp32_limits(
+                self.options.outputs, self.options.atol, divided_by_mass=self.divided_by_mass
+            )
             return run_fp32_verdict(
                 self.model, candidate, self.reference.images(), batches, limits,
                 torch_device=cpu, spec=self.spec, float64_outputs=self.reference.float64_outputs,
@@ -569,7 +573,7 @@ def export_onnx(
         reference = BackgroundReference(model, spec, batch, seed, options.heatmaps)
     facts = _checked_facts(graph.proto, out, spec, options)
     stage("verdict (onnxruntime CPU against PyTorch)", 0, None)
-    verdict = _Verdict(model, options, spec, seed, reference)
+    verdict = _Verdict(model, options, spec, seed, reference, facts.divides_by_mass("coords"))
     # The graph and its .ort file are published together or not at all.
     with output_set(overwrite=options.force) as outputs:
         tmp = outputs.temporary(out)

@@ -7,7 +7,7 @@ checkpoint at all?). Everything here reads the protobuf; nothing executes.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 
@@ -55,6 +55,13 @@ class GraphFacts:
     # The size of the Resize fed by the final conv, when the conv was moved before the last
     # upsampling (converter.export.rewrite); None when the conv's output is the heatmap.
     upsampled_hw: tuple[Dim, Dim] | None = None
+    # The op that makes each graph output (through Identity and Cast): a soft-argmax that
+    # divides by its summed mass ends in Div (converter.export.rewrite), the literal one does not.
+    output_ops: dict[str, str] = field(default_factory=dict)
+
+    def divides_by_mass(self, output: str) -> bool:
+        """Whether output comes out of a Div: the softmax sum's rounding cancels there."""
+        return self.output_ops.get(output) == "Div"
 
     @property
     def dynamic_batch(self) -> bool:
@@ -85,6 +92,7 @@ class GraphFacts:
             "final_conv_hw": list(self.final_conv_hw) if self.final_conv_hw else None,
             "heatmap_hw": list(self.heatmap_hw) if self.heatmap_hw else None,
             "precision": self.precision,
+            "output_ops": self.output_ops,
         }
 
 
@@ -156,6 +164,14 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
         if resize is not None:
             upsampled_hw = _spatial(shapes.get(resize.output[0]))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    output_ops = {}
+    for output in graph.output:
+        node = producers.get(output.name)
+        for _ in range(8):  # a bound, not a search: ours end in the op itself
+            if node is None or node.op_type not in ("Identity", "Cast") or not node.input:
+                break
+            node = producers.get(node.input[0])
+        output_ops[output.name] = node.op_type if node is not None else "input"
     return GraphFacts(
         opset=int(opset),
         node_count=len(graph.node),
@@ -172,6 +188,7 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
         final_conv_hw=final_hw,
         precision=graph_precision(model),
         upsampled_hw=upsampled_hw,
+        output_ops=output_ops,
     )
 
 

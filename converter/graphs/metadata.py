@@ -332,7 +332,12 @@ def read_onnx_metadata(model_or_path: onnx.ModelProto | str | Path) -> OnnxMetad
         model, source = model_or_path, "model"
     else:
         model, source = load_onnx_model(model_or_path, weights=False), str(model_or_path)
-    props = {p.key: p.value for p in model.metadata_props}
+    props = {}
+    for index, prop in enumerate(model.metadata_props):
+        # protobuf hands back bytes for a string field that is not valid UTF-8
+        if not isinstance(prop.key, str) or not isinstance(prop.value, str):
+            raise OnnxModelError(f"{source}: metadata entry {index} is not UTF-8 text")
+        props[prop.key] = prop.value
     written = _format_of(props.get("format"))
     if written is None:
         return None

@@ -39,6 +39,7 @@ from converter.verdicts.parity import (
     PoseChange,
     judge_outputs,
     pose_change,
+    softmax_sum_terms,
 )
 from converter.verdicts.tolerances import pose_budget
 
@@ -88,6 +89,21 @@ def _torch_outputs(
     return out
 
 
+def floor_outputs(
+    model: ConvNeXtPose, images: np.ndarray, device: torch.device, heatmaps: bool
+) -> dict[str, np.ndarray]:
+    """PyTorch fp32's outputs for the floor: the model's own arithmetic, with the soft-argmax
+    divided by its summed mass (MomentSoftArgmax, the same function in real arithmetic), so the
+    softmax sum's rounding, held to its own bound (parity.softmax_sum_allowance), is not in it."""
+    with torch.inference_mode(), strict_fp32(device):
+        x = torch.from_numpy(images).to(device=device, dtype=next(model.parameters()).dtype)
+        coords, maps = model.forward_moments(x)
+        out = {"coords": coords.cpu().numpy()}
+        if heatmaps:
+            out["heatmaps"] = maps.cpu().numpy()
+    return out
+
+
 def float64_reference(model: ConvNeXtPose) -> ConvNeXtPose:
     """A float64 copy on the CPU: the reference both fp32 backends are measured against."""
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
@@ -96,8 +112,22 @@ def float64_reference(model: ConvNeXtPose) -> ConvNeXtPose:
 def _float64_outputs(
     reference: ConvNeXtPose, images: np.ndarray, heatmaps: bool
 ) -> dict[str, np.ndarray]:
-    """The float64 reference's outputs on images (float32 inputs widened, not re-drawn)."""
-    return _torch_outputs(reference, images.astype(np.float64), torch.device("cpu"), heatmaps)
+    """The float64 reference's outputs on images (float32 inputs widened, not re-drawn), and
+    "sum_terms": per image and joint, softmax_sum_terms of its probability volume (one image at
+    a time: an L volume is 18 x 262,144 float64 values)."""
+    parts: dict[str, list[np.ndarray]] = {"coords": [], "sum_terms": []}
+    if heatmaps:
+        parts["heatmaps"] = []
+    with torch.inference_mode():
+        for index in range(images.shape[0]):
+            x = torch.from_numpy(images[index : index + 1].astype(np.float64))
+            coords, maps = reference.forward_heatmaps(x)
+            volume = reference.probabilities(maps)
+            parts["coords"].append(coords.numpy())
+            parts["sum_terms"].append(softmax_sum_terms(volume.numpy()))
+            if heatmaps:
+                parts["heatmaps"].append(maps.numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 class BackgroundReference:
@@ -156,15 +186,16 @@ def run_fp32_verdict(
     float64_outputs: gives its outputs on images, when the caller is already computing them; it
     is called last, after both fp32 backends ran.
     PyTorch fp32 runs once per image, in chunks of the largest batch: its error (the floor) is a
-    property of fp32 arithmetic on these inputs, the same for every batch report. The graph runs
-    at each batch size: one that only works at one size is a failure looked for.
+    property of fp32 arithmetic on these inputs, the same for every batch report (floor_outputs;
+    coords also get the softmax sum's bound from the reference's volumes, parity.judge_output).
+    The graph runs at each batch size: one that only works at one size is a failure looked for.
     """
     output_map = dict(output_map or {name: name for name in limits})
     heatmaps = "heatmaps" in output_map
     model = model.to(torch_device).eval()
     chunk = max(batches)
     parts = [
-        _torch_outputs(model, images[start : start + chunk], torch_device, heatmaps)
+        floor_outputs(model, images[start : start + chunk], torch_device, heatmaps)
         for start in range(0, images.shape[0], chunk)
     ]
     fp32 = {name: np.concatenate([part[name] for part in parts]) for name in output_map}
@@ -183,6 +214,7 @@ def run_fp32_verdict(
     else:
         reference = reference if reference is not None else float64_reference(model)
         ref64 = _float64_outputs(reference, images, heatmaps)
+    sum_terms = ref64.get("sum_terms")  # absent: no softmax sum bound (stricter, never looser)
     return tuple(
         judge_outputs(
             {name: ref64[name][order] for name in output_map},
@@ -191,6 +223,7 @@ def run_fp32_verdict(
             {name: limits[name] for name in output_map},
             spec=spec,
             batch=batch,
+            sum_terms=None if sum_terms is None else sum_terms[order],
         )
         for batch, order, cands in candidates
     )

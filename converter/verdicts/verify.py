@@ -369,8 +369,6 @@ def verify_onnx(
         raise OptionError(
             "atol", f"applies to fp32 graphs; {path} is {precision}, judged by its pose budget"
         )
-    limits = fp32_limits(("coords", "heatmaps"), atol)
-
     facts = graph_facts(proto)
     if facts.input_shape is None or len(facts.input_shape) != 4:
         raise OnnxModelError(
@@ -396,6 +394,9 @@ def verify_onnx(
     else:
         # Without metadata: first output coords, second (if any) heatmaps, as we export them.
         output_map = dict(zip(("coords", "heatmaps"), graph_outputs, strict=False))
+    limits = fp32_limits(
+        ("coords", "heatmaps"), atol, divided_by_mass=facts.divides_by_mass(output_map["coords"])
+    )
     fixed = facts.input_shape[0] if isinstance(facts.input_shape[0], int) else None
     batch_sizes = _batch_sizes(options.batch, fixed)
     session, torch_device, note = _choose_devices(

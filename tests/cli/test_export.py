@@ -130,6 +130,9 @@ def test_variant_alone_exports_random_weights_with_a_warning(tmp_path: Path) -> 
     result = invoke("verify", out, "--variant", "XS", "--batch", "1", "--samples", 1)
     assert result.exit_code == 0, result.output
     assert "RANDOM weights" in result.stderr
+    # The literal soft-argmax's coords are not divided by their mass: their limit holds the
+    # softmax sums' rounding bound (the rewritten graph's does not: tests/export).
+    assert "rounding bound" in result.stdout and "sum bound" in result.stdout
 
 
 def test_variant_disagreeing_with_checkpoint_writes_nothing(tmp_path: Path, release_file) -> None:

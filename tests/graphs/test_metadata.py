@@ -209,3 +209,15 @@ def test_a_newer_format_is_refused_and_a_foreign_one_ignored() -> None:
         read_onnx_metadata(_graph({**props, "format": '"cnp-onnx/3"'}))
     assert read_onnx_metadata(_graph({**props, "format": '"other/1"'})) is None
     assert read_onnx_metadata(_graph({**props, "format": "{"})) is None
+
+
+def test_metadata_that_is_not_utf8_is_one_line(tmp_path) -> None:
+    """One byte of a graph's metadata changed to 0x80 made protobuf hand back bytes, and a
+    TypeError traceback (found by the long fuzz run)."""
+    data = write_onnx_metadata(_graph(), _metadata()).SerializeToString()
+    at = data.index(b"cnp-onnx/2")
+    path = tmp_path / "bad_metadata.onnx"
+    path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
+    with pytest.raises(OnnxModelError) as refused:
+        read_onnx_metadata(path)
+    assert str(refused.value).startswith(str(path)) and "is not UTF-8 text" in str(refused.value)

@@ -8,6 +8,7 @@ test runs in milliseconds (this file is part of `just mutate`).
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -44,6 +45,12 @@ class TinyPose(torch.nn.Module):
         means = image.mean(dim=(2, 3))
         joints = torch.arange(18, dtype=image.dtype)[None, :, None]
         return means[:, None, :] * self.scale + joints, image[:, :1] * 2
+
+    forward_moments = forward_heatmaps  # no softmax sum to cancel
+
+    def probabilities(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        """One cell of mass 1 per joint: the softmax sum's bound is 6u x |c|, next to nothing."""
+        return torch.ones((heatmaps.shape[0], 18, 1), dtype=heatmaps.dtype)
 
 
 def coords_by_hand(images: np.ndarray, scale=SCALE) -> np.ndarray:
@@ -153,8 +160,11 @@ def test_the_given_reference_is_the_one_measured_against() -> None:
     )
     (coords,) = reports[0].outputs
     # The z scale differs by 1.0: both backends are off by the mean of channel 2 of image 0
-    # (3.5) x 1.0 against that reference, so the floor is 3.5 too.
-    assert (coords.error, coords.floor, coords.limit) == (3.5, 3.5, 14.0)
+    # (3.5) x 1.0 against that reference, so PyTorch's errors are 3.5 in z and 0 in x and y:
+    # rms 3.5 / sqrt(3), max 3.5.
+    assert (coords.error, coords.floor_max) == (3.5, 3.5)
+    assert coords.floor == pytest.approx(3.5 / math.sqrt(3))
+    assert coords.limit == pytest.approx(4 * 3.5 / math.sqrt(3))
 
 
 def test_float64_reference_is_a_copy() -> None:
@@ -291,7 +301,10 @@ def test_given_float64_outputs_are_asked_for_after_both_fp32_backends_ran() -> N
     # mean, worst for image 1: 3.5 + 16 (see _images).
     for report in reports:
         (coords,) = report.outputs
-        assert (coords.error, coords.floor) == (19.5, 19.5)
+        assert (coords.error, coords.floor_max) == (19.5, 19.5)
+        # z off by each image's channel-2 mean, x and y exact: rms over images and axes
+        z_errors = images[:, 2].astype(np.float64).mean(axis=(1, 2))
+        assert coords.floor == pytest.approx(math.sqrt((z_errors**2).mean() / 3))
 
 
 def test_background_reference_is_the_verdict_inputs_and_their_float64_outputs() -> None:

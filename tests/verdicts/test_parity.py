@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from converter.core.variants import get_variant
-from converter.verdicts.parity import Limit, PoseBudget, judge_output, pose_change
+from converter.verdicts.parity import (
+    UNIT_ROUNDOFF_FP32,
+    Limit,
+    PoseBudget,
+    judge_output,
+    pose_change,
+    softmax_sum_allowance,
+    softmax_sum_terms,
+)
 from converter.verdicts.tolerances import check_atol, fp32_limits
 
 XS = get_variant("XS")  # 32x32 heatmap, 32 depth bins: 2000 / 32 = 62.5 mm per unit on each axis
@@ -18,8 +26,8 @@ FLOOR_RULE = Limit(factor=4.0, margin=2e-4)
 
 def _outputs(floor: float, error: float, joint: int = 5, axis: int = 0):
     ref = np.full((2, 18, 3), 10.0)
-    torch32, candidate = ref.copy(), ref.copy()
-    torch32[1, joint, axis] += floor
+    candidate = ref.copy()
+    torch32 = ref + floor  # PyTorch off by `floor` everywhere: its rms and its max are `floor`
     candidate[0, joint, axis] -= error
     return ref, torch32, candidate
 
@@ -112,12 +120,66 @@ def test_pose_change_with_nan_fails() -> None:
 
 def test_the_floor_rule_constants_reach_every_output() -> None:
     limits = fp32_limits(("coords", "heatmaps"))
-    assert limits["coords"] == Limit(4.0, 2e-4, None) and limits["heatmaps"] == Limit(4.0, 2e-4)
+    assert limits["coords"] == Limit(40.0, 2e-4, None, 3.0, 2.0)  # literal soft-argmax: sum bound
+    assert limits["heatmaps"] == Limit(40.0, 2e-4, None, 0.0, 2.0)  # no sum in a heatmap cell
+    divided = fp32_limits(("coords", "heatmaps"), divided_by_mass=True)
+    assert divided["coords"] == divided["heatmaps"] == Limit(40.0, 2e-4, None, 0.0, 2.0)
+    assert divided["coords"].describe() == "max(40 x floor, 2 x its max) + 0.0002"
     given = fp32_limits(("coords", "heatmaps"), 1e-3)
     assert given["coords"].atol == 1e-3 and given["heatmaps"].atol is None
     mapped = fp32_limits(("coords", "heatmaps"), {"heatmaps": 0.5})
     assert mapped["heatmaps"].atol == 0.5 and mapped["coords"].atol is None
     assert check_atol(0.5) == 0.5 and check_atol("2e-3") == 2e-3  # small positive values are fine
+
+
+def test_softmax_sum_terms_and_bound_by_hand() -> None:
+    u = 2.0**-24
+    assert u == UNIT_ROUNDOFF_FP32
+    p = np.array([[0.5, 0.5 - 1e-8 - 5e-8, 1e-8, 5e-8, u]])  # 1e-8 and 5e-8 are below u
+    terms = softmax_sum_terms(p)
+    assert terms.shape == (1, 2) and terms[0, 0] == pytest.approx(6e-8) and terms[0, 1] == 3
+    coords = np.array([[[10.0, -4.0, 0.0]]])
+    allowance = softmax_sum_allowance(coords, terms[None], 3.0)
+    relative = 6e-8 + 3.0 * u * math.sqrt(3)
+    assert allowance == pytest.approx(np.array([[[20 * relative, 8 * relative, 0.0]]]))
+
+
+def _terms(mass: float, joint_mass: dict[int, float] | None = None) -> np.ndarray:
+    terms = np.zeros((2, 18, 2))
+    terms[..., 0] = mass
+    for joint, value in (joint_mass or {}).items():
+        terms[:, joint, 0] = value
+    return terms
+
+
+def test_sum_bound_just_inside_and_just_outside() -> None:
+    # mass 1e-5 below u, no cell above it: allowance 2 x 1e-5 x |10| = 2e-4 on every coord;
+    # limit 4 x 1e-4 + 2e-4 + 2e-4 = 8e-4, by hand.
+    rule = Limit(4.0, 2e-4, None, 3.0)
+    inside = judge_output("coords", *_outputs(1e-4, 7.99e-4), rule, XS, _terms(1e-5))
+    outside = judge_output("coords", *_outputs(1e-4, 8.01e-4), rule, XS, _terms(1e-5))
+    assert inside.passed and not outside.passed
+    assert inside.limit == pytest.approx(8e-4) and inside.allowance == pytest.approx(2e-4)
+    assert "sum bound 0.0002 there" in inside.line() and rule.describe().endswith("rounding bound")
+    # without terms or lambda (a graph dividing by its mass), the same error is judged at 6e-4
+    assert not judge_output("coords", *_outputs(1e-4, 7.99e-4), rule, XS).passed
+    assert not judge_output("coords", *_outputs(1e-4, 7.99e-4), FLOOR_RULE, XS, _terms(1e-5)).passed
+    with pytest.raises(ValueError, match="sum terms"):
+        judge_output("coords", *_outputs(1e-4, 1e-4), rule, XS, np.zeros((2, 17, 2)))
+
+
+def test_the_report_names_the_element_nearest_its_limit() -> None:
+    ref, torch32, candidate = _outputs(1e-4, 1e-3, joint=5)
+    candidate[0, 7, 0] -= 5e-4  # smaller error, but on a joint with no sum allowance
+    entry = judge_output("coords", ref, torch32, candidate, Limit(4.0, 2e-4, None, 3.0), XS,
+                         _terms(0.0, {5: 1e-4}))  # fmt: skip
+    assert entry.passed and entry.worst_index == (0, 7, 0)
+    assert entry.error == pytest.approx(5e-4) and entry.max_error == pytest.approx(1e-3)
+    assert entry.limit == pytest.approx(6e-4) and entry.allowance == 0.0
+    candidate[0, 7, 0] -= 2e-4  # now 7e-4 against 6e-4 on joint 7: refused there
+    refused = judge_output("coords", ref, torch32, candidate, Limit(4.0, 2e-4, None, 3.0), XS,
+                           _terms(0.0, {5: 1e-4}))  # fmt: skip
+    assert not refused.passed and refused.worst_index == (0, 7, 0)
 
 
 def test_a_failed_comparison_is_complete_and_reportable() -> None:
@@ -183,16 +245,19 @@ def test_output_report_as_json_by_hand() -> None:
         "reference_at_worst": 10.0, "candidate_at_worst": pytest.approx(10.0 - 5e-4),
         "joint_error_mm": payload["joint_error_mm"], "joint_floor_mm": payload["joint_floor_mm"],
         "worst_joint": {"name": "L_Knee", "mm": pytest.approx(5e-4 * 62.5),
-                        "floor_mm": pytest.approx(1e-4 * 62.5)},
-        "note": None,
+                        "floor_mm": pytest.approx(1e-4 * 62.5 * math.sqrt(3))},
+        "note": None, "max_error": pytest.approx(5e-4), "normalizer_allowance": 0.0,
+        "floor_max": pytest.approx(1e-4),
     }  # fmt: skip
     assert payload["joint_error_mm"][5] == pytest.approx(5e-4 * 62.5)
     assert sum(payload["joint_error_mm"]) == pytest.approx(5e-4 * 62.5)
-    assert payload["joint_floor_mm"][5] == pytest.approx(1e-4 * 62.5)
-    assert entry.line().startswith("coords: max abs 0.0005 vs float64 (PyTorch fp32 floor 0.0001; ")
+    assert payload["joint_floor_mm"][5] == pytest.approx(1e-4 * 62.5 * math.sqrt(3))
+    assert entry.line().startswith(
+        "coords: max abs 0.0005 vs float64 (PyTorch fp32 floor rms 0.0001, max 0.0001; "
+    )
     assert (
         "within limit" in entry.line()
-        and "worst joint L_Knee 0.0313 mm (floor 0.00625 mm)" in entry.line()
+        and "worst joint L_Knee 0.0313 mm (floor 0.0108 mm)" in entry.line()
     )
 
 

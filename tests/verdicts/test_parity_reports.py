@@ -21,8 +21,8 @@ RULE = Limit(factor=4.0, margin=0.5)
 
 def _three(shape: tuple[int, ...], floor: float = 0.0, error: float = 0.0):
     ref = np.zeros(shape)
-    torch32, candidate = ref.copy(), ref.copy()
-    torch32.flat[0] += floor
+    candidate = ref.copy()
+    torch32 = ref + floor  # off by `floor` everywhere: the floor's rms and max are both `floor`
     candidate.flat[-1] += error
     return ref, torch32, candidate
 
@@ -115,7 +115,8 @@ def test_a_failed_output_reports_nan_not_numbers() -> None:
 def test_printed_verdict_lines_by_hand() -> None:
     ok = judge_output("heatmaps", *_three((1, 2), 0.125, 1.0), RULE)
     assert ok.line() == (
-        "heatmaps: max abs 1 vs float64 (PyTorch fp32 floor 0.125; limit 1 = 4 x floor + 0.5) "
+        "heatmaps: max abs 1 vs float64 (PyTorch fp32 floor rms 0.125, max 0.125; limit 1 = "
+        "4 x floor + 0.5) "
         "within limit, mean 0.5, worst at [0, 1] (1 vs 0)"
     )
     change = pose_change(np.zeros((1, 18, 3)), np.full((1, 18, 3), 0.5), tuple(range(17)),
