@@ -165,7 +165,7 @@ def test_xs_parity_in_report(xs) -> None:
     for parity in report.parity:
         coords = parity.output("coords")
         assert coords.error <= coords.limit and coords.worst_joint is not None
-        assert coords.rule.endswith("x floor + 0.0002")
+        assert coords.rule == "max(40 x floor, 2 x its max) + 0.0002"
     assert isinstance(report.seed, int) and f"seed {report.seed}" in "\n".join(report.lines())
     json.dumps(report.to_dict())  # JSON-ready
     assert report.lines()[0].startswith(f"wrote {report.path}")
