@@ -77,12 +77,17 @@ def verdict_images(spec: VariantSpec, samples: int, seed: int, crops: int = FP32
 
 
 def _torch_outputs(
-    model: ConvNeXtPose, images: np.ndarray, device: torch.device, heatmaps: bool
+    model: ConvNeXtPose,
+    images: np.ndarray,
+    device: torch.device,
+    heatmaps: bool,
+    moments: bool = False,
 ) -> dict[str, np.ndarray]:
     dtype = next(model.parameters()).dtype
+    forward = model.forward_moments if moments else model.forward_heatmaps
     with torch.inference_mode(), strict_fp32(device):
         x = torch.from_numpy(images).to(device=device, dtype=dtype)
-        coords, maps = model.forward_heatmaps(x)
+        coords, maps = forward(x)
         out = {"coords": coords.cpu().numpy()}
         if heatmaps:
             out["heatmaps"] = maps.cpu().numpy()
@@ -95,13 +100,7 @@ def floor_outputs(
     """PyTorch fp32's outputs for the floor: the model's own arithmetic, with the soft-argmax
     divided by its summed mass (MomentSoftArgmax, the same function in real arithmetic), so the
     softmax sum's rounding, held to its own bound (parity.softmax_sum_allowance), is not in it."""
-    with torch.inference_mode(), strict_fp32(device):
-        x = torch.from_numpy(images).to(device=device, dtype=next(model.parameters()).dtype)
-        coords, maps = model.forward_moments(x)
-        out = {"coords": coords.cpu().numpy()}
-        if heatmaps:
-            out["heatmaps"] = maps.cpu().numpy()
-    return out
+    return _torch_outputs(model, images, device, heatmaps, moments=True)
 
 
 def float64_reference(model: ConvNeXtPose) -> ConvNeXtPose:
