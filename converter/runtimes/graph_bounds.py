@@ -4,20 +4,26 @@ A ConvNeXtPose graph is a straight line of standard operators. Control flow (Loo
 any node carrying a subgraph) can make a run last forever: a Loop with trip count 2^62 keeps
 onnxruntime inside native code, where no Python signal handler runs. Operators from other
 domains run code this tool never checked. Both are refused by reading the graph, before a
-session exists.
+session exists; so is a graph whose run would need more memory or work than the limits allow
+(runtimes.graph_cost), at the shape each run feeds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
 
 from converter.core.errors import OnnxModelError
+from converter.runtimes.graph_cost import GraphCost, check_graph_cost, shapes_only
 
 CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan", "SequenceMap"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 _SUBGRAPH_KINDS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+# What the tool feeds a ConvNeXtPose graph (every variant's input is 256 x 256): the shape a
+# graph's cost is first read at, for dims the graph leaves open.
+FIRST_FEED = (1, 3, 256, 256)
 
 
 def unbounded_constructs(model: onnx.ModelProto) -> list[str]:
@@ -36,8 +42,44 @@ def unbounded_constructs(model: onnx.ModelProto) -> list[str]:
     return problems
 
 
-def check_bounded_graph(path: Path) -> None:
-    """Refuse, in one line, a graph file holding what unbounded_constructs finds."""
+class BoundedGraph:
+    """A graph file that holds nothing unbounded, with its cost at each input shape checked
+    against the limits (once per shape: a session runs many batches of one size)."""
+
+    def __init__(self, path: Path, model: onnx.ModelProto) -> None:
+        self.path = path
+        self._model = shapes_only(model)
+        self._costs: dict[tuple[int, ...], GraphCost] = {}
+
+    def cost(self, input_shape: Sequence[int]) -> GraphCost:
+        """The checked cost of a run fed input_shape; OnnxModelError naming the file when over
+        a limit or not knowable before the run."""
+        shape = tuple(int(d) for d in input_shape)
+        if shape not in self._costs:
+            try:
+                self._costs[shape] = check_graph_cost(self._model, shape)
+            except OnnxModelError as exc:
+                message = f"{self.path}: at input {list(shape)}, {exc.message}"
+                raise OnnxModelError(message) from None
+        return self._costs[shape]
+
+    def first_feed(self) -> tuple[int, ...]:
+        """The input's declared dims, with those it leaves open taken from FIRST_FEED."""
+        initialized = {t.name for t in self._model.graph.initializer}
+        fed = [i for i in self._model.graph.input if i.name not in initialized]
+        dims = fed[0].type.tensor_type.shape.dim if len(fed) == 1 else []
+        if len(dims) != len(FIRST_FEED):
+            return FIRST_FEED  # the cost check names what is wrong
+        return tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else default
+            for d, default in zip(dims, FIRST_FEED, strict=True)
+        )
+
+
+def check_bounded_graph(path: Path) -> BoundedGraph:
+    """Refuse, in one line, a graph file holding what unbounded_constructs finds, or one whose
+    run at its first feed (batch 1 where the batch is open) is over the cost limits: a runtime
+    folds constants when it loads a graph, so a constant too large is refused before that."""
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends: the runtime would fail too
@@ -50,3 +92,6 @@ def check_bounded_graph(path: Path) -> None:
             + "; a ConvNeXtPose graph has none, and such a graph may run without end: "
             "refused before it runs"
         )
+    bounded = BoundedGraph(path, model)
+    bounded.cost(bounded.first_feed())
+    return bounded

@@ -88,7 +88,7 @@ class OpenVinoSession:
 
         if not self.path.is_file():
             raise OnnxModelError(f"{self.path}: no such file")
-        check_bounded_graph(self.path)
+        self._bounds = check_bounded_graph(self.path)
         core = ov.Core()
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if precision != "auto":
@@ -132,7 +132,8 @@ class OpenVinoSession:
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass; image is the normalized NCHW float32 batch."""
         feed = np.ascontiguousarray(image, dtype=np.float32)
-        limit = run_time_limit(int(feed.shape[0]), self.time_limit_s)
+        operations = self._bounds.cost(feed.shape).operations
+        limit = run_time_limit(int(feed.shape[0]), operations, self.time_limit_s)
         try:
             results = self._runner.call(
                 lambda: self._infer(feed), limit, self._request.cancel, str(self.path)

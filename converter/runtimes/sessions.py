@@ -22,7 +22,7 @@ import torch
 
 from converter.core.choices import DEVICES, RUNTIMES
 from converter.core.errors import OnnxModelError, OptionError, ProviderError, UsageError
-from converter.runtimes.graph_bounds import check_bounded_graph
+from converter.runtimes.graph_bounds import BoundedGraph, check_bounded_graph
 from converter.runtimes.watched import (
     RunTimeLimitError,
     WatchedRunner,
@@ -155,9 +155,11 @@ class OnnxSession:
         session: ort.InferenceSession,
         requested: tuple[str, ...],
         fallback_reason: str | None,
+        bounds: BoundedGraph | None = None,
     ) -> None:
         self.path = path
         self._session = session
+        self._bounds = bounds  # None: an .ort file, whose cost cannot be read
         self.requested_providers = requested
         self.providers: tuple[str, ...] = tuple(session.get_providers())
         self.device = "cuda" if any(p in _GPU_EPS for p in self.providers) else "cpu"
@@ -188,7 +190,9 @@ class OnnxSession:
         def stop() -> None:
             options.terminate = True
 
-        limit = run_time_limit(int(feed[self.input_name].shape[0]), self.time_limit_s)
+        batch = feed[self.input_name]
+        operations = None if self._bounds is None else self._bounds.cost(batch.shape).operations
+        limit = run_time_limit(int(batch.shape[0]), operations, self.time_limit_s)
         try:
             values = self._runner.call(
                 lambda: self._session.run(names, feed, options), limit, stop, str(self.path)
@@ -254,7 +258,7 @@ def open_onnx_session(
     ort_format: the file is an onnxruntime .ort file (needed when its name does not end .ort).
     spinning: let idle intra-op threads spin for the next run (onnxruntime's default; measured
     17% faster on XS at batch 1, 3% on L); off when something else needs the cores between runs.
-    time_limit_s: seconds each run may take (None: run_time_limit's default for its batch).
+    time_limit_s: seconds each run may take (None: run_time_limit's default for its cost).
     """
     path = Path(path)
     name = check_device(device)
@@ -263,10 +267,11 @@ def open_onnx_session(
         raise OnnxModelError(f"{path}: no such file")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be at least 1, not {threads}")
+    bounds = None
     if not ort_format and path.suffix != ".ort":
         # An .ort file is onnxruntime's own format (no ONNX protobuf to read): only this tool's
         # export makes one here, from a graph checked before.
-        check_bounded_graph(path)
+        bounds = check_bounded_graph(path)
     providers, fallback_reason = _requested_providers(name, tensorrt, tf32)
     options = ort.SessionOptions()
     # fatal only: errors come back as exceptions, reported in one line naming the file (the
@@ -284,7 +289,7 @@ def open_onnx_session(
         message = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise OnnxModelError(f"{path}: onnxruntime cannot load it ({message})") from None
     requested = tuple(p if isinstance(p, str) else p[0] for p in providers)
-    result = OnnxSession(path, session, requested, fallback_reason)
+    result = OnnxSession(path, session, requested, fallback_reason, bounds)
     result.time_limit_s = time_limit_s
     if name != "cpu" and result.device != "cuda" and fallback_reason is None:
         reason = (

@@ -14,10 +14,14 @@ from collections.abc import Callable
 
 from converter.core.errors import OnnxModelError, OptionError
 
-# A forward pass longer than this (seconds: a base plus an allowance per image) is stopped: far
-# above any ConvNeXtPose graph on a slow, loaded machine (docs/checkpoints.md, "Limits").
-RUN_LIMIT_BASE_S = 120.0
-RUN_LIMIT_PER_IMAGE_S = 30.0
+# A forward pass longer than this is stopped: a base plus an allowance per operation the graph's
+# shapes say it does (runtimes.graph_cost), 12-25x what ConvNeXtPose graphs take on a loaded
+# 2-core CPU (docs/checkpoints.md, "Limits"). A graph whose cost is not known (an .ort file):
+# a base plus an allowance per image.
+RUN_LIMIT_BASE_S = 5.0
+RUN_LIMIT_PER_OPERATION_S = 0.25e-9
+RUN_LIMIT_UNKNOWN_BASE_S = 120.0
+RUN_LIMIT_UNKNOWN_PER_IMAGE_S = 30.0
 _POLL_S = 0.1  # how often a waiting caller wakes: signals are handled within this
 
 
@@ -35,9 +39,14 @@ def check_time_limit(value: float | None, option: str = "timeout") -> float | No
     return number
 
 
-def run_time_limit(batch: int, given: float | None = None) -> float:
-    """Seconds one forward pass of batch images may take: the given limit, or the default."""
-    return given if given is not None else RUN_LIMIT_BASE_S + RUN_LIMIT_PER_IMAGE_S * batch
+def run_time_limit(batch: int, operations: int | None, given: float | None = None) -> float:
+    """Seconds one forward pass may take: the given limit, or the default for its operations
+    (None: not known, then from its batch)."""
+    if given is not None:
+        return given
+    if operations is None:
+        return RUN_LIMIT_UNKNOWN_BASE_S + RUN_LIMIT_UNKNOWN_PER_IMAGE_S * batch
+    return RUN_LIMIT_BASE_S + RUN_LIMIT_PER_OPERATION_S * operations
 
 
 class WatchedRunner:

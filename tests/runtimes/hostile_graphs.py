@@ -1,5 +1,6 @@
 """Generators of graphs a runtime must never be asked to run: a Loop that would not end, a node
-from a custom domain, a local function; and a straight-line graph that runs for minutes.
+from a custom domain, a local function, graphs whose shapes say they need gigabytes or minutes
+(or cannot say), and a straight-line graph within those bounds that still runs for minutes.
 
     python tests/runtimes/hostile_graphs.py OUT_DIR
 """
@@ -124,43 +125,120 @@ def no_coords(graph: Path, folder: Path) -> Path:
     return path
 
 
-def slow_after_coords(graph: Path, folder: Path, steps: int = 5000, size: int = 1024) -> Path:
-    """A real export whose coords wait on `steps` products of size x size matrices (about 2
-    GFLOP each, so minutes in all): no control flow, nothing a bound on the graph can see. The
-    matrices come from the image (nothing to fold at load time) and keep every value 1/size."""
-    fill = 1.0 / size
-    nodes = [
-        helper.make_node("ReduceMean", ["image"], ["slow_mean"], keepdims=0),
-        helper.make_node(
-            "Constant",
-            [],
-            ["slow_zero"],
-            value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0]),
-        ),
-        helper.make_node(
-            "Constant",
-            [],
-            ["slow_fill"],
-            value=helper.make_tensor("f", TensorProto.FLOAT, [], [fill]),
-        ),
-        helper.make_node(
-            "Constant",
-            [],
-            ["slow_shape"],
-            value=helper.make_tensor("s", TensorProto.INT64, [2], [size, size]),
-        ),
-        helper.make_node("Mul", ["slow_mean", "slow_zero"], ["slow_nothing"]),
-        helper.make_node("Add", ["slow_nothing", "slow_fill"], ["slow_value"]),
-        helper.make_node("Expand", ["slow_value", "slow_shape"], ["slow_0"]),
+def _from_the_image(prefix: str, value: float, shape: list[int]) -> list:
+    """Nodes making f"{prefix}_0", a tensor of `shape` holding `value` everywhere, computed from
+    the image (so nothing can be folded when the graph loads)."""
+    return [
+        helper.make_node("ReduceMean", ["image"], [f"{prefix}_mean"], keepdims=0),
+        helper.make_node("Constant", [], [f"{prefix}_zero"],
+                         value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Constant", [], [f"{prefix}_fill"],
+                         value=helper.make_tensor("f", TensorProto.FLOAT, [], [value])),
+        helper.make_node("Constant", [], [f"{prefix}_shape"],
+                         value=helper.make_tensor("s", TensorProto.INT64, [len(shape)], shape)),
+        helper.make_node("Mul", [f"{prefix}_mean", f"{prefix}_zero"], [f"{prefix}_nothing"]),
+        helper.make_node("Add", [f"{prefix}_nothing", f"{prefix}_fill"], [f"{prefix}_value"]),
+        helper.make_node("Expand", [f"{prefix}_value", f"{prefix}_shape"], [f"{prefix}_0"]),
+    ]  # fmt: skip
+
+
+def _added_to_coords(prefix: str, last: str) -> list:
+    """Nodes adding 0 x min(last) to the coords: the result waits on `last`."""
+    return [
+        helper.make_node("ReduceMin", [last], [f"{prefix}_min"], keepdims=0),
+        helper.make_node("Mul", [f"{prefix}_min", f"{prefix}_zero"], [f"{prefix}_offset"]),
+        helper.make_node("Add", ["coords_before", f"{prefix}_offset"], ["coords"]),
     ]
+
+
+def products_after_coords(graph: Path, folder: Path, steps: int = 5000, size: int = 1024) -> Path:
+    """A real export whose coords wait on `steps` products of size x size matrices (about 2
+    GFLOP each, so minutes in all): no control flow; its shapes say what it costs, and that is
+    over the limit. The matrices keep every value 1/size."""
+    nodes = _from_the_image("slow", 1.0 / size, [size, size])
     for step in range(steps):
         nodes.append(helper.make_node("MatMul", [f"slow_{step}", "slow_0"], [f"slow_{step + 1}"]))
-    nodes += [
-        helper.make_node("ReduceMin", [f"slow_{steps}"], ["slow_min"], keepdims=0),
-        helper.make_node("Mul", ["slow_min", "slow_zero"], ["slow_offset"]),
-        helper.make_node("Add", ["coords_before", "slow_offset"], ["coords"]),
-    ]  # fmt: skip
+    nodes += _added_to_coords("slow", f"slow_{steps}")
+    return _rewired_coords(graph, folder, "products_after_coords", nodes)
+
+
+def slow_after_coords(graph: Path, folder: Path, steps: int = 80, size: int = 1024) -> Path:
+    """A real export whose coords wait on `steps` softmaxes of an 8 x size x size tensor over
+    its 8 channels: within the cost limits by its shapes, yet half a minute or more of work
+    (onnxruntime's Softmax over an axis that is not the last is among the slowest operators per
+    element found, benchmarks/graph_cost.py), so only the time limit or a signal ends it."""
+    nodes = _from_the_image("slow", 1.0, [1, 8, size, size])
+    for step in range(steps):
+        nodes.append(
+            helper.make_node("Softmax", [f"slow_{step}"], [f"slow_{step + 1}"], axis=1)
+        )
+    nodes += _added_to_coords("slow", f"slow_{steps}")
     return _rewired_coords(graph, folder, "slow_after_coords", nodes)
+
+
+def huge_constant_of_shape(graph: Path, folder: Path, elements: int = 2**33) -> Path:
+    """coords plus 0 x the minimum of a ConstantOfShape of `elements` floats (32 GiB): a few
+    bytes that a runtime would allocate (or fold when it loads the graph)."""
+    zero = helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])
+    nodes = [
+        helper.make_node("Constant", [], ["huge_shape"],
+                         value=helper.make_tensor("s", TensorProto.INT64, [1], [elements])),
+        helper.make_node("ConstantOfShape", ["huge_shape"], ["huge_0"]),
+        helper.make_node("Constant", [], ["huge_zero"], value=zero),
+    ]  # fmt: skip
+    nodes += _added_to_coords("huge", "huge_0")
+    return _rewired_coords(graph, folder, "huge_constant_of_shape", nodes)
+
+
+def broadcast_bomb(graph: Path, folder: Path, side: int = 65536) -> Path:
+    """coords plus 0 x the minimum of [side, 1] + [1, side] (16 GiB from two 256 KB vectors)."""
+    zero = helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])
+    column = helper.make_tensor("c", TensorProto.FLOAT, [side, 1], [0.0] * side)
+    row = helper.make_tensor("r", TensorProto.FLOAT, [1, side], [0.0] * side)
+    nodes = [
+        helper.make_node("Constant", [], ["bomb_column"], value=column),
+        helper.make_node("Constant", [], ["bomb_row"], value=row),
+        helper.make_node("Add", ["bomb_column", "bomb_row"], ["bomb_0"]),
+        helper.make_node("Constant", [], ["bomb_zero"], value=zero),
+    ]
+    nodes += _added_to_coords("bomb", "bomb_0")
+    return _rewired_coords(graph, folder, "broadcast_bomb", nodes)
+
+
+def shape_from_the_image(graph: Path, folder: Path) -> Path:
+    """coords plus 0 x a ConstantOfShape whose length is the image's largest pixel value times
+    10^12: its size cannot be known until the image is."""
+    scale = helper.make_tensor("k", TensorProto.FLOAT, [], [1e12])
+    zero = helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])
+    nodes = [
+        helper.make_node("ReduceMax", ["image"], ["picked_max"], keepdims=1),
+        helper.make_node("Constant", [], ["picked_scale"], value=scale),
+        helper.make_node("Mul", ["picked_max", "picked_scale"], ["picked_length"]),
+        helper.make_node("Reshape", ["picked_length", "picked_one"], ["picked_flat"]),
+        helper.make_node("Cast", ["picked_flat"], ["picked_shape"], to=TensorProto.INT64),
+        helper.make_node("ConstantOfShape", ["picked_shape"], ["picked_0"]),
+        helper.make_node("Constant", [], ["picked_zero"], value=zero),
+    ]
+    nodes.insert(
+        0,
+        helper.make_node(
+            "Constant",
+            [],
+            ["picked_one"],
+            value=helper.make_tensor("o", TensorProto.INT64, [1], [1]),
+        ),
+    )
+    nodes += _added_to_coords("picked", "picked_0")
+    return _rewired_coords(graph, folder, "shape_from_the_image", nodes)
+
+
+def uncosted_operator(graph: Path, folder: Path, side: int = 2048) -> Path:
+    """coords plus 0 x the determinant of a side x side matrix: Det's work grows as side^3, not
+    with its tensors, so no shape says what it costs."""
+    nodes = _from_the_image("det", 1.0, [side, side])
+    nodes.append(helper.make_node("Det", ["det_0"], ["det_value"], name="determinant"))
+    nodes += _added_to_coords("det", "det_value")
+    return _rewired_coords(graph, folder, "uncosted_operator", nodes)
 
 
 def custom_domain(folder: Path) -> Path:
