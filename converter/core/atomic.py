@@ -27,13 +27,14 @@ def check_writable(directory: Path, shown: Path) -> None:
     if not existing.is_dir():
         raise OutputExistsError(f"{shown}: {existing} is not a directory")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".cnp-probe.", dir=existing)
+        # Linux: an O_TMPFILE file, which never has a name, so a signal arriving here cannot
+        # leave one behind; elsewhere, a named file unlinked at once.
+        with tempfile.TemporaryFile(prefix=".cnp-probe.", dir=existing):
+            pass
     except OSError as exc:
         raise OutputError(
             f"{shown}: nothing can be written in {existing} ({exc.strerror})"
         ) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def check_output_path(out: Path, inputs: tuple[Path, ...] = (), force: bool = False) -> Path:
