@@ -5,9 +5,10 @@ runtimes.watched's default time limit rest on (not a test; a few minutes of CPU)
     python benchmarks/graph_cost.py variants
     python benchmarks/graph_cost.py operators
 
-variants: every variant's default, literal (--no-rewrite), fp16 and int8 graph (random weights:
-the cost depends on shapes only), its peak of live tensors and its work at batch 1, 2 and 256,
-and at batch 1 and 8 its real time on onnxruntime CPU per costed operation (ns/op).
+variants: every variant's default, literal (--no-rewrite), fp16, int8 and --heatmaps --no-fold
+graph (random weights: the cost depends on shapes only), its peak of live tensors and its work
+at batch 1, 2 and 256, and at batch 1 and 8 its real time on onnxruntime CPU per costed
+operation (ns/op).
 operators: chains of one operator on 8 x 1024 x 1024 float tensors (contractions on matrices or
 images), timed on their second run: ns per costed operation. An operator far slower per
 operation than the others is one whose cost the shapes understate; the time limit (a base plus
@@ -58,6 +59,7 @@ def variants() -> None:
         "literal": ExportOptions(rewrites=()),
         "fp16": ExportOptions(precision="fp16"),
         "int8": ExportOptions(precision="int8"),
+        "heatmaps, BatchNorms kept": ExportOptions(heatmaps=True, fold=False),
     }
     for name in VARIANTS:
         ckpt = random_checkpoint(get_variant(name), 0)
@@ -114,6 +116,21 @@ def _resize(mode: str) -> onnx.ModelProto:
     return model
 
 
+# fmt: off
+UNARY_OPS = (
+    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Cos", "Cosh", "Elu",
+    "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Log", "Mish", "Neg",
+    "Reciprocal", "Round", "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus",
+    "Softsign", "Tan", "Tanh", "ThresholdedRelu", "LogSoftmax", "Hardmax",
+)
+# fmt: on
+BINARY_OPS = ("Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod", "PRelu", "Sum", "Mean")
+
+
+def axes_or_axis(op: str, axis: int) -> onnx.TensorProto | None:
+    return None if op == "ArgMax" else helper.make_tensor("axes", TensorProto.INT64, [1], [axis])
+
+
 def operators() -> None:
     one = _filled("one", [1], 1.0)
     cases = {
@@ -137,6 +154,14 @@ def operators() -> None:
         "Resize cubic x2 and back": _resize("cubic"),
         "Resize nearest x2 and back": _resize("nearest"),
     }  # fmt: skip
+    for op in UNARY_OPS:
+        cases[op] = _chain(op, 10)
+    for op in BINARY_OPS:
+        cases[f"{op} (a scalar)"] = _chain(op, 10, _filled("half", [1], 0.5))
+    for op in ("ReduceSum", "ReduceMax", "ReduceLogSumExp", "ArgMax"):
+        for axis in (1, 3):
+            cases[f"{op}, axis {axis}"] = _chain(op, 1, axes_or_axis(op, axis), **(
+                {"axis": axis} if op == "ArgMax" else {}))  # fmt: skip
     print("| operator | G operations | seconds | ns/op |")
     print("|---|---|---|---|")
     for name, model in cases.items():

@@ -231,6 +231,68 @@ def test_mutated_graphs_are_run_or_refused(graph_seed, edits, cut) -> None:
         _assert_contained(*_read_in_child(path, _run_graph))
 
 
+_SIZES = st.sampled_from([-(2**62), -2, -1, 0, 1, 2, 3, 7, 64, 1000, 2**20, 2**31, 2**40, 2**62])
+_OPS = st.sampled_from(["Add", "MatMul", "Conv", "Expand", "Tile", "Resize", "Reshape",
+                        "ConstantOfShape", "Softmax", "ReduceSum", "Gather", "Pad", "Range",
+                        "TopK", "Det", "Unique"])  # fmt: skip
+GRAPH_EDITS = st.lists(
+    st.one_of(
+        st.tuples(st.just("constant"), st.integers(0, 10**6), st.lists(_SIZES, max_size=5)),
+        st.tuples(st.just("attribute"), st.integers(0, 10**6), st.integers(0, 9), _SIZES),
+        st.tuples(st.just("op"), st.integers(0, 10**6), _OPS),
+        st.tuples(st.just("rewire"), st.integers(0, 10**6), st.integers(0, 3),
+                  st.integers(0, 10**6)),
+    ),
+    min_size=1, max_size=4,
+)  # fmt: skip
+
+
+def _edited_graph(data: bytes, edits) -> bytes:
+    """The graph with a few structural edits: an integer Constant's values (shapes, axes,
+    scales), an integer attribute, a node's operator, or one of its inputs rewired to another
+    tensor. Each index is taken modulo what the graph holds."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(data)
+    nodes = model.graph.node
+    names = [name for node in nodes for name in node.output] + ["image"]
+    for kind, where, *rest in edits:
+        node = nodes[where % len(nodes)]
+        if kind == "constant":
+            constants = [n for n in nodes if n.op_type == "Constant" and n.attribute and
+                         n.attribute[0].t.data_type == onnx.TensorProto.INT64]  # fmt: skip
+            if constants:
+                target = constants[where % len(constants)]
+                values = rest[0] or [1]
+                tensor = numpy_helper.from_array(np.array(values, np.int64), target.output[0])
+                target.attribute[0].t.CopyFrom(tensor)
+        elif kind == "attribute":
+            if node.attribute:
+                attribute = node.attribute[rest[0] % len(node.attribute)]
+                if attribute.type == onnx.AttributeProto.INT:
+                    attribute.i = rest[1]
+                elif attribute.type == onnx.AttributeProto.INTS and attribute.ints:
+                    attribute.ints[rest[0] % len(attribute.ints)] = rest[1]
+        elif kind == "op":
+            node.op_type = rest[0]
+        elif node.input:
+            node.input[rest[0] % len(node.input)] = names[rest[1] % len(names)]
+    return model.SerializeToString()
+
+
+@FUZZ
+@given(edits=GRAPH_EDITS)
+def test_structurally_edited_graphs_are_run_or_refused(graph_seed, edits) -> None:
+    """Shapes, axes, operators and wiring changed: the cost read from the shapes must refuse
+    what would not fit (memory, time) before a runtime runs it, in one line."""
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        path = Path(tmp) / "case.onnx"
+        path.write_bytes(_edited_graph(graph_seed, edits))
+        _assert_contained(*_read_in_child(path, _run_graph))
+
+
 def test_the_harness_sees_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(path):
         raise KeyError("not a ConverterError")
