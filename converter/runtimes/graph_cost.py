@@ -67,16 +67,27 @@ WINDOW_OPS = frozenset({"AveragePool", "MaxPool", "LpPool"})
 COSTED_OPS = ELEMENTWISE_OPS | CONTRACTION_OPS | WINDOW_OPS
 
 # A run may hold at most this many bytes of live tensors and do this much work: a base for what
-# does not grow with the batch plus an amount per image; per image, 3.6x the memory and 2.7x the
-# work of the L variant's graphs (docs/checkpoints.md, "Limits"; benchmarks/graph_cost.py).
+# does not grow with the batch plus an amount per image; per image, 2.4x the memory and 2x the
+# work of the costliest graphs this tool exports (docs/checkpoints.md, "Limits";
+# benchmarks/graph_cost.py).
 PEAK_BYTES_BASE = 128 * 2**20
 PEAK_BYTES_PER_IMAGE = 128 * 2**20
-OPERATIONS_BASE = 16 * 10**9
-OPERATIONS_PER_IMAGE = 16 * 10**9
+OPERATIONS_BASE = 4 * 10**9
+OPERATIONS_PER_IMAGE = 12 * 10**9
 # An element read or written costs as much time as this many multiply-adds of a contraction
 # (onnxruntime CPU: Erf, Exp or Add per element against MatMul or Conv per multiply-add;
 # benchmarks/graph_cost.py).
 ELEMENT_WEIGHT = 16
+# Operators onnxruntime runs slower per element than ELEMENT_WEIGHT says, and by how much (a
+# factor on it), so that no operator runs much slower per estimated operation than a Conv
+# (benchmarks/graph_cost.py operators; docs/checkpoints.md, "Limits").
+SLOW_ELEMENT_OPS = {
+    "Asinh": 32, "Atanh": 32, "Sinh": 32, "Tan": 32, "Cosh": 16, "Mish": 16, "Softplus": 16,
+    "Shrink": 16, "ReduceLogSumExp": 16, "Pow": 8, "CumSum": 8, "ReduceMax": 4, "ReduceMin": 4,
+    "Acosh": 4, "Cos": 4, "Sin": 4, "Log": 4, "Sign": 4, "Hardmax": 4,
+}  # fmt: skip
+SLOW_RESIZE_MODES = {"cubic": 128, "linear": 4}
+SOFTMAX_NOT_LAST_AXIS = 32  # Softmax, LogSoftmax or Hardmax over an axis that is not the last
 # Initializers larger than this keep their dims only in the copy kept for inference: shape
 # inference reads the values of small integer tensors (shapes, axes), never of weights.
 _KEPT_VALUES = 4096
@@ -149,11 +160,26 @@ def _itemsize(element_type: int) -> int:
         return 8
 
 
+def _element_weight(node: onnx.NodeProto, outs: list[tuple[int, ...]]) -> int:
+    """ELEMENT_WEIGHT, times SLOW_ELEMENT_OPS' factor for the operators that need it."""
+    op, factor = node.op_type, SLOW_ELEMENT_OPS.get(node.op_type, 1)
+    attributes = {a.name: a for a in node.attribute}
+    if op == "Resize":
+        mode = attributes["mode"].s.decode(errors="replace") if "mode" in attributes else ""
+        factor = SLOW_RESIZE_MODES.get(mode, 1)
+    elif op in ("Softmax", "LogSoftmax", "Hardmax") and outs:
+        rank = len(outs[0])
+        axis = attributes["axis"].i if "axis" in attributes else -1
+        if rank and axis % rank != rank - 1:
+            factor = max(factor, SOFTMAX_NOT_LAST_AXIS)
+    return ELEMENT_WEIGHT * factor
+
+
 def _node_work(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int:
     """Operations one node does, from its tensors' shapes."""
     ins = [shapes.get(name) for name in node.input if name]
     outs = [shapes[name] for name in node.output if name]
-    moved = ELEMENT_WEIGHT * (
+    moved = _element_weight(node, outs) * (
         sum(math.prod(s) for s in ins if s is not None) + sum(math.prod(s) for s in outs)
     )
     op = node.op_type

@@ -113,7 +113,7 @@ def test_the_work_limit_just_inside_and_just_outside(monkeypatch: pytest.MonkeyP
         + 16 * (2 + k * n)  # the ConstantOfShapes read 2, write m k / k n
         + 16 * (m * k + k * n + m * n)
         + m * n * k
-        + 16 * (m * n + 1)
+        + 4 * 16 * (m * n + 1)  # ReduceMin: 4 x the element weight (onnxruntime's is slow)
         + 16 * (image + 1 + image)
     )
     monkeypatch.setattr(graph_cost, "OPERATIONS_PER_IMAGE", 0)
@@ -145,7 +145,7 @@ def test_exports_fit_the_limits_at_every_batch(released: Path) -> None:
     [
         (huge_constant_of_shape, "32768 MiB of live tensors (limit 256 MiB at batch 1)"),
         (broadcast_bomb, "16385 MiB of live tensors"),
-        (products_after_coords, "G operations (limit 32 G at batch 1; most in the MatMul node"),
+        (products_after_coords, "G operations (limit 16 G at batch 1; most in the MatMul node"),
         (shape_from_the_image, "the shape of 'picked_0' (the ConstantOfShape node number"),
         (uncosted_operator, "holds the Det node 'determinant', an operator a ConvNeXtPose graph"),
     ],
