@@ -176,6 +176,27 @@ def slow_after_coords(graph: Path, folder: Path, steps: int = 80, size: int = 10
     return _rewired_coords(graph, folder, "slow_after_coords", nodes)
 
 
+def worst_within_limits(graph: Path, folder: Path, steps: int = 45, held: int = 45 * 2**20) -> Path:
+    """The costliest graph known to fit the limits at batch 1 (docs/checkpoints.md, "Limits"):
+    a real export whose coords wait on `steps` Celus (the slowest operator per estimated
+    operation measured) of an 8 x 1024 x 1024 tensor, while `held` floats made at the start
+    stay live to the end: near the memory and the work limit at once."""
+    nodes = _from_the_image("worst", 1.0, [1, 8, 1024, 1024])
+    nodes += [
+        helper.make_node("Constant", [], ["worst_held_shape"],
+                         value=helper.make_tensor("h", TensorProto.INT64, [1], [held])),
+        helper.make_node("ConstantOfShape", ["worst_held_shape"], ["worst_held"]),
+    ]  # fmt: skip
+    for step in range(steps):
+        nodes.append(helper.make_node("Celu", [f"worst_{step}"], [f"worst_{step + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", ["worst_held"], ["worst_held_min"], keepdims=0),
+        helper.make_node("Add", [f"worst_{steps}", "worst_held_min"], ["worst_last"]),
+    ]
+    nodes += _added_to_coords("worst", "worst_last")
+    return _rewired_coords(graph, folder, "worst_within_limits", nodes)
+
+
 def huge_constant_of_shape(graph: Path, folder: Path, elements: int = 2**33) -> Path:
     """coords plus 0 x the minimum of a ConstantOfShape of `elements` floats (32 GiB): a few
     bytes that a runtime would allocate (or fold when it loads the graph)."""
