@@ -17,6 +17,7 @@ from hostile_graphs import (
     products_after_coords,
     shape_from_the_image,
     uncosted_operator,
+    worst_within_limits,
 )
 from onnx import TensorProto, helper
 
@@ -169,3 +170,13 @@ def test_a_costly_graph_is_one_line_and_exit_2_from_the_command_line(
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "16385 MiB of live tensors" in line and "refused before it runs" in line
+
+
+def test_the_worst_known_graph_is_just_under_both_limits(released: Path, tmp_path: Path) -> None:
+    """docs/checkpoints.md measures this graph as the costliest that fits: it must fit, and
+    nearly fill both limits (else a costlier one would be the worst)."""
+    cost = check_graph_cost(
+        shapes_only(onnx.load(str(worst_within_limits(released, tmp_path)))), (1, 3, 256, 256)
+    )
+    assert 0.9 < cost.peak_bytes / graph_cost.peak_bytes_limit(1) <= 1
+    assert 0.95 < cost.operations / graph_cost.operations_limit(1) <= 1
