@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 
 from converter.core.errors import OnnxModelError
-from converter.runtimes.graph_cost import GraphCost, check_graph_cost, shapes_only
+from converter.runtimes.graph_cost import GraphCost, check_graph_cost, fed_input, shapes_only
 
 CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan", "SequenceMap"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
@@ -65,9 +65,10 @@ class BoundedGraph:
 
     def first_feed(self) -> tuple[int, ...]:
         """The input's declared dims, with those it leaves open taken from FIRST_FEED."""
-        initialized = {t.name for t in self._model.graph.initializer}
-        fed = [i for i in self._model.graph.input if i.name not in initialized]
-        dims = fed[0].type.tensor_type.shape.dim if len(fed) == 1 else []
+        try:
+            dims = fed_input(self._model).type.tensor_type.shape.dim
+        except OnnxModelError:
+            return FIRST_FEED  # the cost check names what is wrong
         if len(dims) != len(FIRST_FEED):
             return FIRST_FEED  # the cost check names what is wrong
         return tuple(

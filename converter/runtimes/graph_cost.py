@@ -10,11 +10,12 @@ whose declared intermediate shapes are dropped: a declaration could lie), and fr
   tensor after its last use: what a runtime's memory planner can at best reach, the same
   order a runtime runs them in;
 - the work: multiply-adds for contractions (Conv, MatMul, Gemm, ...), kernel-sized windows for
-  pooling, and one operation per element read or written for everything else.
+  pooling, and ELEMENT_WEIGHT per element read or written (times a measured factor for the
+  operators onnxruntime runs slowly) for everything else.
 A graph whose shapes cannot all be inferred (a shape computed from the image's values), or that
 holds an operator outside those a ConvNeXtPose graph is made of (its cost not linear in its
 tensors: Det, DFT, recurrent cells, ...), is refused: its cost cannot be known before it runs.
-The limits (docs/checkpoints.md, "Limits") are multiples of what the L variant's graphs need.
+The limits (docs/checkpoints.md, "Limits") are multiples of what this tool's exports need.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def shapes_only(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def _the_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+def fed_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    """The graph's one input that is not an initializer (OnnxModelError if not exactly one)."""
     initialized = {t.name for t in model.graph.initializer}
     fed = [i for i in model.graph.input if i.name not in initialized]
     if len(fed) != 1:
@@ -209,7 +211,7 @@ def graph_cost_of(model: onnx.ModelProto, input_shape: Sequence[int]) -> GraphCo
     when it cannot be known before the run."""
     inferred = onnx.ModelProto()
     inferred.CopyFrom(model)
-    fed = _the_input(inferred)
+    fed = fed_input(inferred)
     dims = fed.type.tensor_type.shape.dim
     if len(dims) != len(input_shape):
         raise OnnxModelError(f"its input has {len(dims)} dims, the run feeds {len(input_shape)}")
