@@ -28,28 +28,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from converter.checkpoints.canonical import (  # noqa: E402
+from cnp_convert.checkpoints.canonical import (  # noqa: E402
     CanonicalCheckpoint,
     build_loaded_model,
     random_checkpoint,
 )
-from converter.checkpoints.released import RELEASED_VARIANT, load_released  # noqa: E402
-from converter.core.variants import VariantSpec, get_variant  # noqa: E402
-from converter.evaluation.bench import (  # noqa: E402
+from cnp_convert.checkpoints.released import RELEASED_VARIANT, load_released  # noqa: E402
+from cnp_convert.core.variants import VariantSpec, get_variant  # noqa: E402
+from cnp_convert.evaluation.bench import (  # noqa: E402
     DEFAULT_RUNS,
     BenchOptions,
     BenchReport,
     MachineInfo,
     benchmark,
 )
-from converter.evaluation.precision_cost import compare_onnx_precisions  # noqa: E402
-from converter.export.exporter import build_graph, export_onnx  # noqa: E402
-from converter.export.options import ExportOptions  # noqa: E402
-from converter.export.precision import calibration_set  # noqa: E402
-from converter.h36m.synthetic import evaluated_frames, synthetic_crops  # noqa: E402
-from converter.runtimes.sessions import open_onnx_session  # noqa: E402
-from converter.verdicts.judge import ParityFailedError, run_pose_verdict  # noqa: E402
-from converter.verdicts.tolerances import POSE_BUDGETS, PRECISIONS  # noqa: E402
+from cnp_convert.evaluation.precision_cost import compare_onnx_precisions  # noqa: E402
+from cnp_convert.export.exporter import build_graph, export_onnx  # noqa: E402
+from cnp_convert.export.options import ExportOptions  # noqa: E402
+from cnp_convert.export.precision import calibration_set  # noqa: E402
+from cnp_convert.h36m.synthetic import evaluated_frames, synthetic_crops  # noqa: E402
+from cnp_convert.runtimes.sessions import open_onnx_session  # noqa: E402
+from cnp_convert.verdicts.judge import ParityFailedError, run_pose_verdict  # noqa: E402
+from cnp_convert.verdicts.tolerances import POSE_BUDGETS, PRECISIONS  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 import onnx
 import torch
 
-from converter.checkpoints.canonical import random_checkpoint
-from converter.core.variants import get_variant
-from converter.export.options import EXPORTERS, ExportOptions, export_onnx
+from cnp_convert.checkpoints.canonical import random_checkpoint
+from cnp_convert.core.variants import get_variant
+from cnp_convert.export.options import EXPORTERS, ExportOptions, export_onnx
 
 
 def operators(path: Path) -> collections.Counter[str]:

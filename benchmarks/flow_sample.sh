@@ -2,7 +2,7 @@
 # Regenerates docs/flow.md's sample output from real runs (paste the result in).
 #   bash benchmarks/flow_sample.sh > /tmp/sample.txt
 . "$(dirname "$0")/sample_lib.sh"
-"$root/.venv/bin/python" -c "from converter.checkpoints.fabricate import fabricate_release; fabricate_release('L', '.')"
+"$root/.venv/bin/python" -c "from cnp_convert.checkpoints.fabricate import fabricate_release; fabricate_release('L', '.')"
 run inspect ConvNeXtPose_L.tar
 run legacy ConvNeXtPose_L.tar
 run onnx --checkpoint ConvNeXtPose_L.canonical.safetensors -o convnextpose_l.onnx

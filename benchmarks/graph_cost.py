@@ -29,11 +29,11 @@ from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from converter.checkpoints.canonical import random_checkpoint
-from converter.core.variants import VARIANTS, get_variant
-from converter.export.exporter import build_graph
-from converter.export.options import ExportOptions
-from converter.runtimes.graph_cost import graph_cost_of, shapes_only
+from cnp_convert.checkpoints.canonical import random_checkpoint
+from cnp_convert.core.variants import VARIANTS, get_variant
+from cnp_convert.export.exporter import build_graph
+from cnp_convert.export.options import ExportOptions
+from cnp_convert.runtimes.graph_cost import graph_cost_of, shapes_only
 
 SHAPE = (1, 8, 1024, 1024)
 

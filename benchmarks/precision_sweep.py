@@ -38,20 +38,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from converter.checkpoints.canonical import load_checkpoint
-from converter.checkpoints.released import load_released
-from converter.export.exporter import (
+from cnp_convert.checkpoints.canonical import load_checkpoint
+from cnp_convert.checkpoints.released import load_released
+from cnp_convert.export.exporter import (
     build_loaded_model,
     export_onnx,
 )
-from converter.export.options import ExportOptions
-from converter.export.precision import calibration_set_from_photos, quantize_int8
-from converter.h36m.metrics import eval_joint_indices
-from converter.h36m.photos import photo_crops
-from converter.runtimes.sessions import open_onnx_session
-from converter.verdicts.judge import crops_to_mm
-from converter.verdicts.parity import pose_change
-from converter.verdicts.tolerances import POSE_BUDGETS
+from cnp_convert.export.options import ExportOptions
+from cnp_convert.export.precision import calibration_set_from_photos, quantize_int8
+from cnp_convert.h36m.metrics import eval_joint_indices
+from cnp_convert.h36m.photos import photo_crops
+from cnp_convert.runtimes.sessions import open_onnx_session
+from cnp_convert.verdicts.judge import crops_to_mm
+from cnp_convert.verdicts.parity import pose_change
+from cnp_convert.verdicts.tolerances import POSE_BUDGETS
 
 _BLOCK = re.compile(
     r"/(backbone/downsample_layers\.\d|backbone/stages\.\d/stages\.\d\.\d|head/deconv_layers_\d"
@@ -106,8 +106,8 @@ def budgets(ckpt, seeds: list[int]) -> None:
     """Each recipe's pose change on photos and drawn figures, and its speed against fp32."""
     import onnxruntime as ort
 
-    from converter.h36m.synthetic import synthetic_crops
-    from converter.verdicts.tolerances import pose_budget
+    from cnp_convert.h36m.synthetic import synthetic_crops
+    from cnp_convert.verdicts.tolerances import pose_budget
 
     spec = ckpt.spec
     model = build_loaded_model(ckpt)

@@ -29,13 +29,13 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from converter.checkpoints.canonical import random_checkpoint
-from converter.core.variants import get_variant
-from converter.export.exporter import export_onnx
-from converter.export.options import ExportOptions
-from converter.export.rewrite import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
-from converter.h36m.preprocess import normalize_images, seeded_images
-from converter.runtimes.sessions import open_onnx_session
+from cnp_convert.checkpoints.canonical import random_checkpoint
+from cnp_convert.core.variants import get_variant
+from cnp_convert.export.exporter import export_onnx
+from cnp_convert.export.options import ExportOptions
+from cnp_convert.export.rewrite import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
+from cnp_convert.h36m.preprocess import normalize_images, seeded_images
+from cnp_convert.runtimes.sessions import open_onnx_session
 
 CONFIGS = {
     "literal": (),

@@ -39,18 +39,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench import unverified_graph  # noqa: E402  (the sibling script)
 
-from converter.checkpoints.canonical import random_checkpoint  # noqa: E402
-from converter.checkpoints.released import load_released  # noqa: E402
-from converter.core.complexity import conv_macs  # noqa: E402
-from converter.core.model import build_model  # noqa: E402
-from converter.core.variants import get_variant  # noqa: E402
-from converter.evaluation.bench import BenchOptions, Contender, MachineInfo, benchmark  # noqa: E402
-from converter.evaluation.evaluate import evaluate, onnx_backend, torch_backend  # noqa: E402
-from converter.export.exporter import export_onnx  # noqa: E402
-from converter.export.options import ExportOptions  # noqa: E402
-from converter.h36m.dataset import load_dataset  # noqa: E402
-from converter.h36m.synthetic import make_synthetic_h36m  # noqa: E402
-from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
+from cnp_convert.checkpoints.canonical import random_checkpoint  # noqa: E402
+from cnp_convert.checkpoints.released import load_released  # noqa: E402
+from cnp_convert.core.complexity import conv_macs  # noqa: E402
+from cnp_convert.core.model import build_model  # noqa: E402
+from cnp_convert.core.variants import get_variant  # noqa: E402
+from cnp_convert.evaluation.bench import BenchOptions, Contender, MachineInfo, benchmark  # noqa: E402
+from cnp_convert.evaluation.evaluate import evaluate, onnx_backend, torch_backend  # noqa: E402
+from cnp_convert.export.exporter import export_onnx  # noqa: E402
+from cnp_convert.export.options import ExportOptions  # noqa: E402
+from cnp_convert.h36m.dataset import load_dataset  # noqa: E402
+from cnp_convert.h36m.synthetic import make_synthetic_h36m  # noqa: E402
+from cnp_convert.runtimes.openvino_session import OpenVinoSession  # noqa: E402
 
 MALLOC_ENV = {
     "MALLOC_MMAP_THRESHOLD_": "1073741824",

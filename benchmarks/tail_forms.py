@@ -43,14 +43,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from rewrites import print_stages, stage_profile  # noqa: E402  (the sibling script)
 
-from converter.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
-from converter.core.model import ConvNeXtPose  # noqa: E402
-from converter.core.variants import VariantSpec, get_variant  # noqa: E402
-from converter.export.exporter import trace_to_onnx  # noqa: E402
-from converter.export.fold import fold_batchnorms  # noqa: E402
-from converter.export.rewrite import rewrite_head  # noqa: E402
-from converter.h36m.preprocess import normalize_images, seeded_images  # noqa: E402
-from converter.runtimes.sessions import open_onnx_session  # noqa: E402
+from cnp_convert.checkpoints.canonical import build_loaded_model, random_checkpoint  # noqa: E402
+from cnp_convert.core.model import ConvNeXtPose  # noqa: E402
+from cnp_convert.core.variants import VariantSpec, get_variant  # noqa: E402
+from cnp_convert.export.exporter import trace_to_onnx  # noqa: E402
+from cnp_convert.export.fold import fold_batchnorms  # noqa: E402
+from cnp_convert.export.rewrite import rewrite_head  # noqa: E402
+from cnp_convert.h36m.preprocess import normalize_images, seeded_images  # noqa: E402
+from cnp_convert.runtimes.sessions import open_onnx_session  # noqa: E402
 
 
 class HeadFeatures(nn.Module):

@@ -48,20 +48,20 @@ sys.path.insert(0, str(ROOT))
 
 from bench import unverified_graph  # noqa: E402  (the sibling script)
 
-from converter.checkpoints.canonical import (  # noqa: E402
+from cnp_convert.checkpoints.canonical import (  # noqa: E402
     CanonicalCheckpoint,
     build_loaded_model,
     random_checkpoint,
     weights_digest,
 )
-from converter.checkpoints.released import load_released  # noqa: E402
-from converter.core.variants import get_variant  # noqa: E402
-from converter.export.exporter import build_graph, export_onnx  # noqa: E402
-from converter.export.options import ExportOptions  # noqa: E402
-from converter.h36m.synthetic import synthetic_crops  # noqa: E402
-from converter.runtimes.openvino_session import OpenVinoSession  # noqa: E402
-from converter.runtimes.sessions import open_onnx_session  # noqa: E402
-from converter.verdicts.judge import (  # noqa: E402
+from cnp_convert.checkpoints.released import load_released  # noqa: E402
+from cnp_convert.core.variants import get_variant  # noqa: E402
+from cnp_convert.export.exporter import build_graph, export_onnx  # noqa: E402
+from cnp_convert.export.options import ExportOptions  # noqa: E402
+from cnp_convert.h36m.synthetic import synthetic_crops  # noqa: E402
+from cnp_convert.runtimes.openvino_session import OpenVinoSession  # noqa: E402
+from cnp_convert.runtimes.sessions import open_onnx_session  # noqa: E402
+from cnp_convert.verdicts.judge import (  # noqa: E402
     ParityFailedError,
     _float64_outputs,
     float64_reference,
@@ -69,18 +69,18 @@ from converter.verdicts.judge import (  # noqa: E402
     run_pose_verdict,
     verdict_images,
 )
-from converter.verdicts.parity import (  # noqa: E402
+from cnp_convert.verdicts.parity import (  # noqa: E402
     UNIT_ROUNDOFF_FP32,
     judge_output,
     softmax_sum_terms,
 )
-from converter.verdicts.tolerances import (  # noqa: E402
+from cnp_convert.verdicts.tolerances import (  # noqa: E402
     NORMALIZER_LAMBDA,
     POSE_BUDGETS,
     PRECISIONS,
     fp32_limits,
 )
-from converter.verdicts.verify import VerifyOptions, verify_onnx  # noqa: E402
+from cnp_convert.verdicts.verify import VerifyOptions, verify_onnx  # noqa: E402
 
 CPU = torch.device("cpu")
 # (judged precision, runtime, graph precision)

@@ -21,22 +21,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converter.checkpoints.canonical import build_loaded_model, load_checkpoint
-from converter.checkpoints.fabricate import fabricate_release
-from converter.checkpoints.inspection import inspect_checkpoint
-from converter.checkpoints.released import RELEASED_VARIANT, released_release
-from converter.checkpoints.writer import write_canonical
-from converter.core.errors import CheckFailedError
-from converter.evaluation.evaluate import format_report
-from converter.evaluation.run import EvalOptions, plan_evaluation, run_evaluation
-from converter.export.exporter import export_onnx
-from converter.export.options import ExportOptions
-from converter.h36m.image_files import read_bgr
-from converter.h36m.photos import photo_paths
-from converter.h36m.preprocess import crop_patch, normalize_patch
-from converter.h36m.synthetic import make_synthetic_h36m
-from converter.prediction.run import PredictOptions, PredictReport, run_prediction
-from converter.verdicts.verify import VerifyOptions, verify_onnx
+from .checkpoints.canonical import build_loaded_model, load_checkpoint
+from .checkpoints.fabricate import fabricate_release
+from .checkpoints.inspection import inspect_checkpoint
+from .checkpoints.released import RELEASED_VARIANT, released_release
+from .checkpoints.writer import write_canonical
+from .core.errors import CheckFailedError
+from .evaluation.evaluate import format_report
+from .evaluation.run import EvalOptions, plan_evaluation, run_evaluation
+from .export.exporter import export_onnx
+from .export.options import ExportOptions
+from .h36m.image_files import read_bgr
+from .h36m.photos import photo_paths
+from .h36m.preprocess import crop_patch, normalize_patch
+from .h36m.synthetic import make_synthetic_h36m
+from .prediction.run import PredictOptions, PredictReport, run_prediction
+from .verdicts.verify import VerifyOptions, verify_onnx
 
 MAX_DELTA_MM = 0.1
 

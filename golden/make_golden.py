@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converter.checkpoints.fabricate import seeded_state_dict
-from converter.core.model import build_model
-from converter.core.variants import VARIANTS, get_variant
-from converter.h36m.preprocess import normalize_images, seeded_images
+from cnp_convert.checkpoints.fabricate import seeded_state_dict
+from cnp_convert.core.model import build_model
+from cnp_convert.core.variants import VARIANTS, get_variant
+from cnp_convert.h36m.preprocess import normalize_images, seeded_images
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 INPUT_FILE = "input_image.npz"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from converter.core.manifest import key_manifest
-from converter.core.variants import VARIANTS
+from cnp_convert.core.manifest import key_manifest
+from cnp_convert.core.variants import VARIANTS
 
 GOLDEN_DIR = Path(__file__).resolve().parent
 

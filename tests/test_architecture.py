@@ -11,6 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "converter"
 LAYERS = {
+    "__main__": 7,
     "core": 0,
     "checkpoints": 1,
     "graphs": 1,
@@ -32,13 +33,23 @@ def _stage(module: str) -> str | None:
     return parts[1]
 
 
-def _imports(path: Path) -> list[str]:
+def _package_of(path: Path) -> list[str]:
+    """The dotted package a module file belongs to, under the import name `converter`."""
+    parts = ["converter", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return parts[:-1]  # a module's package; an __init__'s own folder
+
+
+def _imports(path: Path, package: list[str] | None = None) -> list[str]:
+    """Every module path.py imports, relative imports resolved against its package."""
+    package = _package_of(path) if package is None else package
     names = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.append(node.module)
-            if node.module == "converter":
-                names.extend(f"converter.{alias.name}" for alias in node.names)
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            # `from PACKAGE import name` may import a module: keep both readings.
+            names.append(module)
+            names.extend(f"{module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)
     return names
@@ -69,4 +80,13 @@ def test_no_module_imports_upward_or_sideways() -> None:
 def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     bad = tmp_path / "m.py"
     bad.write_text("def f():\n    from converter.cli.app import app\n    return app\n")
-    assert _stage(_imports(bad)[0]) == "cli"
+    assert _stage(_imports(bad, ["converter", "core"])[0]) == "cli"
+
+
+def test_the_checker_resolves_relative_imports(tmp_path: Path) -> None:
+    # As converter/core/m.py: `..cli.app` is converter.cli.app, `.` names its own folder, and
+    # `from .. import cli` is the cli folder.
+    bad = tmp_path / "m.py"
+    bad.write_text("from ..cli.app import app\nfrom . import errors\nfrom .. import cli\n")
+    names = _imports(bad, ["converter", "core"])
+    assert [_stage(name) for name in names] == ["cli", "cli", "core", "core", None, "cli"]

@@ -44,15 +44,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
-from converter.checkpoints.canonical import (  # noqa: E402
+from cnp_convert.checkpoints.canonical import (  # noqa: E402
     CheckpointMetadata,
     check_against_model,
     read_evidence,
     weights_digest,
 )
-from converter.core.model import ConvNeXtPose, build_model  # noqa: E402
-from converter.core.variants import get_variant  # noqa: E402
-from converter.h36m.photos import random_photo_inputs  # noqa: E402
+from cnp_convert.core.model import ConvNeXtPose, build_model  # noqa: E402
+from cnp_convert.core.variants import get_variant  # noqa: E402
+from cnp_convert.h36m.photos import random_photo_inputs  # noqa: E402
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "released_xs"
 OUT_DIR = ROOT / "converter" / "checkpoints"
@@ -427,7 +427,7 @@ LIMB_PAIRS = (((1, 2), (4, 5)), ((2, 3), (5, 6)), ((14, 15), (11, 12)), ((15, 16
 
 @torch.no_grad()
 def score_recovery(name: str, model: ConvNeXtPose) -> RecoveryScore:
-    from converter.h36m.photos import photo_crops
+    from cnp_convert.h36m.photos import photo_crops
 
     spec = get_variant("XS")
     crops = photo_crops(spec)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from converter.core.variants import VariantSpec
-from converter.h36m.dataset import process_bbox
-from converter.h36m.preprocess import crop_patch, normalize_patch
-from converter.h36m.synthetic import FigureStyle, draw_figure
+from cnp_convert.core.variants import VariantSpec
+from cnp_convert.h36m.dataset import process_bbox
+from cnp_convert.h36m.preprocess import crop_patch, normalize_patch
+from cnp_convert.h36m.synthetic import FigureStyle, draw_figure
 
 IMAGE_SIZE = (1000, 1002)  # (width, height), as the Human3.6M frames
 DEPTH_RANGE_MM = 2000.0  # bbox_3d_shape[0]

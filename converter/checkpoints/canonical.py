@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from converter import __version__
-from converter.checkpoints.reader import RawCheckpoint, read_checkpoint
-from converter.core.errors import CheckpointError, VariantError, VariantMismatchError
-from converter.core.model import ConvNeXtPose, build_model
-from converter.core.variants import VARIANTS, VariantSpec, get_variant
+from .. import __version__
+from ..core.errors import CheckpointError, VariantError, VariantMismatchError
+from ..core.model import ConvNeXtPose, build_model
+from ..core.variants import VARIANTS, VariantSpec, get_variant
+from .reader import RawCheckpoint, read_checkpoint
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 LEGACY_HEAD_NAMES = {"0": "dwconv", "1": "norm", "2": "pwconv"}
@@ -375,7 +375,7 @@ def load_checkpoint(path: str | Path, variant: str | None = None) -> CanonicalCh
 
 def random_checkpoint(spec: VariantSpec, seed: int = 0) -> CanonicalCheckpoint:
     """Seeded stand-in weights for graph inspection and benchmarks (weights=random)."""
-    from converter.checkpoints.fabricate import (
+    from .fabricate import (
         seeded_state_dict,  # fabricate imports the model; keep lazy
     )
 

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converter.core.model import ConvNeXtPose
-from converter.core.variants import VariantSpec, get_variant
+from ..core.model import ConvNeXtPose
+from ..core.variants import VariantSpec, get_variant
 
 # Epoch stored in each released file (facts §2.1). M's real value is unknown; 69 is a stand-in.
 RELEASE_EPOCH = {"XS": 68, "S": 67, "M": 69, "L": 83}

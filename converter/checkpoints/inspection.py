@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from converter.checkpoints.canonical import load_checkpoint, spec_evidence, variant_claimed_by_name
-from converter.core.variants import get_variant
+from ..core.variants import get_variant
+from .canonical import load_checkpoint, spec_evidence, variant_claimed_by_name
 
 
 @dataclass(frozen=True)

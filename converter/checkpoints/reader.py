@@ -37,7 +37,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 
-from converter.core.errors import CheckpointError, UnsafeCheckpointError
+from ..core.errors import CheckpointError, UnsafeCheckpointError
 
 CONTAINER_ZIP = "torch-zip"
 CONTAINER_DIRECTORY = "unzipped-directory"

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint
-from converter.checkpoints.fabricate import adamw_param_groups, fabricate_release, is_buffer
-from converter.core.errors import CheckpointError
+from ..core.errors import CheckpointError
+from .canonical import CanonicalCheckpoint, load_checkpoint
+from .fabricate import adamw_param_groups, fabricate_release, is_buffer
 
 RELEASED_VARIANT = "XS"
 RELEASED_FILE = Path(__file__).with_name("released_xs.safetensors")

@@ -10,14 +10,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from converter.checkpoints.canonical import (
+from ..core.atomic import atomic_output, check_output_path
+from ..core.choices import CHECKPOINT_FORMATS as FORMATS
+from ..core.errors import OutputError, first_line
+from .canonical import (
     CanonicalCheckpoint,
     build_loaded_model,
     variant_claimed_by_name,
 )
-from converter.core.atomic import atomic_output, check_output_path
-from converter.core.choices import CHECKPOINT_FORMATS as FORMATS
-from converter.core.errors import OutputError, first_line
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from converter import __version__
-from converter.core.errors import ConverterError, OptionError, remedy_text
-from converter.core.progress import ProgressCallback
+from .. import __version__
+from ..core.errors import ConverterError, OptionError, remedy_text
+from ..core.progress import ProgressCallback
 
 
 @dataclass
@@ -112,7 +112,7 @@ def handle_errors(command: F) -> F:
         # Provider loading failures are reported by the tool in one honest line; onnxruntime's
         # own coloured log of the same failure would only add noise (and reach stdout under
         # --json). Set here, when a command runs: --help and completion import no runtime.
-        from converter.runtimes.sessions import quiet_onnxruntime
+        from ..runtimes.sessions import quiet_onnxruntime
 
         quiet_onnxruntime(SETTINGS.verbose)
         try:

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from converter.checkpoints.canonical import CanonicalCheckpoint
-    from converter.evaluation.bench import (
+    from ..checkpoints.canonical import CanonicalCheckpoint
+    from ..evaluation.bench import (
         BenchReport,
     )
-from converter.cli.app import (
+from ..core.choices import BENCH_RUNS, PRECISIONS, RUNTIMES
+from ..core.errors import UsageError
+from ..core.variants import get_variant
+from .app import (
     app,
     echo,
     emit_json,
@@ -23,8 +26,8 @@ from converter.cli.app import (
     table,
     warn,
 )
-from converter.cli.choices import Device, OvPrecision, Variant, comma_choices, value
-from converter.cli.options import (
+from .choices import Device, OvPrecision, Variant, comma_choices, value
+from .options import (
     DEVICE_HELP,
     RUNTIME_PANEL,
     checkpoint_or_random,
@@ -35,16 +38,13 @@ from converter.cli.options import (
     timeout_option,
     variant_option,
 )
-from converter.core.choices import BENCH_RUNS, PRECISIONS, RUNTIMES
-from converter.core.errors import UsageError
-from converter.core.variants import get_variant
 
 BENCH_HEADERS = ("batch", "backend", "median ms", "min ms", "max ms", "frames/s", "vs PyTorch")
 
 
 def bench_rows(report: BenchReport) -> list[list[str]]:
     """One row per batch size and backend: PyTorch, the graph, then every contender."""
-    from converter.evaluation.bench import speed_words
+    from ..evaluation.bench import speed_words
 
     rows = []
     graph = f"{report.runtime} {report.precision}"
@@ -75,8 +75,8 @@ def _reference_weights(
     model: Path, checkpoint: Path | None, variant: str | None
 ) -> CanonicalCheckpoint:
     """PyTorch's side of a given graph: the checkpoint, or the seeded weights it records."""
-    from converter.checkpoints.canonical import random_checkpoint
-    from converter.graphs.metadata import read_onnx_metadata
+    from ..checkpoints.canonical import random_checkpoint
+    from ..graphs.metadata import read_onnx_metadata
 
     meta = read_onnx_metadata(model)
     if checkpoint is not None or meta is None or meta.weights != "random":
@@ -138,9 +138,9 @@ def bench_command(
     as_json: bool = json_option("Print JSON instead of the table."),
 ) -> None:
     """Time the graph's runtime(s) against PyTorch eager on the same inputs, interleaved."""
-    from converter.evaluation.bench import BenchOptions, bench_graphs
-    from converter.export.exporter import export_onnx
-    from converter.export.options import ExportOptions
+    from ..evaluation.bench import BenchOptions, bench_graphs
+    from ..export.exporter import export_onnx
+    from ..export.options import ExportOptions
 
     batches = parse_batch_list(batch)
     if not batches:

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from converter.cli.app import app, echo, emit_json, handle_errors, print_table, table, warn
-from converter.cli.choices import CheckpointFormat, Variant, value
-from converter.cli.options import force_option, json_option, variant_option
+from .app import app, echo, emit_json, handle_errors, print_table, table, warn
+from .choices import CheckpointFormat, Variant, value
+from .options import force_option, json_option, variant_option
 
 if TYPE_CHECKING:
-    from converter.core.variant_report import VariantRow
+    from ..core.variant_report import VariantRow
 
 VARIANT_HEADERS = (
     "name", "backbone", "depths", "dims", "head", "up", "heatmap",
@@ -37,7 +37,7 @@ def variants_command(
 ) -> None:
     """The four variants: parameters and conv MACs counted from their layer shapes, next to the
     paper's figures."""
-    from converter.core.variant_report import variant_rows
+    from ..core.variant_report import variant_rows
 
     rows = variant_rows()
     if as_json:
@@ -55,7 +55,7 @@ def inspect_command(
     as_json: bool = json_option(),
 ) -> None:
     """What a checkpoint really is, decided by its tensor shapes (never by its name)."""
-    from converter.checkpoints.inspection import inspect_checkpoint
+    from ..checkpoints.inspection import inspect_checkpoint
 
     report = inspect_checkpoint(checkpoint)
     for message in report.warnings:
@@ -80,8 +80,8 @@ def legacy_command(
     as_json: bool = json_option(),
 ) -> None:
     """Write the canonical checkpoint: renamed head keys, no prefix, metadata recorded."""
-    from converter.checkpoints.canonical import load_checkpoint, variant_claimed_by_name
-    from converter.checkpoints.writer import default_output_path, write_canonical
+    from ..checkpoints.canonical import load_checkpoint, variant_claimed_by_name
+    from ..checkpoints.writer import default_output_path, write_canonical
 
     ckpt = load_checkpoint(checkpoint, value(variant))
     detected = ckpt.spec.name

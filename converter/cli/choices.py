@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import typer
 
-from converter.core.choices import (
+from ..core.choices import (
     CHECKPOINT_FORMATS,
     DATA_LAYOUTS,
     DEVICES,
@@ -22,7 +22,7 @@ from converter.core.choices import (
     PRECISIONS,
     RUNTIMES,
 )
-from converter.core.variants import VARIANTS
+from ..core.variants import VARIANTS
 
 
 def _choice_enum(name: str, values: Sequence[str]) -> type[enum.Enum]:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from converter.cli.app import app, echo, handle_errors
-from converter.cli.choices import VARIANT_METAVAR, Variant
-from converter.core.variants import get_variant
+from ..core.variants import get_variant
+from .app import app, echo, handle_errors
+from .choices import VARIANT_METAVAR, Variant
 
 if TYPE_CHECKING:
     pass
@@ -31,7 +31,7 @@ def demo_command(
 ) -> None:
     """Package weights as a Drive-style ConvNeXtPose_<V>.tar, then run inspect -> legacy -> onnx
     -> verify, eval on a synthetic set, and predict on real photos (XS); print each step."""
-    from converter.demo import run_demo
+    from ..demo import run_demo
 
     spec = get_variant(str(variant.value))
     report = run_demo(workdir, spec.name, limit=limit, workers=workers, echo=echo)

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from converter.cli.app import app, echo, emit_json, handle_errors
-from converter.cli.choices import RequiredDevice
-from converter.cli.options import json_option
+from .app import app, echo, emit_json, handle_errors
+from .choices import RequiredDevice
+from .options import json_option
 
 if TYPE_CHECKING:
     pass
@@ -23,7 +23,7 @@ def doctor_command(
     as_json: bool = json_option(),
 ) -> None:
     """Python, CPU, PyTorch, onnxruntime and each provider: listed, and whether it really starts."""
-    from converter.runtimes.doctor import run_doctor
+    from ..runtimes.doctor import run_doctor
 
     report = run_doctor(str(device.value))
     if as_json:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from converter.cli.app import (
+from ..core.choices import EVAL_BACKENDS as BACKENDS
+from ..core.errors import CheckFailedError, OutputExistsError, ReplaceRefusedError
+from .app import (
     app,
     echo,
     emit_json,
@@ -19,7 +21,7 @@ from converter.cli.app import (
     table,
     warn,
 )
-from converter.cli.choices import (
+from .choices import (
     Device,
     Layout,
     OvPrecision,
@@ -28,7 +30,7 @@ from converter.cli.choices import (
     comma_choices,
     value,
 )
-from converter.cli.options import (
+from .options import (
     OUTPUT_PANEL,
     RUNTIME_PANEL,
     device_option,
@@ -39,18 +41,16 @@ from converter.cli.options import (
     timeout_option,
     variant_option,
 )
-from converter.core.choices import EVAL_BACKENDS as BACKENDS
-from converter.core.errors import CheckFailedError, OutputExistsError, ReplaceRefusedError
 
 if TYPE_CHECKING:
-    from converter.evaluation.run import EvalRun
+    from ..evaluation.run import EvalRun
 
 DATA_PANEL = "Data"
 
 
 def print_eval_run(run: EvalRun) -> None:
     """The human output: heading, the per-action and per-joint tables, speed and verdict."""
-    from converter.evaluation.evaluate import (
+    from ..evaluation.evaluate import (
         action_table,
         joint_table,
         report_closing,
@@ -169,7 +169,7 @@ def eval_command(
 
     Exit 1 when the two backends' metrics differ by more than --max-delta-mm.
     """
-    from converter.evaluation.run import EvalOptions, plan_evaluation, run_evaluation
+    from ..evaluation.run import EvalOptions, plan_evaluation, run_evaluation
 
     options = EvalOptions(  # every value checked here, before anything is read
         data=data, checkpoint=checkpoint, onnx=onnx, variant=value(variant), images=images,
@@ -209,7 +209,7 @@ def demo_data_command(
 
     Reference annotation format, JPEGs and a RootNet-style file, in the reference or Kaggle layout.
     """
-    from converter.h36m.synthetic import make_synthetic_h36m
+    from ..h36m.synthetic import make_synthetic_h36m
 
     if directory.exists() and not directory.is_dir():
         raise OutputExistsError(f"{directory}: exists and is not a directory")

@@ -8,11 +8,19 @@ from typing import TYPE_CHECKING, Protocol
 import typer
 
 if TYPE_CHECKING:
-    from converter.checkpoints.canonical import CanonicalCheckpoint
-    from converter.verdicts.verify import (
+    from ..checkpoints.canonical import CanonicalCheckpoint
+    from ..verdicts.verify import (
         VerifyReport,
     )
-from converter.cli.app import (
+from ..core.atomic import check_output_path
+from ..core.choices import (
+    DEFAULT_CALIBRATION_COUNT,
+    DEFAULT_OPSET,
+    POSE_FRAMES,
+    REWRITES,
+    VERIFY_SAMPLES,
+)
+from .app import (
     app,
     echo,
     emit_json,
@@ -22,8 +30,8 @@ from converter.cli.app import (
     table,
     warn,
 )
-from converter.cli.choices import Device, Exporter, OvPrecision, Precision, Runtime, Variant, value
-from converter.cli.options import (
+from .choices import Device, Exporter, OvPrecision, Precision, Runtime, Variant, value
+from .options import (
     OUTPUT_PANEL,
     VERDICT_PANEL,
     atol_option,
@@ -37,14 +45,6 @@ from converter.cli.options import (
     seed_option,
     timeout_option,
     variant_option,
-)
-from converter.core.atomic import check_output_path
-from converter.core.choices import (
-    DEFAULT_CALIBRATION_COUNT,
-    DEFAULT_OPSET,
-    POSE_FRAMES,
-    REWRITES,
-    VERIFY_SAMPLES,
 )
 
 INT8_PANEL = "int8"
@@ -190,9 +190,9 @@ def onnx_command(
     as_json: bool = json_option(),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
-    from converter.export.exporter import export_onnx
-    from converter.export.options import ExportOptions
-    from converter.verdicts.verify import ParityFailedError
+    from ..export.exporter import export_onnx
+    from ..export.options import ExportOptions
+    from ..verdicts.verify import ParityFailedError
 
     options = ExportOptions(  # every value checked here, before any weights are loaded
         opset=opset,
@@ -271,8 +271,8 @@ def verify_command(
     as_json: bool = json_option(),
 ) -> None:
     """Run PyTorch and the graph on the same images; exit 1 when they disagree."""
-    from converter.graphs.metadata import read_onnx_metadata
-    from converter.verdicts.verify import (
+    from ..graphs.metadata import read_onnx_metadata
+    from ..verdicts.verify import (
         ParityFailedError,
         VerifyOptions,
         check_variant_option,

@@ -49,8 +49,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _commands():
     """The app with every command registered (importing a command module registers it)."""
-    from converter.cli import bench, checkpoint, demo, doctor, eval, export, predict  # noqa: F401
-    from converter.cli.app import app
+    from . import bench, checkpoint, demo, doctor, eval, export, predict  # noqa: F401
+    from .app import app
 
     return app
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from converter.cli.app import warn
-from converter.cli.choices import DEFAULT_DEVICE, VARIANT_METAVAR
-from converter.core.errors import UsageError
-from converter.core.variants import get_variant
+from ..core.errors import UsageError
+from ..core.variants import get_variant
+from .app import warn
+from .choices import DEFAULT_DEVICE, VARIANT_METAVAR
 
 if TYPE_CHECKING:
-    from converter.checkpoints.canonical import CanonicalCheckpoint
+    from ..checkpoints.canonical import CanonicalCheckpoint
 
 # Help text is Rich markup: brackets are escaped, or "[openvino]" would vanish as a tag.
 RUNTIME_HELP = escape(
@@ -100,7 +100,7 @@ def atol_option() -> Any:
 
 def checkpoint_or_random(checkpoint: Path | None, variant: str | None) -> CanonicalCheckpoint:
     """--checkpoint (checked against --variant), or --variant alone: seeded random weights."""
-    from converter.checkpoints.canonical import load_checkpoint, random_checkpoint
+    from ..checkpoints.canonical import load_checkpoint, random_checkpoint
 
     if checkpoint is not None:
         return load_checkpoint(checkpoint, variant)

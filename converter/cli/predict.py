@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from converter.cli.app import (
+from ..core.errors import UsageError
+from .app import (
     app,
     echo,
     emit_json,
@@ -18,8 +19,8 @@ from converter.cli.app import (
     table,
     warn,
 )
-from converter.cli.choices import Device, OvPrecision, Runtime, Variant, value
-from converter.cli.options import (
+from .choices import Device, OvPrecision, Runtime, Variant, value
+from .options import (
     OUTPUT_PANEL,
     RUNTIME_PANEL,
     device_option,
@@ -30,10 +31,9 @@ from converter.cli.options import (
     timeout_option,
     variant_option,
 )
-from converter.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from converter.prediction.run import PredictReport
+    from ..prediction.run import PredictReport
 
 PEOPLE_PANEL = "People and camera"
 SHOWN_JOINTS = ("Head", "R_Wrist", "L_Wrist", "R_Ankle", "L_Ankle")
@@ -148,7 +148,7 @@ def predict_command(
     Boxes get the reference's crop (aspect fixed, 1.25x); 2D joints come back in image pixels,
     3D joints in camera mm given a root depth, else root-relative mm (docs/predict.md).
     """
-    from converter.prediction.run import PredictOptions, run_prediction
+    from ..prediction.run import PredictOptions, run_prediction
 
     options = PredictOptions(  # every value checked here, before any file is read
         model=model,

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from converter.core.errors import OutputError, OutputExistsError, ReplaceRefusedError
+from .errors import OutputError, OutputExistsError, ReplaceRefusedError
 
 
 def check_writable(directory: Path, shown: Path) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from converter.core.variants import VariantSpec
+from .variants import VariantSpec
 
 # The layer shapes of converter.core.model, restated here so the count needs no model.
 BACKBONE_PATCH = 4  # the stem: a 4x4 stride-4 conv

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from converter.core.model import ConvNeXtPose
-from converter.core.variants import VariantSpec
+from .model import ConvNeXtPose
+from .variants import VariantSpec
 
 
 def key_manifest(spec: VariantSpec) -> dict[str, dict[str, object]]:

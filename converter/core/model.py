@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from converter.core.variants import VariantSpec
+from .variants import VariantSpec
 
 
 class Block(nn.Module):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from converter.core.complexity import spec_conv_macs, spec_params
-from converter.core.variants import VARIANTS, VariantSpec
+from .complexity import spec_conv_macs, spec_params
+from .variants import VARIANTS, VariantSpec
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from converter.core.errors import VariantError
+from .errors import VariantError
 
 JOINT_NAMES: tuple[str, ...] = (
     "Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Torso", "Neck",

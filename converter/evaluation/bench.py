@@ -29,13 +29,13 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.core.choices import BENCH_RUNS as DEFAULT_RUNS
-from converter.core.errors import OptionError, VariantMismatchError
-from converter.graphs.metadata import read_onnx_metadata
-from converter.h36m.preprocess import normalize_images, seeded_images
-from converter.runtimes.doctor import cpu_identity
-from converter.runtimes.sessions import (
+from ..checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from ..core.choices import BENCH_RUNS as DEFAULT_RUNS
+from ..core.errors import OptionError, VariantMismatchError
+from ..graphs.metadata import read_onnx_metadata
+from ..h36m.preprocess import normalize_images, seeded_images
+from ..runtimes.doctor import cpu_identity
+from ..runtimes.sessions import (
     OnnxSession,
     Session,
     check_runtime,
@@ -44,8 +44,8 @@ from converter.runtimes.sessions import (
     resolve_torch_device,
     strict_fp32,
 )
-from converter.runtimes.watched import check_time_limit
-from converter.verdicts.verify import MAX_BATCH
+from ..runtimes.watched import check_time_limit
+from ..verdicts.verify import MAX_BATCH
 
 BENCH_DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_BATCHES = (1, 8)

@@ -18,12 +18,12 @@ from typing import Protocol
 
 import numpy as np
 
-from converter.core.atomic import OutputSet, make_output_dir, write_output
-from converter.core.errors import OnnxModelError, UsageError
-from converter.core.progress import ProgressCallback, progress_callback
-from converter.core.variants import VariantSpec
-from converter.h36m.dataset import H36MDataset, Sample
-from converter.h36m.metrics import (
+from ..core.atomic import OutputSet, make_output_dir, write_output
+from ..core.errors import OnnxModelError, UsageError
+from ..core.progress import ProgressCallback, progress_callback
+from ..core.variants import VariantSpec
+from ..h36m.dataset import H36MDataset, Sample
+from ..h36m.metrics import (
     BackendComparison,
     MetricSummary,
     back_project,
@@ -33,8 +33,8 @@ from converter.h36m.metrics import (
     scored_poses,
     summarize,
 )
-from converter.h36m.preprocess import load_input
-from converter.runtimes.sessions import Session
+from ..h36m.preprocess import load_input
+from ..runtimes.sessions import Session
 
 RESULT_FILE = "bbox_root_pose_human36m_output_{backend}.json"
 
@@ -62,7 +62,7 @@ class TorchBackend:
         self.providers = (f"torch {torch.__version__} ({device})",)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from converter.runtimes.sessions import strict_fp32
+        from ..runtimes.sessions import strict_fp32
 
         torch = self._torch
         with torch.inference_mode(), strict_fp32(self._device):
@@ -121,8 +121,8 @@ class OnnxBackend:
 
 def torch_backend(ckpt, device: str = "auto") -> TorchBackend:
     """The checkpoint's model, strictly loaded, on the resolved device."""
-    from converter.checkpoints.canonical import build_loaded_model
-    from converter.runtimes.sessions import resolve_torch_device
+    from ..checkpoints.canonical import build_loaded_model
+    from ..runtimes.sessions import resolve_torch_device
 
     return TorchBackend(build_loaded_model(ckpt), resolve_torch_device(device))
 
@@ -138,7 +138,7 @@ def onnx_backend(
 ) -> OnnxBackend:
     """The graph on onnxruntime (CPU/CUDA) or OpenVINO (CPU, its execution precision reported);
     time_limit_s: seconds per run (None: the default for its batch)."""
-    from converter.runtimes.sessions import open_session
+    from ..runtimes.sessions import open_session
 
     return OnnxBackend(
         open_session(

@@ -11,13 +11,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from converter.core.errors import UsageError
-from converter.core.variants import get_variant
-from converter.evaluation.evaluate import OnnxBackend, evaluate
-from converter.graphs.metadata import read_onnx_metadata
-from converter.h36m.dataset import load_dataset
-from converter.h36m.metrics import BackendComparison
-from converter.runtimes.sessions import Session, open_onnx_session
+from ..core.errors import UsageError
+from ..core.variants import get_variant
+from ..graphs.metadata import read_onnx_metadata
+from ..h36m.dataset import load_dataset
+from ..h36m.metrics import BackendComparison
+from ..runtimes.sessions import Session, open_onnx_session
+from .evaluate import OnnxBackend, evaluate
 
 
 class _NamedOnnxBackend(OnnxBackend):
@@ -100,7 +100,7 @@ def compare_onnx_precisions(
         backends[1].name += " (candidate)"
     with tempfile.TemporaryDirectory(prefix="cnp-precision-") as tmp:
         if data is None:
-            from converter.h36m.synthetic import make_synthetic_h36m
+            from ..h36m.synthetic import make_synthetic_h36m
 
             make_synthetic_h36m(tmp)
             root, label = Path(tmp), "synthetic Human3.6M set"

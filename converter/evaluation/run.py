@@ -14,13 +14,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
-from converter.core.atomic import check_output_dir, output_set
-from converter.core.choices import EVAL_BACKENDS as BACKENDS
-from converter.core.errors import OptionError, UsageError, VariantMismatchError
-from converter.core.progress import ProgressCallback
-from converter.core.variants import VariantSpec, get_variant
-from converter.evaluation.evaluate import (
+from ..checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
+from ..core.atomic import check_output_dir, output_set
+from ..core.choices import EVAL_BACKENDS as BACKENDS
+from ..core.errors import OptionError, UsageError, VariantMismatchError
+from ..core.progress import ProgressCallback
+from ..core.variants import VariantSpec, get_variant
+from ..graphs.facts import graph_precision
+from ..graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
+from ..h36m.dataset import H36MDataset, load_dataset
+from ..runtimes.sessions import check_device, check_runtime
+from ..runtimes.watched import check_time_limit
+from ..verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
+from .evaluate import (
     Backend,
     EvalReport,
     OnnxBackend,
@@ -30,13 +36,7 @@ from converter.evaluation.evaluate import (
     torch_backend,
     write_predictions,
 )
-from converter.evaluation.visualize import write_visualisations
-from converter.graphs.facts import graph_precision
-from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
-from converter.h36m.dataset import H36MDataset, load_dataset
-from converter.runtimes.sessions import check_device, check_runtime
-from converter.runtimes.watched import check_time_limit
-from converter.verdicts.tolerances import EVAL_MAX_DELTA_MM, judged_precision
+from .visualize import write_visualisations
 
 SKIPPED_SHOWN = 5  # skipped images named in the warning; the result lists all
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.atomic import OutputSet, make_output_dir, write_output
-from converter.core.variants import SKELETON, VariantSpec
-from converter.evaluation.evaluate import EvalReport
-from converter.h36m.dataset import H36MDataset, Sample, camera_to_pixel, spread_subset
-from converter.h36m.metrics import eval_joint_indices
-from converter.h36m.preprocess import read_bgr
+from ..core.atomic import OutputSet, make_output_dir, write_output
+from ..core.variants import SKELETON, VariantSpec
+from ..h36m.dataset import H36MDataset, Sample, camera_to_pixel, spread_subset
+from ..h36m.metrics import eval_joint_indices
+from ..h36m.preprocess import read_bgr
+from .evaluate import EvalReport
 
 GT_COLOUR = (60, 220, 60)  # BGR: green
 BACKEND_COLOURS = {"torch": (255, 60, 255), "onnx": (0, 230, 255)}  # magenta, yellow

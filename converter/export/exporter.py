@@ -26,35 +26,25 @@ import onnx
 import torch
 from torch import nn
 
-from converter import __version__
-from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.core.atomic import check_output_path, output_set
-from converter.core.choices import POSE_FRAMES
-from converter.core.errors import CheckFailedError, OnnxModelError, OptionError, first_line
-from converter.core.model import ConvNeXtPose
-from converter.core.progress import ProgressCallback, progress_callback
-from converter.core.variants import VariantSpec
-from converter.export.fold import fold_batchnorms
-from converter.export.options import ExportOptions
-from converter.export.precision import (
-    CalibrationSet,
-    HalfPrecisionPose,
-    QuantizationFacts,
-    calibration_set,
-    quantize_int8,
-)
-from converter.export.rewrite import NO_REWRITES, RewriteReport, rewrite_head
-from converter.graphs.facts import (
+from .. import __version__
+from ..checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from ..core.atomic import check_output_path, output_set
+from ..core.choices import POSE_FRAMES
+from ..core.errors import CheckFailedError, OnnxModelError, OptionError, first_line
+from ..core.model import ConvNeXtPose
+from ..core.progress import ProgressCallback, progress_callback
+from ..core.variants import VariantSpec
+from ..graphs.facts import (
     GraphFacts,
     format_shape,
     graph_facts,
     variant_disagreements,
 )
-from converter.graphs.metadata import OnnxMetadata, write_onnx_metadata
-from converter.h36m.preprocess import normalize_images, seeded_images
-from converter.h36m.synthetic import synthetic_crops
-from converter.runtimes.sessions import Session, open_onnx_session, save_ort_format
-from converter.verdicts.judge import (
+from ..graphs.metadata import OnnxMetadata, write_onnx_metadata
+from ..h36m.preprocess import normalize_images, seeded_images
+from ..h36m.synthetic import synthetic_crops
+from ..runtimes.sessions import Session, open_onnx_session, save_ort_format
+from ..verdicts.judge import (
     BackgroundReference,
     ParityFailedError,
     pose_crop_sets,
@@ -62,8 +52,18 @@ from converter.verdicts.judge import (
     run_fp32_verdict,
     run_pose_verdicts,
 )
-from converter.verdicts.parity import ParityReport, PoseChange
-from converter.verdicts.tolerances import fp32_limits
+from ..verdicts.parity import ParityReport, PoseChange
+from ..verdicts.tolerances import fp32_limits
+from .fold import fold_batchnorms
+from .options import ExportOptions
+from .precision import (
+    CalibrationSet,
+    HalfPrecisionPose,
+    QuantizationFacts,
+    calibration_set,
+    quantize_int8,
+)
+from .rewrite import NO_REWRITES, RewriteReport, rewrite_head
 
 INPUT_NAME = "image"
 PARITY_SEED = 1234  # the example input the exporter traces with (not a verdict input)

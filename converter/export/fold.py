@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from converter.core.model import ConvNeXtPose
+from ..core.model import ConvNeXtPose
 
 
 @dataclass(frozen=True)

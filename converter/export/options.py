@@ -15,12 +15,12 @@ from pathlib import Path
 import onnx
 import torch
 
-from converter.core.choices import DEFAULT_OPSET, EXPORTERS
-from converter.core.errors import OptionError
-from converter.export.precision import DEFAULT_CALIBRATION_COUNT, CalibrationSet
-from converter.export.rewrite import REWRITES
-from converter.verdicts.judge import resolve_seed
-from converter.verdicts.tolerances import check_precision, fp32_limits
+from ..core.choices import DEFAULT_OPSET, EXPORTERS
+from ..core.errors import OptionError
+from ..verdicts.judge import resolve_seed
+from ..verdicts.tolerances import check_precision, fp32_limits
+from .precision import DEFAULT_CALIBRATION_COUNT, CalibrationSet
+from .rewrite import REWRITES
 
 MIN_OPSET = 11  # Resize with align_corners needs opset 11
 DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter writes opset 18 and newer only

@@ -38,12 +38,12 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from converter.core.choices import DEFAULT_CALIBRATION_COUNT
-from converter.core.errors import DatasetError, OnnxModelError, UsageError, first_line
-from converter.core.model import ConvNeXtPose
-from converter.core.progress import ProgressCallback, progress_callback
-from converter.core.variants import VariantSpec
-from converter.export.fold import fold_batchnorms
+from ..core.choices import DEFAULT_CALIBRATION_COUNT
+from ..core.errors import DatasetError, OnnxModelError, UsageError, first_line
+from ..core.model import ConvNeXtPose
+from ..core.progress import ProgressCallback, progress_callback
+from ..core.variants import VariantSpec
+from .fold import fold_batchnorms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -105,8 +105,8 @@ def _spread(count: int, limit: int) -> list[int]:
 
 
 def _human36m_crops(root: Path, spec: VariantSpec, count: int) -> np.ndarray:
-    from converter.h36m.dataset import load_dataset
-    from converter.h36m.preprocess import load_input
+    from ..h36m.dataset import load_dataset
+    from ..h36m.preprocess import load_input
 
     dataset = load_dataset(root, 2, input_hw=spec.input_hw, limit=count)
     return np.stack([load_input(s.image_path, s.bbox, spec) for s in dataset.samples])
@@ -114,8 +114,8 @@ def _human36m_crops(root: Path, spec: VariantSpec, count: int) -> np.ndarray:
 
 def _directory_crops(directory: Path, spec: VariantSpec, count: int) -> np.ndarray:
     """Whole images as boxes (aspect fixed and enlarged as the reference does for a person box)."""
-    from converter.h36m.dataset import process_bbox
-    from converter.h36m.preprocess import crop_patch, normalize_patch, read_bgr
+    from ..h36m.dataset import process_bbox
+    from ..h36m.preprocess import crop_patch, normalize_patch, read_bgr
 
     files = sorted(
         p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -145,7 +145,7 @@ def calibration_set(
     source: a Human3.6M root (its protocol-2 test boxes), a directory of images (whole images,
     searched recursively), or None for augmented crops of the shipped real photos.
     """
-    from converter.h36m.dataset import find_annotations_dir
+    from ..h36m.dataset import find_annotations_dir
 
     if count < 1:
         raise UsageError(f"the calibration count must be at least 1, not {count}")
@@ -170,7 +170,7 @@ def calibration_set_from_photos(
     spec: VariantSpec, count: int = DEFAULT_CALIBRATION_COUNT
 ) -> CalibrationSet:
     """Augmented crops of the shipped real photos (converter.h36m.photos), count of them."""
-    from converter.h36m.photos import PHOTO_NAMES, random_photo_inputs
+    from ..h36m.photos import PHOTO_NAMES, random_photo_inputs
 
     if count < 1:
         raise UsageError(f"the calibration count must be at least 1, not {count}")

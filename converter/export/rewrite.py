@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from converter.core.choices import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
-from converter.core.model import ConvNeXtPose, Head, MomentSoftArgmax
+from ..core.choices import FINAL_CONV_BEFORE_UPSAMPLE, REWRITES, SOFT_ARGMAX_MOMENTS
+from ..core.model import ConvNeXtPose, Head, MomentSoftArgmax
 
 
 class ReorderedHead(nn.Module):

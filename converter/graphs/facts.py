@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from converter.core.variants import VariantSpec
+from ..core.variants import VariantSpec
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 

@@ -23,8 +23,8 @@ from typing import TypeVar
 
 import onnx
 
-from converter.core.errors import OnnxModelError
-from converter.core.variants import NORMALIZATION_NOTE, VariantSpec
+from ..core.errors import OnnxModelError
+from ..core.variants import NORMALIZATION_NOTE, VariantSpec
 
 METADATA_SCHEMA_VERSION = 2  # also the graph's model_version
 ONNX_FORMAT = f"cnp-onnx/{METADATA_SCHEMA_VERSION}"

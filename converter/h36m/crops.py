@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converter.core.variants import VariantSpec
-from converter.h36m.dataset import H36MDataset
-from converter.h36m.preprocess import load_input
+from ..core.variants import VariantSpec
+from .dataset import H36MDataset
+from .preprocess import load_input
 
 
 @dataclass(frozen=True)

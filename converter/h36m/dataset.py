@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from converter.core.errors import DatasetError
+from ..core.errors import DatasetError
 
 # Action index in file names is 2..16; index - 2 selects the name (facts §4.6).
 ACTION_NAMES: tuple[str, ...] = (

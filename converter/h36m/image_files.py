@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.errors import DatasetError
+from ..core.errors import DatasetError
 
 MAX_IMAGE_BYTES = 256 * 1024 * 1024  # larger than any photo or video frame people feed a pose net
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # 64 Mpx (8192 x 8192): over 10x a phone photo's 12 Mpx

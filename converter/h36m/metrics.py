@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converter.h36m.dataset import ACTION_NAMES
+from .dataset import ACTION_NAMES
 
 THORAX = "Thorax"
 

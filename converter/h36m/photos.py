@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.variants import VariantSpec
-from converter.h36m.crops import Crops
-from converter.h36m.preprocess import normalize_patch, read_bgr
+from ..core.variants import VariantSpec
+from .crops import Crops
+from .preprocess import normalize_patch, read_bgr
 
 PHOTO_DIR = Path(__file__).with_name("photos")
 PHOTO_NAMES = ("00000.png", "00001.png", "00002.png", "00003.png")

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.variants import VariantSpec
-from converter.h36m.image_files import read_bgr
+from ..core.variants import VariantSpec
+from .image_files import read_bgr
 
 
 def crop_transform(bbox: Sequence[float], out_hw: tuple[int, int]) -> np.ndarray:

@@ -26,18 +26,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.core.atomic import make_output_dir, write_output
-from converter.core.choices import DATA_LAYOUTS as LAYOUTS
-from converter.core.variants import SKELETON, VariantSpec
-from converter.h36m.crops import Crops
-from converter.h36m.dataset import (
+from ..core.atomic import make_output_dir, write_output
+from ..core.choices import DATA_LAYOUTS as LAYOUTS
+from ..core.variants import SKELETON, VariantSpec
+from .crops import Crops
+from .dataset import (
     ACTION_NAMES,
     KAGGLE_ANNOTATIONS,
     KAGGLE_SUBJECT_DIRS,
     TEST_SAMPLING,
     process_bbox,
 )
-from converter.h36m.preprocess import crop_patch, normalize_patch
+from .preprocess import crop_patch, normalize_patch
 
 SUBJECTS = (9, 11)
 ACTIONS = (2, 14)  # Directions, Walking (action_idx, 2..16)

@@ -2,6 +2,6 @@
 
 ``from converter.prediction import PosePredictor`` is the library entry (docs/predict.md)."""
 
-from converter.prediction.predictor import Camera, PersonPose, PosePredictor
+from .predictor import Camera, PersonPose, PosePredictor
 
 __all__ = ["Camera", "PersonPose", "PosePredictor"]

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from converter.core.variants import SKELETON, VariantSpec
-from converter.evaluation.visualize import OUTLINE, pixel_point, put_label
-from converter.prediction.predictor import PersonPose
+from ..core.variants import SKELETON, VariantSpec
+from ..evaluation.visualize import OUTLINE, pixel_point, put_label
+from .predictor import PersonPose
 
 RIGHT_COLOUR, LEFT_COLOUR, TRUNK_COLOUR = (40, 40, 255), (255, 140, 30), (60, 220, 60)  # BGR
 RIGHT_PREFIX, LEFT_PREFIX = "R_", "L_"

@@ -21,18 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.core.errors import DatasetError, OnnxModelError, UsageError
-from converter.core.variants import VariantSpec, get_variant
-from converter.evaluation.evaluate import OnnxBackend
-from converter.evaluation.visualize import heatmap_to_pixels
-from converter.graphs.facts import graph_facts, variant_disagreements
-from converter.graphs.metadata import load_onnx_model, read_onnx_metadata
-from converter.h36m.dataset import process_bbox
-from converter.h36m.image_files import read_bgr
-from converter.h36m.metrics import back_project
-from converter.h36m.preprocess import crop_patch, normalize_patch
-from converter.runtimes.sessions import Session, open_session
-from converter.verdicts.verify import check_variant_option
+from ..core.errors import DatasetError, OnnxModelError, UsageError
+from ..core.variants import VariantSpec, get_variant
+from ..evaluation.evaluate import OnnxBackend
+from ..evaluation.visualize import heatmap_to_pixels
+from ..graphs.facts import graph_facts, variant_disagreements
+from ..graphs.metadata import load_onnx_model, read_onnx_metadata
+from ..h36m.dataset import process_bbox
+from ..h36m.image_files import read_bgr
+from ..h36m.metrics import back_project
+from ..h36m.preprocess import crop_patch, normalize_patch
+from ..runtimes.sessions import Session, open_session
+from ..verdicts.verify import check_variant_option
 
 DEFAULT_FOCAL_PX = (1500.0, 1500.0)  # the official demo's "normalized" camera
 MAX_CROPS_PER_RUN = 32  # crops per inference call: bounds memory at any batch of people

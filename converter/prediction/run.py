@@ -14,14 +14,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converter.core.atomic import check_output_dir, make_output_dir, output_set
-from converter.core.errors import DatasetError, OptionError, UsageError
-from converter.core.progress import ProgressCallback
-from converter.core.variants import get_variant
-from converter.evaluation.visualize import png_bytes
-from converter.h36m.image_files import read_bgr
-from converter.prediction.pictures import picture_2d, picture_3d
-from converter.prediction.predictor import (
+from ..core.atomic import check_output_dir, make_output_dir, output_set
+from ..core.errors import DatasetError, OptionError, UsageError
+from ..core.progress import ProgressCallback
+from ..core.variants import get_variant
+from ..evaluation.visualize import png_bytes
+from ..h36m.image_files import read_bgr
+from ..runtimes.sessions import check_device, check_runtime
+from ..runtimes.watched import check_time_limit
+from .pictures import picture_2d, picture_3d
+from .predictor import (
     MAX_CROPS_PER_RUN,
     Camera,
     PersonPose,
@@ -29,8 +31,6 @@ from converter.prediction.predictor import (
     PosePredictor,
     check_root_depth,
 )
-from converter.runtimes.sessions import check_device, check_runtime
-from converter.runtimes.watched import check_time_limit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_IMAGES = 1000  # per run; more is a job for the library API in a loop

@@ -24,9 +24,9 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
 
-from converter import __version__
-from converter.core.errors import OptionError
-from converter.runtimes.sessions import (
+from .. import __version__
+from ..core.errors import OptionError
+from .sessions import (
     CPU_EP,
     CUDA_EP,
     TENSORRT_EP,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import onnx
 
-from converter.core.errors import OnnxModelError
-from converter.runtimes.graph_cost import GraphCost, check_graph_cost, fed_input, shapes_only
+from ..core.errors import OnnxModelError
+from .graph_cost import GraphCost, check_graph_cost, fed_input, shapes_only
 
 CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan", "SequenceMap"})
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})

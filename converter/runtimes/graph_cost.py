@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, shape_inference
 
-from converter.core.errors import OnnxModelError, first_line
+from ..core.errors import OnnxModelError, first_line
 
 # Operators whose work is ELEMENT_WEIGHT per element read or written (up to a small constant):
 # everything torch.onnx, onnxruntime's quantizer, float16 conversion and the graph simplifiers

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
-from converter.core.errors import OnnxModelError, OptionError, UsageError, first_line
-from converter.runtimes.graph_bounds import check_bounded_graph
-from converter.runtimes.watched import (
+from ..core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
+from ..core.errors import OnnxModelError, OptionError, UsageError, first_line
+from .graph_bounds import check_bounded_graph
+from .watched import (
     RunTimeLimitError,
     WatchedRunner,
     check_time_limit,

@@ -20,10 +20,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from converter.core.choices import DEVICES, RUNTIMES
-from converter.core.errors import OnnxModelError, OptionError, ProviderError, UsageError
-from converter.runtimes.graph_bounds import BoundedGraph, check_bounded_graph
-from converter.runtimes.watched import (
+from ..core.choices import DEVICES, RUNTIMES
+from ..core.errors import OnnxModelError, OptionError, ProviderError, UsageError
+from .graph_bounds import BoundedGraph, check_bounded_graph
+from .watched import (
     RunTimeLimitError,
     WatchedRunner,
     check_time_limit,
@@ -308,7 +308,7 @@ def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto"
     if name not in RUNTIMES:
         raise OptionError("runtime", f"must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     if name == "openvino":
-        from converter.runtimes.openvino_session import check_execution_precision, require_openvino
+        from .openvino_session import check_execution_precision, require_openvino
 
         check_execution_precision(ov_precision)
         if check_device(device) == "cuda":
@@ -333,7 +333,7 @@ def open_session(
         return open_onnx_session(
             path, device, threads, spinning=spinning, time_limit_s=time_limit_s
         )
-    from converter.runtimes.openvino_session import OpenVinoSession  # optional dependency
+    from .openvino_session import OpenVinoSession  # optional dependency
 
     return OpenVinoSession(path, threads, ov_precision, time_limit_s=time_limit_s)
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from converter.core.errors import OnnxModelError, OptionError
+from ..core.errors import OnnxModelError, OptionError
 
 # A forward pass longer than this is stopped: a base plus an allowance per operation the graph's
 # shapes say it does (runtimes.graph_cost), 12-25x what ConvNeXtPose graphs take on a loaded

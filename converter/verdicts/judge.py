@@ -23,16 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from converter.core.errors import CheckFailedError, OptionError
-from converter.core.model import ConvNeXtPose
-from converter.core.variants import VariantSpec
-from converter.h36m.crops import Crops
-from converter.h36m.metrics import back_project, eval_joint_indices
-from converter.h36m.photos import photo_crops
-from converter.h36m.preprocess import normalize_images, seeded_images
-from converter.h36m.synthetic import synthetic_crops
-from converter.runtimes.sessions import Session, strict_fp32
-from converter.verdicts.parity import (
+from ..core.errors import CheckFailedError, OptionError
+from ..core.model import ConvNeXtPose
+from ..core.variants import VariantSpec
+from ..h36m.crops import Crops
+from ..h36m.metrics import back_project, eval_joint_indices
+from ..h36m.photos import photo_crops
+from ..h36m.preprocess import normalize_images, seeded_images
+from ..h36m.synthetic import synthetic_crops
+from ..runtimes.sessions import Session, strict_fp32
+from .parity import (
     Limit,
     ParityReport,
     PoseBudget,
@@ -41,7 +41,7 @@ from converter.verdicts.parity import (
     pose_change,
     softmax_sum_terms,
 )
-from converter.verdicts.tolerances import pose_budget
+from .tolerances import pose_budget
 
 FP32_CROPS = 4  # real-preprocessed crops added to the seeded images of an fp32 verdict
 

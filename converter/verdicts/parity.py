@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converter.core.variants import VariantSpec
+from ..core.variants import VariantSpec
 
 
 def coords_mm_per_unit(spec: VariantSpec) -> tuple[float, float, float]:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from converter.core.choices import PRECISIONS
-from converter.core.errors import OptionError
-from converter.verdicts.parity import Limit, PoseBudget
+from ..core.choices import PRECISIONS
+from ..core.errors import OptionError
+from .parity import Limit, PoseBudget
 
 # PyTorch's own largest error ran 4-11x its rms (XS, L; docs/flow.md, "Parity verdicts"): 40 x
 # the rms keeps the old 4 x the max, and the rms moves little with the inputs' seed. 2 x the

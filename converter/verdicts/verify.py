@@ -21,17 +21,17 @@ from pathlib import Path
 import onnx
 import torch
 
-from converter.checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
-from converter.core.choices import POSE_FRAMES
-from converter.core.choices import VERIFY_SAMPLES as DEFAULT_SAMPLES
-from converter.core.errors import OnnxModelError, OptionError, VariantMismatchError
-from converter.core.variants import VariantSpec, get_variant
-from converter.graphs.facts import format_shape, graph_facts, graph_precision, variant_disagreements
-from converter.graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
-from converter.h36m.crops import Crops, dataset_crops
-from converter.h36m.dataset import load_dataset
-from converter.h36m.synthetic import synthetic_crops
-from converter.runtimes.sessions import (
+from ..checkpoints.canonical import CanonicalCheckpoint, build_loaded_model
+from ..core.choices import POSE_FRAMES
+from ..core.choices import VERIFY_SAMPLES as DEFAULT_SAMPLES
+from ..core.errors import OnnxModelError, OptionError, VariantMismatchError
+from ..core.variants import VariantSpec, get_variant
+from ..graphs.facts import format_shape, graph_facts, graph_precision, variant_disagreements
+from ..graphs.metadata import OnnxMetadata, load_onnx_model, read_onnx_metadata
+from ..h36m.crops import Crops, dataset_crops
+from ..h36m.dataset import load_dataset
+from ..h36m.synthetic import synthetic_crops
+from ..runtimes.sessions import (
     Session,
     check_device,
     check_runtime,
@@ -39,8 +39,8 @@ from converter.runtimes.sessions import (
     open_session,
     resolve_torch_device,
 )
-from converter.runtimes.watched import check_time_limit
-from converter.verdicts.judge import (
+from ..runtimes.watched import check_time_limit
+from .judge import (
     FP32_CROPS,
     ParityFailedError,
     pose_crop_sets,
@@ -49,8 +49,8 @@ from converter.verdicts.judge import (
     run_pose_verdicts,
     verdict_images,
 )
-from converter.verdicts.parity import ParityReport, PoseChange
-from converter.verdicts.tolerances import PRECISIONS, fp32_limits, judged_precision
+from .parity import ParityReport, PoseChange
+from .tolerances import PRECISIONS, fp32_limits, judged_precision
 
 DEFAULT_BATCHES = (1, 4)
 

@@ -272,7 +272,7 @@ def test_the_shell_completes_choices(words: str, expected: list[str]) -> None:
 
 def _entry_point(*args: str, **options: object) -> subprocess.CompletedProcess[str]:
     """The console script's main() in a fresh process, as a user runs it."""
-    command = [sys.executable, "-m", "converter.cli.main", *args]
+    command = [sys.executable, "-m", "cnp_convert", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, **options)
 
 
@@ -301,7 +301,7 @@ def test_a_signal_is_one_line_and_128_plus_its_number(
     command = [
         sys.executable,
         "-m",
-        "converter.cli.main",
+        "cnp_convert",
         "onnx",
         "--variant",
         "XS",
@@ -354,7 +354,7 @@ def test_version_and_help_import_no_heavy_library(args: list[str]) -> None:
     script = (
         "import sys\n"
         f"sys.argv = ['cnp-convert', *{args!r}]\n"
-        "import converter.cli.main as entry\n"
+        "import cnp_convert.cli.main as entry\n"
         "def leave(code):\n"
         "    heavy = ('torch', 'onnx', 'onnxruntime', 'cv2', 'numpy', 'openvino')\n"
         "    print('loaded:', sorted(name for name in heavy if name in sys.modules))\n"
@@ -376,7 +376,7 @@ def test_version_and_help_import_no_heavy_library(args: list[str]) -> None:
 def test_a_reader_that_stops_reading_does_not_change_the_exit_code(args, code) -> None:
     """`cnp-convert verify ... | head -1`: the pipe closes early; a passing run still exits 0."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "converter.cli.main", *args],
+        [sys.executable, "-m", "cnp_convert", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -403,7 +403,7 @@ def _limited_to_one_megabyte() -> None:
 )
 def test_a_write_the_disk_refuses_is_one_line_and_leaves_nothing(tmp_path: Path, args) -> None:
     out = tmp_path / "out.file"
-    command = [sys.executable, "-m", "converter.cli.main", *(a.format(out=out) for a in args)]
+    command = [sys.executable, "-m", "cnp_convert", *(a.format(out=out) for a in args)]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=300, preexec_fn=_limited_to_one_megabyte
     )

@@ -194,7 +194,7 @@ def test_onnxruntime_logs_nothing_of_its_own(data_root: Path, models) -> None:
     import subprocess
     import sys
 
-    command = [sys.executable, "-c", "from converter.cli.main import main; main()", "eval",
+    command = [sys.executable, "-m", "cnp_convert", "eval",
                "--data", str(data_root), "--onnx", str(models[1]), "--backend", "onnx",
                "--device", "auto", "--limit", "2", "--no-progress"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -68,7 +68,7 @@ def test_exports_hold_nothing_unbounded(released: Path) -> None:
 
 
 def _cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "converter.cli.main", *(str(a) for a in args)]
+    command = [sys.executable, "-m", "cnp_convert", *(str(a) for a in args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 

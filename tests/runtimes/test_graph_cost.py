@@ -164,7 +164,7 @@ def test_a_costly_graph_is_one_line_and_exit_2_from_the_command_line(
     released: Path, tmp_path: Path
 ) -> None:
     graph = broadcast_bomb(released, tmp_path)
-    command = [sys.executable, "-m", "converter.cli.main", "verify", str(graph),
+    command = [sys.executable, "-m", "cnp_convert", "verify", str(graph),
                "--checkpoint", RELEASED]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr

@@ -30,7 +30,7 @@ from converter.runtimes.watched import (
 
 # softmaxes: with the export, 15.4 G operations by the shapes with their factor at 1 (limit 16 G)
 STEPS = 50
-UNDERSTATED = "import converter.runtimes.graph_cost as g; g.SOFTMAX_NOT_LAST_AXIS = 1; "
+UNDERSTATED = "import cnp_convert.runtimes.graph_cost as g; g.SOFTMAX_NOT_LAST_AXIS = 1; "
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_ctrl_c_lands_while_the_runtime_is_in_native_code(
 def test_timeout_is_one_line_and_exit_2_from_the_command_line(
     slow_graph: Path, tmp_path: Path
 ) -> None:
-    main = UNDERSTATED + "from converter.cli.main import main; main()"
+    main = UNDERSTATED + "from cnp_convert.cli.main import main; main()"
     command = [sys.executable, "-c", main, "predict", str(slow_graph),
                str(photo_paths()[0]), "--timeout", "1", "--threads", "1",
                "-o", str(tmp_path / "o")]  # fmt: skip
