@@ -386,8 +386,9 @@ def camera_problem(rotation: np.ndarray, translation: np.ndarray, focal, center)
             f"t {_numbers(translation)} mm or f {_numbers(focal)} px is beyond "
             f"{MAX_CAMERA_MM:,.0f}: not a camera of this capture"
         )
-    orthogonality = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
-    determinant = float(np.linalg.det(rotation))
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge entry: inf here, refused below
+        orthogonality = float(np.abs(rotation @ rotation.T - np.eye(3)).max())
+        determinant = float(np.linalg.det(rotation))
     if orthogonality > ROTATION_TOLERANCE or abs(determinant - 1.0) > ROTATION_TOLERANCE:
         return (
             f"R is not a rotation (max |R·Rᵀ - I| {orthogonality:.3g}, det {determinant:.3g}; "

@@ -1,9 +1,9 @@
 """Property-based fuzzing of every reader of untrusted files (Hypothesis): checkpoints, images,
-boxes files and ONNX graphs.
+boxes files, Human3.6M annotations and ONNX graphs.
 
 Inputs are real fixtures (a release zip, a canonical safetensors file, an unzipped folder, a
-photo in each image format, a boxes file, an exported graph) with their bytes or structure
-mutated. Each example is read in a forked child under a memory cap
+photo in each image format, a boxes file, the synthetic set's annotations, an exported graph) with
+their bytes or structure mutated. Each example is read in a forked child under a memory cap
 (RLIMIT_AS) and a time cap (alarm): it must end in success or in a CheckpointError (exit 2 at the
 command line), never another exception, never past the caps. CI runs a fixed small budget;
 `just fuzz` runs a long one (CNP_FUZZ_EXAMPLES).
@@ -12,11 +12,13 @@ command line), never another exception, never past the caps. CI runs a fixed sma
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import signal
 import tempfile
 import traceback
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -52,6 +54,8 @@ def _read_in_child(path: Path, read=_read_checkpoint) -> tuple[int, str]:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
             signal.alarm(TIME_CAP)
+            # numpy's overflow and invalid-value warnings would reach the user's terminal
+            warnings.simplefilter("error", RuntimeWarning)
             read(path)
         except ConverterError as exc:
             code, detail = REFUSED, str(exc)
@@ -207,6 +211,75 @@ def test_mutated_boxes_files_are_read_or_refused(edits, cut) -> None:
         path = Path(tmp) / "boxes.json"
         path.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
         _assert_contained(*_read_in_child(path, _read_boxes))
+
+
+@pytest.fixture(scope="module")
+def dataset_seed(tmp_path_factory) -> Path:
+    """The synthetic set's annotation files and RootNet boxes (images: the image family)."""
+    from converter.h36m.synthetic import make_synthetic_h36m
+
+    full = tmp_path_factory.mktemp("fuzz_h36m")
+    make_synthetic_h36m(full)
+    seed = tmp_path_factory.mktemp("fuzz_h36m_seed")
+    for folder in ("annotations", "bbox_root"):
+        shutil.copytree(full / folder, seed / folder)
+    (seed / "images").mkdir()  # the layout is read from the folders; the frames are not read
+    return seed
+
+
+def _read_dataset(root: Path) -> None:
+    from converter.h36m.dataset import load_dataset
+
+    bbox_root = root / "bbox_root" / "bbox_root_human36m_output.json"
+    for protocol in (1, 2):
+        load_dataset(root, protocol, bbox_root=bbox_root, require_images=False)
+
+
+JSON_CHARS = st.sampled_from('[]{}",:0-9.eE-+ atrue/\\n')
+# Values put in place of one number: most cases still parse and reach the value checks.
+JSON_VALUES = st.sampled_from(["0", "-1", "1.5", "1e200", "1e308", "-1e308", "1e400", "NaN",
+                               "Infinity", "99999999999999999999", '"x"', "null", "[]", "{}",
+                               "true"])  # fmt: skip
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _edited_json(text: str, edits) -> str:
+    for edit in edits:
+        if edit[0] == "char":
+            _, where, char = edit
+            at = min(int(where * len(text)), len(text) - 1)
+            text = text[:at] + char + text[at + 1 :]
+        else:
+            _, which, value = edit
+            numbers = list(NUMBER.finditer(text))
+            if numbers:
+                match = numbers[which % len(numbers)]
+                text = text[: match.start()] + value + text[match.end() :]
+    return text
+
+
+JSON_EDITS = st.lists(
+    st.one_of(
+        st.tuples(st.just("char"), st.floats(0, 1), JSON_CHARS),
+        st.tuples(st.just("number"), st.integers(0, 10**6), JSON_VALUES),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@FUZZ
+@given(pick=st.integers(0, 10_000), edits=JSON_EDITS, cut=CUTS)
+def test_mutated_annotations_are_read_or_refused(dataset_seed, pick, edits, cut) -> None:
+    # One file of the set (annotation data, cameras, 3D joints or RootNet boxes) edited.
+    with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
+        root = Path(tmp) / "h36m"
+        shutil.copytree(dataset_seed, root)
+        files = sorted(p for p in root.rglob("*.json"))
+        target = files[pick % len(files)]
+        data = _edited_json(target.read_text(), edits).encode()
+        target.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
+        _assert_contained(*_read_in_child(root, _read_dataset))
 
 
 @pytest.fixture(scope="module")

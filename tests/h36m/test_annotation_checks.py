@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,6 +142,16 @@ def test_a_mirror_is_not_a_rotation() -> None:
     mirror = np.diag([1.0, 1.0, -1.0])  # orthonormal, det -1
     problem = camera_problem(mirror, np.zeros(3), (1.0, 1.0), (0.0, 0.0))
     assert problem is not None and "det -1" in problem
+
+
+def test_a_rotation_with_a_huge_entry_is_refused_without_a_warning() -> None:
+    # 1e200 is finite, but R·Rᵀ overflows: numpy's overflow warning must not reach the terminal.
+    huge = np.eye(3)
+    huge[1, 2] = 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        problem = camera_problem(huge, np.zeros(3), (1.0, 1.0), (0.0, 0.0))
+    assert problem is not None and "|R·Rᵀ - I| inf" in problem
 
 
 # --- images, boxes, joints ------------------------------------------------------------------------
