@@ -63,6 +63,18 @@ class BoundedGraph:
                 raise OnnxModelError(message) from None
         return self._costs[shape]
 
+    def declared_input(self) -> tuple[str, tuple[int | str | None, ...]]:
+        """The fed input's name and declared dims (a symbol's name or None where open), for a
+        runtime that does not report them (OpenCV)."""
+        value = fed_input(self._model)
+        dims = value.type.tensor_type.shape.dim
+        return value.name, tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims
+        )
+
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self._model.graph.output)
+
     def first_feed(self) -> tuple[int, ...]:
         """The input's declared dims, with those it leaves open taken from FIRST_FEED."""
         try:

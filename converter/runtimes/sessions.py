@@ -120,7 +120,7 @@ def cuda_failure_reason() -> str:
 
 
 class Session(Protocol):
-    """What every graph runtime's session offers (OnnxSession, OpenVinoSession).
+    """What every graph runtime's session offers (OnnxSession, OpenVinoSession, OpenCvSession).
 
     device: where it really runs ("cpu" or "cuda"); providers: what the runtime reports it runs
     with; fallback_reason: why "auto" ended on CPU (None when it did not fall back);
@@ -314,6 +314,12 @@ def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto"
         if check_device(device) == "cuda":
             raise OptionError("device", "cuda: the OpenVINO runtime runs on the CPU here")
         require_openvino()
+    if name == "opencv":
+        from .opencv_session import require_opencv_dnn
+
+        if check_device(device) == "cuda":
+            raise OptionError("device", "cuda: the OpenCV runtime runs on the CPU here")
+        require_opencv_dnn()
     return name
 
 
@@ -327,12 +333,17 @@ def open_session(
     spinning: bool = True,
     time_limit_s: float | None = None,
 ) -> Session:
-    """A session of the runtime asked for: OnnxSession, or OpenVinoSession (CPU only here)."""
+    """A session of the runtime asked for: OnnxSession, OpenVinoSession or OpenCvSession (both
+    CPU only here)."""
     name = check_runtime(runtime, ov_precision, device)
     if name == "onnxruntime":
         return open_onnx_session(
             path, device, threads, spinning=spinning, time_limit_s=time_limit_s
         )
+    if name == "opencv":
+        from .opencv_session import OpenCvSession
+
+        return OpenCvSession(path, threads, time_limit_s=time_limit_s)
     from .openvino_session import OpenVinoSession  # optional dependency
 
     return OpenVinoSession(path, threads, ov_precision, time_limit_s=time_limit_s)

@@ -71,11 +71,11 @@ class VerifyOptions:
     (heatmap units) instead of the floor rule; a mapping sets any output's. variant: required
     for a graph without cnp-convert metadata. seed: the inputs' seed (None: a fresh one,
     reported). data (fp16/int8): a Human3.6M root whose frames the pose change is measured on
-    (None: the synthetic set), frames of them. runtime: onnxruntime or openvino (CPU);
-    ov_precision: OpenVINO's execution precision (auto: its own choice). timeout: seconds one
-    forward pass may take (None: runtimes.watched's default for its batch). The verdict follows
-    what the runtime reports it computes in: an fp32 graph that OpenVINO runs in bf16 is judged
-    by the bf16 pose budget.
+    (None: the synthetic set), frames of them. runtime: onnxruntime, openvino or opencv (the
+    last two on the CPU); ov_precision: OpenVINO's execution precision (auto: its own choice).
+    timeout: seconds one forward pass may take (None: runtimes.watched's default for its batch).
+    The verdict follows what the runtime reports it computes in: an fp32 graph that OpenVINO runs
+    in bf16 is judged by the bf16 pose budget.
     """
 
     device: str = "auto"
@@ -264,7 +264,7 @@ def _choose_devices(
     time_limit_s: float | None = None,
 ) -> tuple[Session, torch.device, str | None]:
     """Both backends on the same device family; auto means CUDA only where both really run it."""
-    if runtime != "onnxruntime":  # OpenVINO runs on the CPU here, and so does the reference
+    if runtime != "onnxruntime":  # OpenVINO and OpenCV run on the CPU here, and so does torch
         return (
             open_session(
                 path, runtime, device, ov_precision=ov_precision, time_limit_s=time_limit_s
