@@ -21,6 +21,7 @@ from ..core.choices import (
     OV_EXECUTION_PRECISIONS,
     PRECISIONS,
     RUNTIMES,
+    TARGETS,
 )
 from ..core.variants import VARIANTS
 
@@ -44,6 +45,7 @@ Exporter = _choice_enum("Exporter", EXPORTERS)
 CheckpointFormat = _choice_enum("CheckpointFormat", CHECKPOINT_FORMATS)
 Layout = _choice_enum("Layout", DATA_LAYOUTS)
 Runtime = _choice_enum("Runtime", RUNTIMES)
+Target = _choice_enum("Target", TARGETS)
 OvPrecision = _choice_enum("OvPrecision", OV_EXECUTION_PRECISIONS)
 
 

@@ -30,7 +30,7 @@ from .app import (
     table,
     warn,
 )
-from .choices import Device, Exporter, OvPrecision, Precision, Runtime, Variant, value
+from .choices import Device, Exporter, OvPrecision, Precision, Runtime, Target, Variant, value
 from .options import (
     OUTPUT_PANEL,
     VERDICT_PANEL,
@@ -142,7 +142,17 @@ def onnx_command(
         help="Output .onnx (default ConvNeXtPose_<V>.onnx here).",
         rich_help_panel=OUTPUT_PANEL,
     ),
-    opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset."),
+    target: Target = typer.Option(
+        "onnxruntime",
+        "--target",
+        case_sensitive=False,
+        help="Where the graph will run; picks the opset: 11 for tflite (onnx2tf) and onnx2torch, "
+        f"else {DEFAULT_OPSET} (docs/compatibility.md). The verdict runs on onnxruntime; "
+        "verify --runtime openvino/opencv judges those.",
+    ),
+    opset: int | None = typer.Option(
+        None, "--opset", help="ONNX opset (default: the target's).", show_default=False
+    ),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also output the raw heatmaps."),
     simplify: bool = typer.Option(
@@ -196,6 +206,7 @@ def onnx_command(
 
     options = ExportOptions(  # every value checked here, before any weights are loaded
         opset=opset,
+        target=str(target.value),
         batch=batch,
         heatmaps=heatmaps,
         simplify=simplify,

@@ -15,6 +15,11 @@ OV_EXECUTION_PRECISIONS = ("auto", "f32", "bf16")  # runtimes.openvino_session
 PRECISIONS = ("fp32", "fp16", "int8")  # verdicts.tolerances
 EXPORTERS = ("dynamo", "torchscript")  # export.options
 DEFAULT_OPSET = 18  # export.options
+# Where the graph will run (export.options): the opset each target's default export takes. The
+# converters onnx2torch 1.5 (no Resize 18) and onnx2tf 1.x (wrong coordinates at 18, right at 11)
+# need opset 11; every other runtime measured takes 18 (docs/compatibility.md).
+TARGETS = ("onnxruntime", "openvino", "opencv", "tflite", "onnx2torch")
+TARGET_OPSETS = {"tflite": 11, "onnx2torch": 11}
 FINAL_CONV_BEFORE_UPSAMPLE = "final_conv_before_upsample"  # export.rewrite
 SOFT_ARGMAX_MOMENTS = "soft_argmax_moments"
 REWRITES = (FINAL_CONV_BEFORE_UPSAMPLE, SOFT_ARGMAX_MOMENTS)

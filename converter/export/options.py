@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..core.choices import DEFAULT_OPSET, EXPORTERS
+from ..core.choices import DEFAULT_OPSET, EXPORTERS, TARGET_OPSETS, TARGETS
 from ..core.errors import OptionError
 from ..verdicts.judge import resolve_seed
 from ..verdicts.tolerances import check_precision, fp32_limits
@@ -106,6 +106,8 @@ class ExportOptions:
     """How to export a checkpoint (export_onnx's one options value; field names are the CLI's
     option names).
 
+    target: where the graph will run (onnxruntime, openvino, opencv, tflite through onnx2tf,
+    onnx2torch); it picks the opset when opset is None (11 for the two converters, else 18).
     batch: "dynamic" or a fixed size. exporter: None picks the default for the opset; the value
     holds the exporter chosen. precision: fp32, fp16 or int8 (converter.export.precision).
     calibration (int8): a Human3.6M root or an images directory, a CalibrationSet already in
@@ -118,7 +120,8 @@ class ExportOptions:
     force: replace an existing output file.
     """
 
-    opset: int = DEFAULT_OPSET
+    opset: int | None = None
+    target: str = "onnxruntime"
     batch: str | int = "dynamic"
     heatmaps: bool = False
     simplify: bool = False
@@ -136,6 +139,12 @@ class ExportOptions:
     def __post_init__(self) -> None:
         precision = check_precision(self.precision)
         object.__setattr__(self, "precision", precision)
+        target = str(self.target).strip().lower()
+        if target not in TARGETS:
+            raise OptionError("target", f"must be one of {', '.join(TARGETS)}, not {self.target!r}")
+        object.__setattr__(self, "target", target)
+        if self.opset is None:
+            object.__setattr__(self, "opset", TARGET_OPSETS.get(target, DEFAULT_OPSET))
         object.__setattr__(self, "exporter", resolve_exporter(self.exporter, self.opset))
         object.__setattr__(self, "batch", parse_batch(self.batch))
         if precision != "int8":

@@ -37,8 +37,11 @@ def flat(text: str) -> str:
 @pytest.mark.parametrize(
     ("command", "choices"),
     [
-        ("onnx", ["<XS|S|M|L>", "<dynamo|torchscript>", "<fp32|fp16|int8>"]),
-        ("verify", ["<XS|S|M|L>", "<auto|cpu|cuda>", "<onnxruntime|openvino>", "<auto|f32|bf16>"]),
+        ("onnx", ["<XS|S|M|L>", "<dynamo|torchscript>", "<fp32|fp16|int8>", "onnx2torch>"]),
+        (
+            "verify",
+            ["<XS|S|M|L>", "<auto|cpu|cuda>", "<onnxruntime|openvino|opencv>", "<auto|f32|bf16>"],
+        ),
         ("eval", ["<XS|S|M|L>", "<auto|cpu|cuda>", "1<=x<=2", "torch, onnx"]),
         ("bench", ["<XS|S|M|L>", "<auto|cpu|cuda>", "fp32, fp16, int8"]),
         ("legacy", ["<XS|S|M|L>", "<safetensors|pth>"]),
