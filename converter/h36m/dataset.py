@@ -283,7 +283,7 @@ def load_bbox_root(path: str | Path) -> dict[int, RootNetEntry]:
             image_id = int(entry["image_id"])
             bbox = tuple(float(v) for v in entry["bbox"])
             root = tuple(float(v) for v in entry.get("root_cam", entry.get("root")))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # int(1e400) overflows
             raise DatasetError(
                 f"{path}: entry {position} is not {{image_id, bbox[4], root_cam[3]}}"
             ) from None

@@ -244,6 +244,20 @@ def test_bad_rootnet_entries(synthetic_root, tmp_path, field, index, value, expe
     assert expected in message, message
 
 
+@pytest.mark.parametrize("image_id", ["1e400", "-Infinity", "NaN", '"x"', "null"])
+def test_a_rootnet_image_id_that_is_no_integer_is_one_line(synthetic_root, tmp_path, image_id):
+    # Found by the fuzzer: 1e400 parses as inf, and int(inf) raised OverflowError (a traceback).
+    text = (synthetic_root / BBOX_ROOT_FILE).read_text()
+    first = json.loads(text)[0]["image_id"]
+    path = tmp_path / "bbox_root.json"
+    path.write_text(text.replace(f'"image_id": {first},', f'"image_id": {image_id},', 1))
+    assert path.read_text() != text
+    with pytest.raises(
+        DatasetError, match=r"entry 0 is not \{image_id, bbox\[4\], root_cam\[3\]\}"
+    ):
+        load_bbox_root(path)
+
+
 def test_a_rootnet_box_left_of_the_image_is_real_data(synthetic_root, tmp_path) -> None:
     entries = json.loads((synthetic_root / BBOX_ROOT_FILE).read_text())
     entries[0]["bbox"][0] = -155.6  # the real protocol 2 file has boxes starting at x = -155.6
