@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import OnnxModelError, OptionError, UsageError, first_line
+from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
-from .watched import RunTimeLimitError, WatchedRunner, check_time_limit, run_time_limit
+from .sessions import check_session_request
+from .watched import RunTimeLimitError, WatchedRunner, run_time_limit
 
 
 def _has_dnn(cv2) -> bool:
@@ -51,15 +52,10 @@ class OpenCvSession:
     def __init__(
         self, path: str | Path, threads: int | None = None, *, time_limit_s: float | None = None
     ) -> None:
-        self.path = Path(path)
-        self.time_limit_s = check_time_limit(time_limit_s)
-        if threads is not None and threads < 1:
-            raise UsageError(f"threads must be at least 1, not {threads}")
+        self.path, self.time_limit_s = check_session_request(path, threads, time_limit_s)
         require_opencv_dnn()
         import cv2
 
-        if not self.path.is_file():
-            raise OnnxModelError(f"{self.path}: no such file")
         self._bounds = check_bounded_graph(self.path)
         try:
             self.input_name, self.input_shape = self._bounds.declared_input()

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
-from ..core.errors import OnnxModelError, OptionError, UsageError, first_line
+from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
+from .sessions import check_session_request
 from .watched import (
     RunTimeLimitError,
     WatchedRunner,
-    check_time_limit,
     run_time_limit,
 )
 
@@ -78,16 +78,11 @@ class OpenVinoSession:
         *,
         time_limit_s: float | None = None,
     ):
-        self.path = Path(path)
         precision = check_execution_precision(precision)
-        self.time_limit_s = check_time_limit(time_limit_s)
-        if threads is not None and threads < 1:
-            raise UsageError(f"threads must be at least 1, not {threads}")
+        self.path, self.time_limit_s = check_session_request(path, threads, time_limit_s)
         require_openvino()
         import openvino as ov
 
-        if not self.path.is_file():
-            raise OnnxModelError(f"{self.path}: no such file")
         self._bounds = check_bounded_graph(self.path)
         core = ov.Core()
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}

@@ -119,6 +119,20 @@ def cuda_failure_reason() -> str:
     )
 
 
+def check_session_request(
+    path: str | Path, threads: int | None, time_limit_s: float | None
+) -> tuple[Path, float | None]:
+    """What every runtime's session checks before it loads anything: the graph file exists,
+    threads (None: the runtime's default) is at least 1, the time limit is positive."""
+    path = Path(path)
+    time_limit_s = check_time_limit(time_limit_s)
+    if not path.is_file():
+        raise OnnxModelError(f"{path}: no such file")
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be at least 1, not {threads}")
+    return path, time_limit_s
+
+
 class Session(Protocol):
     """What every graph runtime's session offers (OnnxSession, OpenVinoSession, OpenCvSession).
 
@@ -260,13 +274,8 @@ def open_onnx_session(
     17% faster on XS at batch 1, 3% on L); off when something else needs the cores between runs.
     time_limit_s: seconds each run may take (None: run_time_limit's default for its cost).
     """
-    path = Path(path)
     name = check_device(device)
-    time_limit_s = check_time_limit(time_limit_s)
-    if not path.is_file():
-        raise OnnxModelError(f"{path}: no such file")
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be at least 1, not {threads}")
+    path, time_limit_s = check_session_request(path, threads, time_limit_s)
     bounds = None
     if not ort_format and path.suffix != ".ort":
         # An .ort file is onnxruntime's own format (no ONNX protobuf to read): only this tool's

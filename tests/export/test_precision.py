@@ -404,10 +404,11 @@ def test_eval_reports_the_int8_change_with_its_default_limit(
 
 def test_int8_of_random_weights_is_refused_over_budget(ckpt, tmp_path: Path) -> None:
     """Random weights' heatmaps spread mass over scattered cells: int8 moves joints by 40 and
-    41 mm on average (measured, verdict seeds 3 and 11; the budget's mean is 10 mm)."""
+    41 mm on average (measured, verdict seeds 3 and 11; the budget's mean is 10 mm). Calibrated
+    on 16 crops, not 128: the refusal is the verdict's, and the export is then half as long."""
     out = tmp_path / "random_int8.onnx"
     with pytest.raises(ParityFailedError, match="OVER BUDGET") as info:
-        export_onnx(ckpt, out, ExportOptions(precision="int8"))
+        export_onnx(ckpt, out, ExportOptions(precision="int8", calibration_count=16))
     change = info.value.report.pose[0]
     assert change.mean_mm > 2 * POSE_BUDGETS["int8"].mean_mm
     assert not out.exists() and list(tmp_path.iterdir()) == []
