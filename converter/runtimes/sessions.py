@@ -293,7 +293,10 @@ def open_onnx_session(
     if threads is not None:
         options.intra_op_num_threads = threads
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        # When a provider fails to load the graph, onnxruntime's wrapper prints an "EP Error"
+        # banner to stdout before it retries on its fallback: the failure is reported below.
+        with contextlib.redirect_stdout(io.StringIO()):
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # InvalidProtobuf, InvalidGraph, Fail ...: all mean a bad file
         message = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise OnnxModelError(f"{path}: onnxruntime cannot load it ({message})") from None

@@ -103,6 +103,17 @@ def constant_without_data(graph: Path, folder: Path) -> Path:
     ])  # fmt: skip
 
 
+def operator_not_utf8(graph: Path, folder: Path) -> Path:
+    """The released graph with one byte of its first Relu's operator name changed to 0x80 (the
+    fuzzer found it: protobuf hands such a field back as bytes, and sorting the operator names
+    raised TypeError)."""
+    data = graph.read_bytes()
+    at = data.index(b"\x04Relu") + 1  # the field's length byte, then the name
+    path = folder / "operator_not_utf8.onnx"
+    path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
+    return path
+
+
 def flat_coords(graph: Path, folder: Path) -> Path:
     """coords flattened to (N, 54): the right numbers in the wrong shape."""
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [0, -1])

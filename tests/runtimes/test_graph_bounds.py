@@ -18,6 +18,7 @@ from hostile_graphs import (
     loop_after_coords,
     nan_coords,
     no_coords,
+    operator_not_utf8,
 )
 
 from converter.checkpoints import released as released_module
@@ -61,6 +62,18 @@ def test_a_constant_without_data_is_one_line(released: Path, tmp_path: Path) -> 
     assert str(graph) in str(refused.value) and "\n" not in str(refused.value)
     done = _cli("predict", graph, photo_paths()[0])
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_an_operator_name_that_is_not_utf8_is_one_line(released: Path, tmp_path: Path) -> None:
+    from converter.prediction.predictor import PosePredictor
+
+    graph = operator_not_utf8(released, tmp_path)
+    with pytest.raises(OnnxModelError) as refused:
+        PosePredictor(graph, device="cpu")
+    message = str(refused.value)
+    assert message == f"{graph}: not a readable ONNX model (an operator is not UTF-8 text)"
+    done = _cli("verify", graph, "--checkpoint", RELEASED)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {message}", done.stderr
 
 
 def test_exports_hold_nothing_unbounded(released: Path) -> None:

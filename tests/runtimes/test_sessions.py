@@ -211,3 +211,19 @@ def test_cuda_session_really_runs_on_cuda(tiny_onnx: Path, cuda_runs: bool) -> N
     assert "TensorrtExecutionProvider" not in session.providers
     x = np.ones((1, 3, 4, 4), dtype=np.float32)
     np.testing.assert_array_equal(session.run(x)["coords"], x + 1)
+
+
+def test_onnxruntime_s_own_fallback_banner_is_not_printed(tiny_onnx: Path, monkeypatch, capsys):
+    """onnxruntime's wrapper prints an "EP Error" banner to stdout when a provider fails to load
+    a graph (the fuzzer's mutated graphs did this); the one-line error is the report."""
+
+    class Failing:
+        def __init__(self, *args, **kwargs) -> None:
+            print("*************** EP Error ***************")
+            print("EP Error 'utf-8' codec can't decode byte 0x80 when using ['CPU']")
+            raise RuntimeError("bad graph")
+
+    monkeypatch.setattr(ort, "InferenceSession", Failing)
+    with pytest.raises(OnnxModelError, match=r"onnxruntime cannot load it \(bad graph\)"):
+        open_onnx_session(tiny_onnx, "cpu")
+    assert capsys.readouterr().out == ""
