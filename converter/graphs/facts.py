@@ -134,6 +134,12 @@ def _resize_fed_by(graph: onnx.GraphProto, name: str) -> onnx.NodeProto | None:
     return None
 
 
+def _text(value: object) -> str:
+    """A string attribute as text for a report; a file's bytes need not be UTF-8 (or an attribute
+    of that name a string at all): the contract then refuses the mode by name."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else repr(value)[:40]
+
+
 def graph_facts(model: onnx.ModelProto) -> GraphFacts:
     """Facts of a model; pass a shape-inferred model to get intermediate sizes."""
     graph = model.graph
@@ -153,8 +159,8 @@ def graph_facts(model: onnx.ModelProto) -> GraphFacts:
     for node in graph.node:
         if node.op_type == "Resize":
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            mode = attrs.get("mode", b"nearest").decode()
-            ctm = attrs.get("coordinate_transformation_mode", b"half_pixel").decode()
+            mode = _text(attrs.get("mode", b"nearest"))
+            ctm = _text(attrs.get("coordinate_transformation_mode", b"half_pixel"))
             resize_modes.append(f"{mode}/{ctm}")
     convs = [n for n in graph.node if n.op_type == "Conv"]
     final_hw = upsampled_hw = None

@@ -57,6 +57,17 @@ def test_resize_without_attributes_reads_as_onnx_defaults() -> None:
     assert facts.to_dict()["resize_modes"] == ["nearest/half_pixel"]
 
 
+def test_resize_modes_that_are_not_text_are_read_as_shown() -> None:
+    # A file's string attribute need not be UTF-8, nor an attribute named "mode" a string: the
+    # facts show what is there (the contract then refuses the mode by name), never raise.
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Resize", ["image", "", "scales"], ["up"], mode=b"\x80inear",
+                              coordinate_transformation_mode=7)]  # fmt: skip
+    out = helper.make_tensor_value_info("up", TensorProto.FLOAT, None)
+    facts = graph_facts(_model(nodes, [_image()], [out], [scales]))
+    assert facts.resize_modes == ("\ufffdinear/7",) and not facts.resize_align_corners
+
+
 def test_opset_under_either_name_of_the_default_domain() -> None:
     nodes = [helper.make_node("Relu", ["image"], ["y"])]
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)

@@ -114,6 +114,16 @@ def operator_not_utf8(graph: Path, folder: Path) -> Path:
     return path
 
 
+def resize_mode_not_utf8(graph: Path, folder: Path) -> Path:
+    """The released graph with one byte of a Resize's mode attribute changed to 0x80 (the fuzzer
+    found it: decoding the mode for the graph contract raised UnicodeDecodeError)."""
+    data = graph.read_bytes()
+    at = data.index(b"align_corners")
+    path = folder / "resize_mode_not_utf8.onnx"
+    path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
+    return path
+
+
 def flat_coords(graph: Path, folder: Path) -> Path:
     """coords flattened to (N, 54): the right numbers in the wrong shape."""
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [0, -1])

@@ -19,6 +19,7 @@ from hostile_graphs import (
     nan_coords,
     no_coords,
     operator_not_utf8,
+    resize_mode_not_utf8,
 )
 
 from converter.checkpoints import released as released_module
@@ -74,6 +75,16 @@ def test_an_operator_name_that_is_not_utf8_is_one_line(released: Path, tmp_path:
     assert message == f"{graph}: not a readable ONNX model (an operator is not UTF-8 text)"
     done = _cli("verify", graph, "--checkpoint", RELEASED)
     assert done.returncode == 2 and done.stderr.strip() == f"error: {message}", done.stderr
+
+
+def test_a_resize_mode_that_is_not_utf8_is_one_line(released: Path, tmp_path: Path) -> None:
+    from converter.prediction.predictor import PosePredictor
+
+    graph = resize_mode_not_utf8(released, tmp_path)
+    with pytest.raises(OnnxModelError) as refused:
+        PosePredictor(graph, device="cpu")
+    message = str(refused.value)  # the contract reads the mode as text; onnxruntime refuses
+    assert message.startswith(f"{graph}: onnxruntime cannot load it (") and "\n" not in message
 
 
 def test_exports_hold_nothing_unbounded(released: Path) -> None:
