@@ -24,6 +24,7 @@ from typing import TypeVar
 import onnx
 
 from ..core.errors import OnnxModelError
+from ..core.graph_text import first_undecoded_name
 from ..core.variants import NORMALIZATION_NOTE, VariantSpec
 
 METADATA_SCHEMA_VERSION = 2  # also the graph's model_version
@@ -309,27 +310,10 @@ def load_onnx_model(path: str | Path, *, weights: bool = True) -> onnx.ModelProt
     # Arbitrary bytes (even an empty file) can parse as an empty ModelProto.
     if not model.graph.node or not model.graph.input or not model.opset_import:
         raise OnnxModelError(f"{path}: not an ONNX model (no graph, inputs or opset)")
-    undecoded = _first_undecoded_name(model)
+    undecoded = first_undecoded_name(model)
     if undecoded is not None:
         raise OnnxModelError(f"{path}: not a readable ONNX model ({undecoded} is not UTF-8 text)")
     return model
-
-
-def _first_undecoded_name(model: onnx.ModelProto) -> str | None:
-    """What names a string field that is not UTF-8 (protobuf hands such a field back as bytes,
-    which every later comparison or sort of names trips on), or None."""
-    graph = model.graph
-    fields: list[tuple[str, object]] = [("an opset domain", o.domain) for o in model.opset_import]
-    for node in graph.node:
-        fields += [("an operator", node.op_type), ("an operator domain", node.domain)]
-        fields += [
-            ("a node name", node.name),
-            *(("an attribute name", a.name) for a in node.attribute),
-        ]
-        fields += [("a tensor name", name) for name in (*node.input, *node.output)]
-    values = (*graph.input, *graph.output, *graph.value_info, *graph.initializer)
-    fields += [("a tensor name", value.name) for value in values]
-    return next((what for what, text in fields if not isinstance(text, str)), None)
 
 
 def _checkpoint_kind(path: Path) -> str | None:

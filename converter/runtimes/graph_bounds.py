@@ -16,6 +16,7 @@ from pathlib import Path
 import onnx
 
 from ..core.errors import OnnxModelError
+from ..core.graph_text import first_undecoded_name
 from .graph_cost import GraphCost, check_graph_cost, fed_input, shapes_only
 
 CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan", "SequenceMap"})
@@ -97,6 +98,9 @@ def check_bounded_graph(path: Path) -> BoundedGraph:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends: the runtime would fail too
         raise OnnxModelError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    undecoded = first_undecoded_name(model)
+    if undecoded is not None:  # a runtime's wrapper raises when it decodes such a name
+        raise OnnxModelError(f"{path}: not a readable ONNX model ({undecoded} is not UTF-8 text)")
     problems = unbounded_constructs(model)
     if problems:
         raise OnnxModelError(

@@ -114,6 +114,17 @@ def operator_not_utf8(graph: Path, folder: Path) -> Path:
     return path
 
 
+def dimension_name_not_utf8(graph: Path, folder: Path) -> Path:
+    """The released graph with the first byte of its input's batch symbol changed to 0x80 (a scan
+    of every name found it: onnxruntime's wrapper raised UnicodeDecodeError reading the input's
+    shape)."""
+    data = graph.read_bytes()
+    at = data.index(b"batch")
+    path = folder / "dimension_name_not_utf8.onnx"
+    path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
+    return path
+
+
 def resize_mode_not_utf8(graph: Path, folder: Path) -> Path:
     """The released graph with one byte of a Resize's mode attribute changed to 0x80 (the fuzzer
     found it: decoding the mode for the graph contract raised UnicodeDecodeError)."""

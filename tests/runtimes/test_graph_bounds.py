@@ -12,6 +12,7 @@ import pytest
 from hostile_graphs import (
     constant_without_data,
     custom_domain,
+    dimension_name_not_utf8,
     endless_loop,
     flat_coords,
     local_function,
@@ -27,7 +28,7 @@ from converter.checkpoints.released import load_released
 from converter.core.errors import OnnxModelError
 from converter.h36m.photos import photo_paths
 from converter.runtimes.graph_bounds import unbounded_constructs
-from converter.runtimes.sessions import open_onnx_session
+from converter.runtimes.sessions import open_onnx_session, open_session
 
 RELEASED = str(Path(released_module.__file__).with_name("released_xs.safetensors"))
 
@@ -85,6 +86,15 @@ def test_a_resize_mode_that_is_not_utf8_is_one_line(released: Path, tmp_path: Pa
         PosePredictor(graph, device="cpu")
     message = str(refused.value)  # the contract reads the mode as text; onnxruntime refuses
     assert message.startswith(f"{graph}: onnxruntime cannot load it (") and "\n" not in message
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "opencv"])
+def test_a_dimension_name_that_is_not_utf8_is_one_line(released, tmp_path, runtime) -> None:
+    graph = dimension_name_not_utf8(released, tmp_path)
+    with pytest.raises(OnnxModelError) as refused:
+        open_session(graph, runtime, "cpu")
+    expected = "not a readable ONNX model (a dimension's name is not UTF-8 text)"
+    assert str(refused.value) == f"{graph}: {expected}"
 
 
 def test_exports_hold_nothing_unbounded(released: Path) -> None:
