@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> None:
     done_keys = {(r["graph"], r["target"]) for r in results}
     graphs = _graphs(work, args.variants.split(","))
     targets: list[tuple[str, object]] = [
-        ("onnxruntime", ("onnxruntime", [], None)),
+        ("onnxruntime", ("onnxruntime", [], None)),  # the installed one: `cnp-convert doctor`
         ("openvino f32", ("openvino", ["--ov-precision", "f32"], None)),
         ("openvino default", ("openvino", [], None)),
         ("opencv installed", ("opencv", [], None)),
@@ -254,44 +254,53 @@ def run(args: argparse.Namespace) -> None:
             print(json.dumps(row), flush=True)
 
 
-def _cell(row: dict) -> str:
+def _cell(row: dict, notes: list[str]) -> str:
+    def note(text: str) -> str:
+        if text not in notes:
+            notes.append(text)
+        return f"[{notes.index(text) + 1}]"
+
     if row.get("error"):
-        return f"cannot: {row['error']}"
+        return f"cannot {note(row['error'])}"
     if "batches" in row:  # a converter's output against onnxruntime's
         worst = max(row["batches"].values())
         if "passed" not in row:
-            return f"runs (max Δ {worst:.1e})"
-        return f"{'pass' if row['passed'] else 'WRONG'} ({worst:.1e})"
+            return f"runs, Δ {worst:.1e}"
+        return f"{'pass' if row['passed'] else 'WRONG'}, Δ {worst:.1e}"
     if row["code"] == 0:
-        detail = (
-            f"{row['worst_of_limit']:.2f} of limit" if "worst_of_limit" in row
-            else f"worst {row['worst_mm']:.1f} mm"
-        )  # fmt: skip
-        return f"pass ({detail})"
+        if "worst_of_limit" in row:
+            return f"pass, {row['worst_of_limit']:.2f} of limit"
+        return f"pass, worst {row['worst_mm']:.1f} mm"
     failed = ",".join(map(str, row.get("failed_batches") or [])) or "?"
-    return f"REFUSED at batch {failed}"
+    detail = f", worst {row['worst_mm']:.1f} mm" if "worst_mm" in row else ""
+    return f"REFUSED at batch {failed}{detail}"
 
 
 def table(args: argparse.Namespace) -> None:
     results = json.loads(Path(args.results).read_text())
-    targets = list(dict.fromkeys(r["target"] for r in results))
-    versions = {}
+    graphs = list(dict.fromkeys(_graph_name(r) for r in results))
+    targets: dict[str, dict[str, dict]] = {}
     for r in results:
-        name = (r.get("providers") or [r.get("version")])[0] if not r.get("error") else None
-        if name:
-            versions.setdefault(r["target"], name)
-    print("| graph | " + " | ".join(targets) + " |")
-    print("|---" * (len(targets) + 1) + "|")
-    rows: dict[str, dict[str, str]] = {}
-    for r in results:
-        opset = f" opset {r['opset']}" if r["opset"] != 18 else ""
-        name = f"{r['variant']} {r['precision']}{opset}"
-        rows.setdefault(name, {})[r["target"]] = _cell(r)
-    for name, cells in rows.items():
-        print(f"| {name} | " + " | ".join(cells.get(t, "–") for t in targets) + " |")
+        targets.setdefault(r["target"], {})[_graph_name(r)] = r
+    notes: list[str] = []
+    print("| target | reported as | " + " | ".join(graphs) + " |")
+    print("|---" * (len(graphs) + 2) + "|")
+    for target, rows in targets.items():
+        reported = next(
+            ((r.get("providers") or [r.get("version")])[0] for r in rows.values()
+             if r.get("providers") or r.get("version")),
+            "–",
+        )  # fmt: skip
+        cells = [_cell(rows[g], notes) if g in rows else "–" for g in graphs]
+        print(f"| {target} | {reported} | " + " | ".join(cells) + " |")
     print()
-    for target in targets:
-        print(f"- {target}: {versions.get(target, 'no run succeeded')}")
+    for number, text in enumerate(notes, 1):
+        print(f"[{number}] {text}  ")
+
+
+def _graph_name(row: dict) -> str:
+    opset = f" opset {row['opset']}" if row["opset"] != 18 else ""
+    return f"{row['variant']} {row['precision']}{opset}"
 
 
 def main() -> None:
