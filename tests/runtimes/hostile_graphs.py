@@ -103,36 +103,33 @@ def constant_without_data(graph: Path, folder: Path) -> Path:
     ])  # fmt: skip
 
 
-def operator_not_utf8(graph: Path, folder: Path) -> Path:
-    """The released graph with one byte of its first Relu's operator name changed to 0x80 (the
-    fuzzer found it: protobuf hands such a field back as bytes, and sorting the operator names
-    raised TypeError)."""
+def _not_utf8(graph: Path, folder: Path, name: str, field: bytes, skip: int = 0) -> Path:
+    """The graph with the byte `skip` bytes into the first `field` changed to 0x80."""
     data = graph.read_bytes()
-    at = data.index(b"\x04Relu") + 1  # the field's length byte, then the name
-    path = folder / "operator_not_utf8.onnx"
+    at = data.index(field) + skip
+    path = folder / f"{name}.onnx"
     path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
     return path
+
+
+def operator_not_utf8(graph: Path, folder: Path) -> Path:
+    """The released graph with the first byte of its first Relu's operator name changed to 0x80
+    (the fuzzer found it: protobuf hands such a field back as bytes, and sorting the operator
+    names raised TypeError). The field is its length byte, then the name."""
+    return _not_utf8(graph, folder, "operator_not_utf8", b"\x04Relu", skip=1)
 
 
 def dimension_name_not_utf8(graph: Path, folder: Path) -> Path:
     """The released graph with the first byte of its input's batch symbol changed to 0x80 (a scan
     of every name found it: onnxruntime's wrapper raised UnicodeDecodeError reading the input's
     shape)."""
-    data = graph.read_bytes()
-    at = data.index(b"batch")
-    path = folder / "dimension_name_not_utf8.onnx"
-    path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
-    return path
+    return _not_utf8(graph, folder, "dimension_name_not_utf8", b"batch")
 
 
 def resize_mode_not_utf8(graph: Path, folder: Path) -> Path:
     """The released graph with one byte of a Resize's mode attribute changed to 0x80 (the fuzzer
     found it: decoding the mode for the graph contract raised UnicodeDecodeError)."""
-    data = graph.read_bytes()
-    at = data.index(b"align_corners")
-    path = folder / "resize_mode_not_utf8.onnx"
-    path.write_bytes(data[:at] + b"\x80" + data[at + 1 :])
-    return path
+    return _not_utf8(graph, folder, "resize_mode_not_utf8", b"align_corners")
 
 
 def flat_coords(graph: Path, folder: Path) -> Path:
