@@ -8,7 +8,10 @@ before anything reads its names.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .errors import OnnxModelError
 
 if TYPE_CHECKING:
     import onnx
@@ -34,3 +37,10 @@ def first_undecoded_name(model: onnx.ModelProto) -> str | None:
         fields += [("a tensor name", value.name), *_dims(value)]
     fields += [("a tensor name", tensor.name) for tensor in graph.initializer]
     return next((what for what, text in fields if not isinstance(text, str)), None)
+
+
+def check_graph_text(path: Path, model: onnx.ModelProto) -> None:
+    """Refuse, in one line naming the file, a graph with a name that is not UTF-8 text."""
+    undecoded = first_undecoded_name(model)
+    if undecoded is not None:
+        raise OnnxModelError(f"{path}: not a readable ONNX model ({undecoded} is not UTF-8 text)")

@@ -24,7 +24,7 @@ from typing import TypeVar
 import onnx
 
 from ..core.errors import OnnxModelError
-from ..core.graph_text import first_undecoded_name
+from ..core.graph_text import check_graph_text
 from ..core.variants import NORMALIZATION_NOTE, VariantSpec
 
 METADATA_SCHEMA_VERSION = 2  # also the graph's model_version
@@ -310,9 +310,7 @@ def load_onnx_model(path: str | Path, *, weights: bool = True) -> onnx.ModelProt
     # Arbitrary bytes (even an empty file) can parse as an empty ModelProto.
     if not model.graph.node or not model.graph.input or not model.opset_import:
         raise OnnxModelError(f"{path}: not an ONNX model (no graph, inputs or opset)")
-    undecoded = first_undecoded_name(model)
-    if undecoded is not None:
-        raise OnnxModelError(f"{path}: not a readable ONNX model ({undecoded} is not UTF-8 text)")
+    check_graph_text(path, model)
     return model
 
 

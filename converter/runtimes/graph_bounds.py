@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 
 from ..core.errors import OnnxModelError
-from ..core.graph_text import first_undecoded_name
+from ..core.graph_text import check_graph_text
 from .graph_cost import GraphCost, check_graph_cost, fed_input, shapes_only
 
 CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan", "SequenceMap"})
@@ -98,9 +98,7 @@ def check_bounded_graph(path: Path) -> BoundedGraph:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends: the runtime would fail too
         raise OnnxModelError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
-    undecoded = first_undecoded_name(model)
-    if undecoded is not None:  # a runtime's wrapper raises when it decodes such a name
-        raise OnnxModelError(f"{path}: not a readable ONNX model ({undecoded} is not UTF-8 text)")
+    check_graph_text(path, model)  # a runtime's wrapper raises when it decodes such a name
     problems = unbounded_constructs(model)
     if problems:
         raise OnnxModelError(
