@@ -179,7 +179,8 @@ _CONVERTED = textwrap.dedent(
     except Exception as exc:
         result["error"] = (type(exc).__name__ + ": " + str(exc).strip().splitlines()[0]
                            if str(exc).strip() else type(exc).__name__)[:300]
-    pathlib_out = open(out, "w"); json.dump(result, pathlib_out); pathlib_out.close()
+    with open(out, "w") as handle:
+        json.dump(result, handle)
     """
 )
 
