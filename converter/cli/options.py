@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 # Help text is Rich markup: brackets are escaped, or "[openvino]" would vanish as a tag.
 RUNTIME_HELP = escape(
-    'onnxruntime, openvino (CPU; pip install "cnp-convert[openvino]") or opencv (OpenCV DNN, '
-    "CPU). The verdict follows the precision the runtime reports it computes in."
+    'onnxruntime, openvino (CPU; pip install "cnp-convert[openvino]"), opencv (OpenCV DNN, '
+    'CPU) or tflite (onnx2tf converts, LiteRT runs, CPU; pip install "cnp-convert[tflite]"). '
+    "The verdict follows the precision the runtime reports it computes in."
 )
 OV_PRECISION_HELP = (
     "openvino: auto (its own choice: bf16 on CPUs with AMX/AVX-512 BF16, judged by the bf16 pose "

@@ -10,7 +10,7 @@ from __future__ import annotations
 CHECKPOINT_FORMATS = ("safetensors", "pth")  # checkpoints.writer
 DATA_LAYOUTS = ("reference", "kaggle")  # h36m.synthetic
 DEVICES = ("auto", "cpu", "cuda")  # runtimes.sessions
-RUNTIMES = ("onnxruntime", "openvino", "opencv")  # runtimes.sessions
+RUNTIMES = ("onnxruntime", "openvino", "opencv", "tflite")  # runtimes.sessions
 OV_EXECUTION_PRECISIONS = ("auto", "f32", "bf16")  # runtimes.openvino_session
 PRECISIONS = ("fp32", "fp16", "int8")  # verdicts.tolerances
 EXPORTERS = ("dynamo", "torchscript")  # export.options

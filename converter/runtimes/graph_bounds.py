@@ -49,7 +49,16 @@ class BoundedGraph:
 
     def __init__(self, path: Path, model: onnx.ModelProto) -> None:
         self.path = path
-        self._model = shapes_only(model)
+        self._declared_outputs = {
+            o.name: tuple(
+                d.dim_value if d.HasField("dim_value") else None
+                for d in o.type.tensor_type.shape.dim
+            )
+            if o.type.tensor_type.HasField("shape")
+            else None
+            for o in model.graph.output
+        }
+        self._model = shapes_only(model)  # no shape taken from the file
         self._costs: dict[tuple[int, ...], GraphCost] = {}
 
     def cost(self, input_shape: Sequence[int]) -> GraphCost:
@@ -75,6 +84,11 @@ class BoundedGraph:
 
     def output_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self._model.graph.output)
+
+    def declared_outputs(self) -> dict[str, tuple[int | None, ...] | None]:
+        """Each output's declared dims (None where open; None for an output declared without a
+        shape), for a runtime whose outputs are matched to the graph's by position (LiteRT)."""
+        return dict(self._declared_outputs)
 
     def first_feed(self) -> tuple[int, ...]:
         """The input's declared dims, with those it leaves open taken from FIRST_FEED."""

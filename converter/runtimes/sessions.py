@@ -134,7 +134,8 @@ def check_session_request(
 
 
 class Session(Protocol):
-    """What every graph runtime's session offers (OnnxSession, OpenVinoSession, OpenCvSession).
+    """What every graph runtime's session offers (OnnxSession, OpenVinoSession, OpenCvSession,
+    TfliteSession).
 
     device: where it really runs ("cpu" or "cuda"); providers: what the runtime reports it runs
     with; fallback_reason: why "auto" ended on CPU (None when it did not fall back);
@@ -332,6 +333,12 @@ def check_runtime(runtime: str, ov_precision: str = "auto", device: str = "auto"
         if check_device(device) == "cuda":
             raise OptionError("device", "cuda: the OpenCV runtime runs on the CPU here")
         require_opencv_dnn()
+    if name == "tflite":
+        from .tflite_session import require_tflite
+
+        if check_device(device) == "cuda":
+            raise OptionError("device", "cuda: the TFLite runtime (LiteRT) runs on the CPU here")
+        require_tflite()
     return name
 
 
@@ -345,8 +352,8 @@ def open_session(
     spinning: bool = True,
     time_limit_s: float | None = None,
 ) -> Session:
-    """A session of the runtime asked for: OnnxSession, OpenVinoSession or OpenCvSession (both
-    CPU only here)."""
+    """A session of the runtime asked for: OnnxSession, OpenVinoSession, OpenCvSession or
+    TfliteSession (the last three CPU only here; TFLite converts the graph with onnx2tf first)."""
     name = check_runtime(runtime, ov_precision, device)
     if name == "onnxruntime":
         return open_onnx_session(
@@ -356,6 +363,10 @@ def open_session(
         from .opencv_session import OpenCvSession
 
         return OpenCvSession(path, threads, time_limit_s=time_limit_s)
+    if name == "tflite":
+        from .tflite_session import TfliteSession
+
+        return TfliteSession(path, threads, time_limit_s=time_limit_s)
     from .openvino_session import OpenVinoSession  # optional dependency
 
     return OpenVinoSession(path, threads, ov_precision, time_limit_s=time_limit_s)
