@@ -1,7 +1,7 @@
 """Every default export on the runtimes users load it in: the table of docs/compatibility.md.
 
     python benchmarks/compatibility.py run --work DIR [--variants XS,S,M,L]
-        [--opencv-dirs DIR ...] [--onnx2torch-dir DIR] [--tflite-python PY]
+        [--opencv-dirs DIR ...] [--onnx2torch-dir DIR] [--tflite-python PY] [--tflite]
     python benchmarks/compatibility.py table DIR/results.json
 
 `run` exports each variant as `cnp-convert onnx` does by default (fp32; fp16 and int8 of the
@@ -13,6 +13,9 @@ releases), then judges every graph on every runtime at batch 1 and 3:
   runtime cannot load or run the graph). Each `--opencv-dirs` folder holds one OpenCV release
   installed with `pip install --no-deps --target DIR opencv-python-headless==V`; it is put ahead
   of the installed one on PYTHONPATH, and the version the verdict reports is the one recorded.
+- TFLite as the tool makes it (`--tflite`, the `[tflite]` extra installed): `cnp-convert verify
+  --runtime tflite`, onnx2tf's float32 file judged on LiteRT by the same verdict, for the fp32
+  graphs at opset 18 and 11 (`onnx --target tflite` writes the file only when this passes).
 - onnx2torch (`--onnx2torch-dir`, installed the same way) and TFLite (`--tflite-python`, a Python
   with onnx2tf and ai-edge-litert): not runtimes of the tool's verdict. The graph is converted
   with their converter, run on the verdict's seeded images, and compared with onnxruntime's
@@ -226,6 +229,8 @@ def run(args: argparse.Namespace) -> None:
     targets += [(f"opencv {Path(d).name}", ("opencv", [], d)) for d in args.opencv_dirs]
     if args.onnx2torch_dir:
         targets.append(("onnx2torch", ("converted", "onnx2torch", args.onnx2torch_dir)))
+    if args.tflite:
+        targets.append(("tflite verdict", ("tflite", [], None)))
     if args.tflite_python:
         targets.append(("tflite", ("converted", "tflite", args.tflite_python)))
         targets.append(("tflite float16", ("converted", "tflite-float16", args.tflite_python)))
@@ -237,7 +242,9 @@ def run(args: argparse.Namespace) -> None:
             converted = kind == "converted"
             if converted and graph["precision"] != "fp32":
                 continue  # the converters' own fp16/int8 recipes are not measured here
-            if not converted and graph["opset"] != 18:
+            if kind == "tflite" and graph["precision"] != "fp32":
+                continue  # the tool's tflite target writes float32 files only
+            if not converted and graph["opset"] != 18 and kind != "tflite":
                 continue  # the tool's runtimes are judged on the default exports
             if converted:
                 _, which, where = spec
@@ -313,6 +320,7 @@ def main() -> None:
     runner.add_argument("--opencv-dirs", nargs="*", default=[])
     runner.add_argument("--onnx2torch-dir")
     runner.add_argument("--tflite-python")
+    runner.add_argument("--tflite", action="store_true")
     printer = sub.add_parser("table")
     printer.add_argument("results")
     args = parser.parse_args()

@@ -71,6 +71,16 @@ def test_gpu_extra_adds_the_cuda_libraries_only_beside_onnxruntime_gpu(label: st
         assert chosen == []  # no CUDA wheels there; the extra installs nothing
 
 
+def test_tflite_extra_keeps_onnx2tf_below_its_pinning_releases() -> None:
+    extras = _project()["optional-dependencies"]
+    chosen = {r.name: r for r in (Requirement(t) for t in extras["tflite"])}
+    onnx2tf = chosen["onnx2tf"].specifier
+    # 1.28.8 converts right at opset 11 (docs/compatibility.md); 1.29 pins numpy 1.26.4
+    assert onnx2tf.contains("1.28.8") and not onnx2tf.contains("1.29.0")
+    assert {"tensorflow", "tf-keras", "ai-edge-litert"} <= {n.replace("_", "-") for n in chosen}
+    assert "cnp-convert[tflite]" in extras["dev"]
+
+
 def test_openvino_extra() -> None:
     (requirement,) = (Requirement(t) for t in _project()["optional-dependencies"]["openvino"])
     assert requirement.name == "openvino" and requirement.specifier.contains("2024.0")

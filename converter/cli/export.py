@@ -147,8 +147,9 @@ def onnx_command(
         "--target",
         case_sensitive=False,
         help="Where the graph will run; picks the opset: 11 for tflite (onnx2tf) and onnx2torch, "
-        f"else {DEFAULT_OPSET} (docs/compatibility.md). The verdict runs on onnxruntime; "
-        "verify --runtime openvino/opencv judges those.",
+        f"else {DEFAULT_OPSET} (docs/compatibility.md). The verdict runs on onnxruntime; tflite "
+        "also writes the .tflite onnx2tf makes, only if it passes the same verdict on LiteRT; "
+        "verify --runtime openvino/opencv/tflite judges the others.",
     ),
     opset: int | None = typer.Option(
         None, "--opset", help="ONNX opset (default: the target's).", show_default=False

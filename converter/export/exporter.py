@@ -6,8 +6,10 @@ dynamo exporter; either on request), simplify with onnxsim when asked (on failur
 exported graph and say why), quantize for int8, write our
 metadata, run the ONNX checker and strict shape inference, check the graph fits the variant, then
 run onnxruntime on CPU against the unfolded fp32 PyTorch model, with the tolerance of the graph's
-precision. The file (and the .ort file, when asked for) appears at its final path only after all
-of that passed; a failed check leaves nothing behind.
+precision. For the tflite target the graph is then converted by onnx2tf and the .tflite held to
+the same verdict on LiteRT (converter.runtimes.tflite_session). The file (and the .ort and
+.tflite files, when asked for) appears at its final path only after all of that passed; a failed
+check leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ..graphs.metadata import OnnxMetadata, write_onnx_metadata
 from ..h36m.preprocess import normalize_images, seeded_images
 from ..h36m.synthetic import synthetic_crops
 from ..runtimes.sessions import Session, open_onnx_session, save_ort_format
+from ..runtimes.tflite_session import TfliteSession
 from ..verdicts.judge import (
     BackgroundReference,
     ParityFailedError,
@@ -98,10 +101,13 @@ class ExportReport:
     ort_pose: tuple[PoseChange, ...] = ()
     seed: int = 0
     rewrites: RewriteReport = NO_REWRITES
+    tflite_path: str | None = None  # the tflite target's file, when its verdict ran
+    tflite_runtime: str | None = None  # what converted and ran it, versions read back
+    tflite_parity: tuple[ParityReport, ...] = ()
 
     @property
     def checks(self) -> tuple[ParityReport | PoseChange, ...]:
-        return (*self.parity, *self.pose, *self.ort_parity, *self.ort_pose)
+        return (*self.parity, *self.pose, *self.ort_parity, *self.ort_pose, *self.tflite_parity)
 
     @property
     def passed(self) -> bool:
@@ -138,6 +144,9 @@ class ExportReport:
             "ort_parity": [p.to_dict() for p in self.ort_parity],
             "pose_change": [p.to_dict() for p in self.pose],
             "ort_pose_change": [p.to_dict() for p in self.ort_pose],
+            "tflite_path": self.tflite_path if written else None,
+            "tflite_runtime": self.tflite_runtime,
+            "tflite_parity": [p.to_dict() for p in self.tflite_parity],
             "passed": self.passed,
         }
 
@@ -185,8 +194,15 @@ class ExportReport:
                     "  note: this onnxruntime's CPU provider has no fp16 kernels, so the .ort "
                     "holds the graph converted to fp32; give the .onnx to an fp16-capable runtime"
                 )
+        if self.tflite_runtime is not None:
+            shown = self.tflite_path if self.passed else "not written"
+            out.append(f"  TFLite: {shown} ({self.tflite_runtime})")
         out.append(f"  verdict inputs: seed {self.seed}")
-        for label, reports in (("onnxruntime CPU", self.parity), (".ort file", self.ort_parity)):
+        for label, reports in (
+            ("onnxruntime CPU", self.parity),
+            (".ort file", self.ort_parity),
+            (".tflite on LiteRT", self.tflite_parity),
+        ):
             for report in reports:
                 for entry in report.outputs:
                     out.append(f"  parity ({label}) batch {report.batch}: {entry.line()}")
@@ -479,17 +495,24 @@ def build_graph(
 
 def _output_paths(
     ckpt: CanonicalCheckpoint, out: Path, options: ExportOptions, protect: tuple[Path, ...]
-) -> Path | None:
-    """Refuse outputs over an input or (without force) an existing file; the .ort path if any."""
+) -> tuple[Path | None, Path | None]:
+    """Refuse outputs over an input or (without force) an existing file; the .ort and .tflite
+    paths, each None when not asked for."""
     inputs = (*protect, *([Path(ckpt.raw.path)] if ckpt.raw is not None else []))
     check_output_path(out, inputs, options.force)
-    if not options.ort_format:
-        return None
-    ort_out = out.with_suffix(".ort")
-    if ort_out == out:
-        raise OptionError("ort_format", f"needs an output named *.onnx, not {out}")
-    check_output_path(ort_out, inputs, options.force)
-    return ort_out
+    beside: list[Path | None] = []
+    for wanted, suffix, option in (
+        (options.ort_format, ".ort", "ort_format"),
+        (options.target == "tflite", ".tflite", "target"),
+    ):
+        if not wanted:
+            beside.append(None)
+            continue
+        path = out.with_suffix(suffix)
+        if path == out:
+            raise OptionError(option, f"needs an output named *.onnx, not {out}")
+        beside.append(check_output_path(path, inputs, options.force))
+    return beside[0], beside[1]
 
 
 class _Verdict:
@@ -554,7 +577,7 @@ def export_onnx(
     options = options if options is not None else ExportOptions()
     stage = progress_callback(progress)
     out, spec = Path(out), ckpt.spec
-    ort_out = _output_paths(ckpt, out, options, protect)
+    ort_out, tflite_out = _output_paths(ckpt, out, options, protect)
     seed = resolve_seed(options.seed)
     if options.precision == "int8":
         stage("int8 calibration crops", 0, None)
@@ -574,7 +597,7 @@ def export_onnx(
     facts = _checked_facts(graph.proto, out, spec, options)
     stage("verdict (onnxruntime CPU against PyTorch)", 0, None)
     verdict = _Verdict(model, options, spec, seed, reference, facts.divides_by_mass("coords"))
-    # The graph and its .ort file are published together or not at all.
+    # The graph and its .ort and .tflite files are published together or not at all.
     with output_set(overwrite=options.force) as outputs:
         tmp = outputs.temporary(out)
         onnx.save(graph.proto, str(tmp))
@@ -587,6 +610,14 @@ def export_onnx(
             save_ort_format(tmp, ort_tmp)
             # The .ort file is held to the same check: it is what a phone will run.
             ort_parity, ort_pose = verdict(open_onnx_session(ort_tmp, "cpu", ort_format=True))
+        tflite_parity: tuple[ParityReport, ...] = ()
+        tflite_runtime = None
+        if tflite_out is not None and all(c.passed for c in (*parity, *pose, *ort_parity)):
+            stage("onnx2tf conversion and the verdict of the .tflite on LiteRT", 0, None)
+            tflite = TfliteSession(tmp)
+            tflite_runtime = tflite.providers[0]
+            tflite_parity, _ = verdict(tflite)  # fp32 only (ExportOptions)
+            outputs.temporary(tflite_out).write_bytes(tflite.model.content)
         report = ExportReport(
             path=str(out),
             variant=spec.name,
@@ -614,23 +645,28 @@ def export_onnx(
             ort_pose=ort_pose,
             seed=seed,
             rewrites=graph.rewrites,
+            tflite_path=str(tflite_out) if tflite_parity else None,
+            tflite_runtime=tflite_runtime,
+            tflite_parity=tflite_parity,
         )
         if not report.passed:
-            raise ParityFailedError(
-                f"{out}: the verdict failed on onnxruntime CPU ({_first_failure(report)}); "
-                "no file written",
-                report,
-            )
+            raise ParityFailedError(f"{out}: {_first_failure(report)}; no file written", report)
     return report
 
 
 def _first_failure(report: ExportReport) -> str:
-    for check in report.checks:
-        if isinstance(check, PoseChange):
-            if not check.passed:
-                return f"batch {check.batch}: {check.line()}"
-            continue
-        for entry in check.outputs:
-            if not entry.passed:
-                return f"batch {check.batch}: {entry.line()}"
-    return "no output compared"
+    where = (
+        ("onnxruntime CPU", (*report.parity, *report.pose)),
+        ("the .ort file", (*report.ort_parity, *report.ort_pose)),
+        ("the .tflite on LiteRT", report.tflite_parity),
+    )
+    for runtime, checks in where:
+        for check in checks:
+            if isinstance(check, PoseChange):
+                if not check.passed:
+                    return f"the verdict failed on {runtime} (batch {check.batch}: {check.line()})"
+                continue
+            for entry in check.outputs:
+                if not entry.passed:
+                    return f"the verdict failed on {runtime} (batch {check.batch}: {entry.line()})"
+    return "the verdict failed on onnxruntime CPU (no output compared)"

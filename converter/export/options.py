@@ -17,6 +17,7 @@ import torch
 
 from ..core.choices import DEFAULT_OPSET, EXPORTERS, TARGET_OPSETS, TARGETS
 from ..core.errors import OptionError
+from ..runtimes.tflite_session import require_tflite
 from ..verdicts.judge import resolve_seed
 from ..verdicts.tolerances import check_precision, fp32_limits
 from .precision import DEFAULT_CALIBRATION_COUNT, CalibrationSet
@@ -108,6 +109,8 @@ class ExportOptions:
 
     target: where the graph will run (onnxruntime, openvino, opencv, tflite through onnx2tf,
     onnx2torch); it picks the opset when opset is None (11 for the two converters, else 18).
+    tflite also writes the .tflite onnx2tf makes of the graph beside it, held to the fp32
+    verdict on LiteRT (fp32 exports only).
     batch: "dynamic" or a fixed size. exporter: None picks the default for the opset; the value
     holds the exporter chosen. precision: fp32, fp16 or int8 (converter.export.precision).
     calibration (int8): a Human3.6M root or an images directory, a CalibrationSet already in
@@ -143,6 +146,14 @@ class ExportOptions:
         if target not in TARGETS:
             raise OptionError("target", f"must be one of {', '.join(TARGETS)}, not {self.target!r}")
         object.__setattr__(self, "target", target)
+        if target == "tflite":
+            if precision != "fp32":
+                raise OptionError(
+                    "precision",
+                    f"{precision}: the tflite target writes onnx2tf's float32 .tflite, judged by "
+                    "the fp32 verdict on LiteRT; export fp32 for it",
+                )
+            require_tflite("target")
         if self.opset is None:
             object.__setattr__(self, "opset", TARGET_OPSETS.get(target, DEFAULT_OPSET))
         object.__setattr__(self, "exporter", resolve_exporter(self.exporter, self.opset))

@@ -72,7 +72,8 @@ class VerifyOptions:
     for a graph without cnp-convert metadata. seed: the inputs' seed (None: a fresh one,
     reported). data (fp16/int8): a Human3.6M root whose frames the pose change is measured on
     (None: the synthetic set), frames of them. runtime: onnxruntime, openvino, opencv or tflite
-    (the last three on the CPU; tflite judges the .tflite onnx2tf makes of the graph); ov_precision: OpenVINO's execution precision (auto: its own choice).
+    (the last three on the CPU; tflite judges the .tflite onnx2tf makes of the graph);
+    ov_precision: OpenVINO's execution precision (auto: its own choice).
     timeout: seconds one forward pass may take (None: runtimes.watched's default for its batch).
     The verdict follows what the runtime reports it computes in: an fp32 graph that OpenVINO runs
     in bf16 is judged by the bf16 pose budget.

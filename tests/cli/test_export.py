@@ -314,6 +314,7 @@ def test_verify_on_openvino_f32(xs_cli_onnx: Path, release_file) -> None:
     [
         (("--runtime", "tensorflow"), "Invalid value for '--runtime'"),
         (("--runtime", "openvino", "--device", "cuda"), "runs on the CPU here"),
+        (("--runtime", "tflite", "--device", "cuda"), "runs on the CPU here"),
         (("--runtime", "openvino", "--ov-precision", "int4"), "Invalid value for '--ov-precision'"),
     ],
 )
