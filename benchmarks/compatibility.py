@@ -281,6 +281,8 @@ def _cell(row: dict, notes: list[str]) -> str:
         return f"pass, worst {row['worst_mm']:.1f} mm"
     failed = ",".join(map(str, row.get("failed_batches") or [])) or "?"
     detail = f", worst {row['worst_mm']:.1f} mm" if "worst_mm" in row else ""
+    if "worst_of_limit" in row:
+        detail = f", {row['worst_of_limit']:.0f}x the limit"
     return f"REFUSED at batch {failed}{detail}"
 
 
