@@ -3,12 +3,15 @@ once per test run. Tests treat what they get as read-only (copy a file before ed
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from converter.checkpoints.canonical import CanonicalCheckpoint, load_checkpoint, random_checkpoint
 from converter.checkpoints.fabricate import fabricate_release
@@ -49,13 +52,25 @@ def release_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
     return get
 
 
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every xdist worker sees (each has its own basetemp inside
+    the run's): what one worker built there, another reads instead of building it again."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 class ExportCache:
-    """Checkpoints and exports several test modules need; an export costs seconds on 2 cores."""
+    """Checkpoints and exports several test modules need; an export costs seconds on 2 cores.
+
+    Exports are shared by the run's workers: the first to need one builds it under a file lock,
+    the others wait for it or read it (its report pickled beside it: the tests' own objects)."""
 
     def __init__(
         self, tmp_path_factory: pytest.TempPathFactory, release_file: Callable[[str], Path]
     ) -> None:
         self._tmp = tmp_path_factory
+        self._shared = _run_folder(tmp_path_factory) / "shared-exports"
+        self._shared.mkdir(exist_ok=True)
         self._release_file = release_file
         self._checkpoints: dict[tuple[str, str, int], CanonicalCheckpoint] = {}
         self._exports: dict[tuple, tuple[Path, ExportReport]] = {}
@@ -83,8 +98,16 @@ class ExportCache:
             tuple(sorted(options.items())),
         )
         if key not in self._exports:
-            out = self._tmp.mktemp(f"onnx_{ckpt.spec.name}") / f"{ckpt.spec.name}.onnx"
-            self._exports[key] = (out, export_onnx(ckpt, out, ExportOptions(**options)))  # type: ignore[arg-type]
+            folder = self._shared / hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+            out, saved = folder / f"{ckpt.spec.name}.onnx", folder / "report.pickle"
+            with FileLock(f"{folder}.lock"):
+                if saved.is_file():
+                    report = pickle.loads(saved.read_bytes())
+                else:
+                    folder.mkdir(exist_ok=True)
+                    report = export_onnx(ckpt, out, ExportOptions(**options))  # type: ignore[arg-type]
+                    saved.write_bytes(pickle.dumps(report))
+            self._exports[key] = (out, report)
         return self._exports[key]
 
 

@@ -40,7 +40,12 @@ def flat(text: str) -> str:
         ("onnx", ["<XS|S|M|L>", "<dynamo|torchscript>", "<fp32|fp16|int8>", "onnx2torch>"]),
         (
             "verify",
-            ["<XS|S|M|L>", "<auto|cpu|cuda>", "<onnxruntime|openvino|opencv|tflite>", "<auto|f32|bf16>"],
+            [
+                "<XS|S|M|L>",
+                "<auto|cpu|cuda>",
+                "<onnxruntime|openvino|opencv|tflite>",
+                "<auto|f32|bf16>",
+            ],
         ),
         ("eval", ["<XS|S|M|L>", "<auto|cpu|cuda>", "1<=x<=2", "torch, onnx"]),
         ("bench", ["<XS|S|M|L>", "<auto|cpu|cuda>", "fp32, fp16, int8"]),
