@@ -16,7 +16,7 @@ import numpy as np
 from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
 from .sessions import check_session_request
-from .watched import RunTimeLimitError, WatchedRunner, run_time_limit
+from .watched import WatchedRunner, watched_inference
 
 
 def _has_dnn(cv2) -> bool:
@@ -90,18 +90,11 @@ class OpenCvSession:
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass; image is the normalized NCHW float32 batch."""
         feed = np.ascontiguousarray(image, dtype=np.float32)
-        operations = self._bounds.cost(feed.shape).operations
-        limit = run_time_limit(int(feed.shape[0]), operations, self.time_limit_s)
-        try:
-            values = self._runner.call(
-                lambda: self._forward(feed), limit, _stop_unsupported, str(self.path)
-            )
-        except RunTimeLimitError:
-            raise
-        except Exception as exc:  # cv2.error, with OpenCV's multi-line text
-            raise OnnxModelError(
-                f"{self.path}: OpenCV inference failed ({first_line(exc)[:300]})"
-            ) from None
+        values = watched_inference(
+            self._runner, self._forward, feed, path=self.path, runtime="OpenCV",
+            operations=self._bounds.cost(feed.shape).operations,
+            time_limit_s=self.time_limit_s, stop=_stop_unsupported,
+        )  # fmt: skip
         if len(values) != len(self.output_names):
             raise OnnxModelError(
                 f"{self.path}: OpenCV gave {len(values)} outputs for {len(self.output_names)}"

@@ -17,11 +17,7 @@ from ..core.choices import OV_EXECUTION_PRECISIONS as EXECUTION_PRECISIONS
 from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
 from .sessions import check_session_request
-from .watched import (
-    RunTimeLimitError,
-    WatchedRunner,
-    run_time_limit,
-)
+from .watched import WatchedRunner, watched_inference
 
 INSTALL_HINT = 'pip install "cnp-convert[openvino]" (or pip install openvino)'
 # What a user may ask OpenVINO to compute in; "auto" is OpenVINO's own choice for the CPU.
@@ -127,21 +123,13 @@ class OpenVinoSession:
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass; image is the normalized NCHW float32 batch."""
         feed = np.ascontiguousarray(image, dtype=np.float32)
-        operations = self._bounds.cost(feed.shape).operations
-        limit = run_time_limit(int(feed.shape[0]), operations, self.time_limit_s)
-        try:
-            results = self._runner.call(
-                lambda: self._infer(feed), limit, self._request.cancel, str(self.path)
-            )
-        except RunTimeLimitError:
-            raise
-        except Exception as exc:
-            first = first_line(exc)
-            raise OnnxModelError(
-                f"{self.path}: OpenVINO inference failed ({first[:300]})"
-            ) from None
+        values = watched_inference(
+            self._runner, self._infer, feed, path=self.path, runtime="OpenVINO",
+            operations=self._bounds.cost(feed.shape).operations,
+            time_limit_s=self.time_limit_s, stop=self._request.cancel,
+        )  # fmt: skip
         # The request reuses its output buffers on the next call: copy out.
         return {
-            name: np.array(results[out])
+            name: np.array(values[out])
             for name, out in zip(self.output_names, self._outputs, strict=True)
         }

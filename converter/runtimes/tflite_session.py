@@ -30,7 +30,7 @@ import numpy as np
 from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
 from .sessions import check_session_request
-from .watched import RunTimeLimitError, WatchedRunner, check_time_limit, run_time_limit
+from .watched import RunTimeLimitError, WatchedRunner, check_time_limit, watched_inference
 
 INSTALL_HINT = 'pip install "cnp-convert[tflite]"'
 # The modules onnx2tf imports without declaring them (its 1.28 releases declare nothing), and
@@ -240,18 +240,11 @@ class TfliteSession:
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass; image is the normalized NCHW float32 batch."""
         feed = np.ascontiguousarray(image, dtype=np.float32)
-        operations = self._bounds.cost(feed.shape).operations
-        limit = run_time_limit(int(feed.shape[0]), operations, self.time_limit_s)
-        try:
-            values = self._runner.call(
-                lambda: self._forward(feed), limit, _stop_unsupported, str(self.path)
-            )
-        except RunTimeLimitError:
-            raise
-        except Exception as exc:  # LiteRT raises ValueError/RuntimeError with its own text
-            raise OnnxModelError(
-                f"{self.path}: LiteRT inference failed ({first_line(exc)[:300]})"
-            ) from None
+        values = watched_inference(
+            self._runner, self._forward, feed, path=self.path, runtime="LiteRT",
+            operations=self._bounds.cost(feed.shape).operations,
+            time_limit_s=self.time_limit_s, stop=_stop_unsupported,
+        )  # fmt: skip
         # onnx2tf keeps the outputs in the graph's order: each must have its output's shape
         for name, value in zip(self.output_names, values, strict=True):
             declared = self._declared[name]

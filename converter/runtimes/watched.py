@@ -11,8 +11,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
-from ..core.errors import OnnxModelError, OptionError
+import numpy as np
+
+from ..core.errors import OnnxModelError, OptionError, first_line
+
+T = TypeVar("T")
 
 # A forward pass longer than this is stopped: a base plus an allowance per operation the graph's
 # shapes say it does (runtimes.graph_cost), 12-25x what ConvNeXtPose graphs take on a loaded
@@ -93,3 +99,27 @@ class WatchedRunner:
         if not ok:
             raise value
         return value
+
+
+def watched_inference(
+    runner: WatchedRunner,
+    job: Callable[[np.ndarray], T],
+    feed: np.ndarray,
+    *,
+    path: Path,
+    runtime: str,
+    operations: int | None,
+    time_limit_s: float | None,
+    stop: Callable[[], None],
+) -> T:
+    """job(feed) on the runner within its time limit (run_time_limit of its batch and operations);
+    a runtime's own error becomes one line naming the file and the runtime."""
+    limit = run_time_limit(int(feed.shape[0]), operations, time_limit_s)
+    try:
+        return runner.call(lambda: job(feed), limit, stop, str(path))
+    except RunTimeLimitError:
+        raise
+    except Exception as exc:  # each runtime's own errors, some of many lines (cv2.error)
+        raise OnnxModelError(
+            f"{path}: {runtime} inference failed ({first_line(exc)[:300]})"
+        ) from None
