@@ -75,8 +75,11 @@ class BoundedGraph:
 
     def declared_input(self) -> tuple[str, tuple[int | str | None, ...]]:
         """The fed input's name and declared dims (a symbol's name or None where open), for a
-        runtime that does not report them (OpenCV)."""
-        value = fed_input(self._model)
+        runtime that does not report them (OpenCV, LiteRT); OnnxModelError naming the file."""
+        try:
+            value = fed_input(self._model)
+        except OnnxModelError as exc:
+            raise OnnxModelError(f"{self.path}: {exc.message}") from None
         dims = value.type.tensor_type.shape.dim
         return value.name, tuple(
             d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims

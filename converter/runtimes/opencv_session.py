@@ -57,10 +57,7 @@ class OpenCvSession:
         import cv2
 
         self._bounds = check_bounded_graph(self.path)
-        try:
-            self.input_name, self.input_shape = self._bounds.declared_input()
-        except OnnxModelError as exc:
-            raise OnnxModelError(f"{self.path}: {exc.message}") from None
+        self.input_name, self.input_shape = self._bounds.declared_input()
         self.output_names = self._bounds.output_names()
         if threads is not None:
             cv2.setNumThreads(threads)  # process-wide: OpenCV has no per-network setting

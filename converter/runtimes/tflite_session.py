@@ -193,10 +193,7 @@ class TfliteSession:
         self.path, self.time_limit_s = check_session_request(path, threads, time_limit_s)
         require_tflite()
         self._bounds = check_bounded_graph(self.path)
-        try:
-            self.input_name, self.input_shape = self._bounds.declared_input()
-        except OnnxModelError as exc:
-            raise OnnxModelError(f"{self.path}: {exc.message}") from None
+        self.input_name, self.input_shape = self._bounds.declared_input()
         self.output_names = self._bounds.output_names()
         self._declared = self._bounds.declared_outputs()
         self.model = convert_to_tflite(self.path, self.input_name, convert_limit_s)
