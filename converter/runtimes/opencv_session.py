@@ -16,7 +16,7 @@ import numpy as np
 from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
 from .sessions import check_session_request
-from .watched import WatchedRunner, watched_inference
+from .watched import WatchedRunner, no_cancel, watched_inference
 
 
 def _has_dnn(cv2) -> bool:
@@ -34,12 +34,6 @@ def require_opencv_dnn() -> None:
         ) from None
     if not _has_dnn(cv2):
         raise OptionError("runtime", f"opencv: OpenCV {cv2.__version__} has no DNN module")
-
-
-def _stop_unsupported() -> None:
-    # OpenCV's forward() has no cancel: a run past its limit is left to its daemon thread, and
-    # the command ends (WatchedRunner never waits on it for long).
-    return None
 
 
 class OpenCvSession:
@@ -90,7 +84,7 @@ class OpenCvSession:
         values = watched_inference(
             self._runner, self._forward, feed, path=self.path, runtime="OpenCV",
             operations=self._bounds.cost(feed.shape).operations,
-            time_limit_s=self.time_limit_s, stop=_stop_unsupported,
+            time_limit_s=self.time_limit_s, stop=no_cancel,
         )  # fmt: skip
         if len(values) != len(self.output_names):
             raise OnnxModelError(

@@ -30,7 +30,13 @@ import numpy as np
 from ..core.errors import OnnxModelError, OptionError, first_line
 from .graph_bounds import check_bounded_graph
 from .sessions import check_session_request
-from .watched import RunTimeLimitError, WatchedRunner, check_time_limit, watched_inference
+from .watched import (
+    RunTimeLimitError,
+    WatchedRunner,
+    check_time_limit,
+    no_cancel,
+    watched_inference,
+)
 
 INSTALL_HINT = 'pip install "cnp-convert[tflite]"'
 # The modules onnx2tf imports without declaring them (its 1.28 releases declare nothing), and
@@ -167,12 +173,6 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def _stop_unsupported() -> None:
-    # LiteRT's invoke() has no cancel: a run past its limit is left to its daemon thread, and the
-    # command ends (WatchedRunner never waits on it for long).
-    return None
-
-
 class TfliteSession:
     """A LiteRT interpreter over the .tflite onnx2tf made from a graph, on the CPU: a
     runtimes.sessions.Session whose names and costs are the graph's. model: the file, which the
@@ -191,7 +191,6 @@ class TfliteSession:
         convert_limit_s: float | None = None,
     ) -> None:
         self.path, self.time_limit_s = check_session_request(path, threads, time_limit_s)
-        require_tflite()
         self._bounds = check_bounded_graph(self.path)
         self.input_name, self.input_shape = self._bounds.declared_input()
         self.output_names = self._bounds.output_names()
@@ -240,7 +239,7 @@ class TfliteSession:
         values = watched_inference(
             self._runner, self._forward, feed, path=self.path, runtime="LiteRT",
             operations=self._bounds.cost(feed.shape).operations,
-            time_limit_s=self.time_limit_s, stop=_stop_unsupported,
+            time_limit_s=self.time_limit_s, stop=no_cancel,
         )  # fmt: skip
         # onnx2tf keeps the outputs in the graph's order: each must have its output's shape
         for name, value in zip(self.output_names, values, strict=True):

@@ -101,6 +101,13 @@ class WatchedRunner:
         return value
 
 
+def no_cancel() -> None:
+    """stop() for a runtime whose run has no cancel (OpenCV's forward(), LiteRT's invoke()): a run
+    past its limit is left to its daemon thread, and the command ends (WatchedRunner never waits
+    on it for long)."""
+    return None
+
+
 def watched_inference(
     runner: WatchedRunner,
     job: Callable[[np.ndarray], T],
