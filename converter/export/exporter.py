@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -51,6 +52,7 @@ from ..verdicts.judge import (
     BackgroundReference,
     ParityFailedError,
     pose_crop_sets,
+    pose_reference,
     resolve_seed,
     run_fp32_verdict,
     run_pose_verdicts,
@@ -530,7 +532,11 @@ class _Verdict:
     ) -> None:
         self.model, self.options, self.spec, self.reference = model, options, spec, reference
         self.divided_by_mass = divided_by_mass  # the graph's coords come out of a Div
-        self.crops = None if reference is not None else synthetic_crops(spec, POSE_FRAMES, seed)
+        crops = None if reference is not None else synthetic_crops(spec, POSE_FRAMES, seed)
+        self.crop_sets = () if crops is None else pose_crop_sets(spec, crops)
+        # PyTorch's coords on the crop sets, made at the first graph's verdict and kept for the
+        # next (the .ort file is judged on the same crops).
+        self._pose_references: list[np.ndarray] | None = None
 
     def __call__(
         self, candidate: Session
@@ -544,13 +550,17 @@ class _Verdict:
                 self.model, candidate, self.reference.images(), batches, limits,
                 torch_device=cpu, spec=self.spec, float64_outputs=self.reference.float64_outputs,
             ), ()  # fmt: skip
-        assert self.crops is not None
+        if self._pose_references is None:
+            self._pose_references = [
+                pose_reference(self.model, crops, cpu) for crops in self.crop_sets
+            ]
         return (), run_pose_verdicts(
             self.model,
             candidate,
-            pose_crop_sets(self.spec, self.crops),
+            self.crop_sets,
             batches,
             precision=self.options.precision,
+            references=self._pose_references,
             torch_device=cpu,
             spec=self.spec,
         )

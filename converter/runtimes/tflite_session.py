@@ -49,24 +49,44 @@ _REQUIRED_MODULES = (
     ("sng4onnx", "sng4onnx"),
     ("ai_edge_litert", "ai-edge-litert"),
 )
-# onnx2tf converts XS in about 20 s and L in about a minute on a quiet 2-core machine
-# (docs/compatibility.md); the limit leaves room for a loaded one.
+# Conversion times are in docs/compatibility.md; the limit leaves a loaded machine wide room.
 CONVERT_LIMIT_S = 1200.0
 # A flatbuffer holds at most 2 GiB; the L graph's float32 file is a small fraction of that.
 MAX_TFLITE_BYTES = 2**31
 _ERROR_TAIL_BYTES = 64 * 1024  # of the child's output, read back for the one-line error
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
-# The child: convert, nothing else. argv: the graph, the output folder, the input's name.
+# The child: onnx2tf builds the Keras model and TensorFlow's converter writes its float32 file,
+# nothing else. onnx2tf's own saving (a SavedModel, then float32 and float16 files, each lowered
+# through a SavedModel again) is most of its time and makes files the verdict never reads; the
+# float32 file made here takes the converter's frozen-graph path with onnx2tf's op sets, and is
+# byte for byte the file onnx2tf writes (docs/compatibility.md).
+# argv: the graph, the output folder, the input's name.
 _CONVERT_SCRIPT = """
+import pathlib
 import sys
 import onnx2tf
-onnx2tf.convert(
+import tensorflow as tf
+model = onnx2tf.convert(
     input_onnx_file_path=sys.argv[1],
     output_folder_path=sys.argv[2],
     keep_shape_absolutely_input_names=[sys.argv[3]],
     non_verbose=True,
+    disable_model_save=True,
 )
+if model is None:
+    sys.exit("onnx2tf made no model")
+signature = [tf.TensorSpec(t.shape, t.dtype, t.name) for t in model.inputs]
+run = tf.function(lambda *inputs: model(inputs), input_signature=signature)
+converter = tf.lite.TFLiteConverter.from_concrete_functions([run.get_concrete_function()])
+converter.experimental_lower_to_saved_model = False
+converter.target_spec.supported_ops = [
+    tf.lite.OpsSet.TFLITE_BUILTINS,
+    tf.lite.OpsSet.SELECT_TF_OPS,
+]
+folder = pathlib.Path(sys.argv[2])
+folder.mkdir(parents=True, exist_ok=True)
+(folder / "model_float32.tflite").write_bytes(converter.convert())
 """
 
 

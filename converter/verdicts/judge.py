@@ -247,6 +247,27 @@ def pose_crop_sets(spec: VariantSpec, people: Crops) -> tuple[Crops, ...]:
     return (people, photo_crops(spec))
 
 
+POSE_REFERENCE_CHUNK = 8  # crops per PyTorch forward of the pose reference (bounds its memory)
+
+
+def pose_reference(model: ConvNeXtPose, crops: Crops, torch_device: torch.device) -> np.ndarray:
+    """PyTorch fp32's coords on every crop, in heatmap units: what a reduced precision's graph is
+    compared with. It does not depend on the graph's batch size, so one reference serves every
+    batch and every graph judged on these crops."""
+    model = model.to(torch_device).eval()
+    return np.concatenate(
+        [
+            _torch_outputs(
+                model,
+                np.ascontiguousarray(crops.images[start : start + POSE_REFERENCE_CHUNK]),
+                torch_device,
+                False,
+            )["coords"]
+            for start in range(0, len(crops), POSE_REFERENCE_CHUNK)
+        ]
+    )
+
+
 def run_pose_verdicts(
     model: ConvNeXtPose,
     session: Session,
@@ -254,10 +275,16 @@ def run_pose_verdicts(
     batches: Sequence[int],
     *,
     precision: str,
+    references: Sequence[np.ndarray] | None = None,
     **kwargs,
 ) -> tuple[PoseChange, ...]:
     """run_pose_verdict for every crop set at every batch size (each its own PoseChange), each
-    set held to its precision's budget for its kind (photos, or drawn figures)."""
+    set held to its precision's budget for its kind (photos, or drawn figures).
+
+    references: pose_reference of each crop set, when the caller keeps them for several graphs;
+    else each is computed here once, for all batch sizes."""
+    if references is None:
+        references = [pose_reference(model, crops, kwargs["torch_device"]) for crops in crop_sets]
     return tuple(
         run_pose_verdict(
             model,
@@ -266,9 +293,10 @@ def run_pose_verdicts(
             batch,
             precision=precision,
             budget=pose_budget(precision, drawn=crops.drawn),
+            reference=reference,
             **kwargs,
         )
-        for crops in crop_sets
+        for crops, reference in zip(crop_sets, references, strict=True)
         for batch in batches
     )
 
@@ -284,21 +312,24 @@ def run_pose_verdict(
     torch_device: torch.device,
     spec: VariantSpec,
     coords_name: str = "coords",
+    reference: np.ndarray | None = None,
 ) -> PoseChange:
-    """PyTorch fp32 and the graph on the same crops, back-projected to camera mm, compared."""
-    model = model.to(torch_device).eval()
+    """PyTorch fp32 (reference: pose_reference of these crops, computed when not given) and the
+    graph at this batch size on the same crops, back-projected to camera mm, compared."""
+    if reference is None:
+        reference = pose_reference(model, crops, torch_device)
+    if reference.shape[0] != len(crops):
+        raise ValueError(f"the reference has {reference.shape[0]} crops, not {len(crops)}")
     groups = _cyclic_batches(len(crops), batch)
-    reference, candidate = [], []
-    for index in groups:
-        chunk = np.ascontiguousarray(crops.images[index])
-        reference.append(_torch_outputs(model, chunk, torch_device, False)["coords"])
-        candidate.append(session.run(chunk)[coords_name])
+    candidate = [
+        session.run(np.ascontiguousarray(crops.images[index]))[coords_name] for index in groups
+    ]
     # Cyclic batches repeat a few crops at the end; each crop counts once.
     unique = len(crops)
     order = [i for index in groups for i in index][:unique]
     taken = crops.take(order)
     return pose_change(
-        crops_to_mm(np.concatenate(reference)[:unique], taken, spec),
+        crops_to_mm(reference[order], taken, spec),
         crops_to_mm(np.concatenate(candidate)[:unique], taken, spec),
         eval_joint_indices(spec.joint_names),
         spec.joint_names,

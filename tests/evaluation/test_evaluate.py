@@ -102,16 +102,17 @@ def test_reference_and_kaggle_layouts_give_identical_predictions(layouts, xs_tor
 
 
 def test_torch_and_onnxruntime_agree_on_the_synthetic_set(layouts, xs_torch, xs_onnx) -> None:
-    """(f) MPJPE of PyTorch and onnxruntime agree within 0.05 mm on the whole synthetic set."""
-    dataset = load_dataset(layouts["reference"], 2)
+    """(f) MPJPE of PyTorch and onnxruntime agree within 0.05 mm on 40 frames of the synthetic
+    set (batches of 16 and a last one of 8: a backend that mishandles a short batch shows)."""
+    dataset = load_dataset(layouts["reference"], 2, limit=40)
     report = evaluate(dataset, [xs_torch, xs_onnx], SPEC, batch_size=16, progress=False)
     comparison = report.comparison
     assert comparison is not None and comparison.backends == ("torch", "onnx")
-    assert report.frames == 93
+    assert report.frames == 40
     assert abs(comparison.difference_mm) < 0.05
     assert comparison.max_distance_mm < 0.5
     for result in report.backends:
-        assert result.summary.frames == 93 and np.isfinite(result.summary.total_mm)
+        assert result.summary.frames == 40 and np.isfinite(result.summary.total_mm)
         assert result.inference_s > 0 and result.decode_s > 0 and result.fps > 0
     assert report.to_dict()["comparison"]["backends"] == ["torch", "onnx"]
 
