@@ -22,9 +22,11 @@ from converter.verdicts import judge
 from converter.verdicts.judge import (
     _cyclic_batches,
     float64_reference,
+    pose_reference,
     resolve_seed,
     run_fp32_verdict,
     run_pose_verdict,
+    run_pose_verdicts,
     verdict_images,
 )
 from converter.verdicts.parity import Limit, PoseBudget
@@ -246,6 +248,57 @@ def test_pose_verdict_reads_the_named_output() -> None:
         coords_name="pose",
     )
     assert change.worst_mm == 0.0 and change.passed
+
+
+class CountingPose(TinyPose):
+    """TinyPose that records the batch of every forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def forward_heatmaps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.batches.append(image.shape[0])
+        return super().forward_heatmaps(image)
+
+
+def test_pose_reference_is_every_crop_in_order_in_bounded_chunks() -> None:
+    model, crops = CountingPose(), _crops(judge.POSE_REFERENCE_CHUNK * 2 + 3)
+    reference = pose_reference(model, crops, CPU)
+    np.testing.assert_allclose(reference, coords_by_hand(crops.images), rtol=0, atol=1e-5)
+    chunk = judge.POSE_REFERENCE_CHUNK
+    assert model.batches == [chunk, chunk, 3]
+
+
+def test_pose_verdicts_run_pytorch_once_per_crop_set_for_every_batch() -> None:
+    model, crops = CountingPose(), _crops(5)
+    session = FakeSession()
+    changes = run_pose_verdicts(
+        model, session, (crops, crops), (1, 2), precision="fp16", torch_device=CPU, spec=XS
+    )
+    assert [(c.batch, c.passed, c.worst_mm) for c in changes] == [
+        (1, True, 0.0),
+        (2, True, 0.0),
+    ] * 2
+    assert model.batches == [5, 5]  # one reference per set, not one per set and batch
+    assert [c.shape[0] for c in session.calls] == [1] * 5 + [2] * 3 + [1] * 5 + [2] * 3
+
+
+def test_a_given_pose_reference_is_the_one_measured_against() -> None:
+    crops = _crops(3)
+    moved = coords_by_hand(crops.images)
+    moved[1, 0, 2] += 1.0  # crop 1's pelvis one depth bin away in the reference
+    model = CountingPose()
+    change = run_pose_verdict(
+        model, FakeSession(), crops, 2, precision="fp16", budget=PoseBudget(10.0, 100.0, 100.0),
+        torch_device=CPU, spec=XS, reference=moved,
+    )  # fmt: skip
+    assert model.batches == [] and change.worst_joint == "Pelvis" and change.worst_mm > 62.5
+    with pytest.raises(ValueError, match="the reference has 2 crops, not 3"):
+        run_pose_verdict(
+            model, FakeSession(), crops, 1, precision="fp16", budget=PoseBudget(1.0, 1.0, 1.0),
+            torch_device=CPU, spec=XS, reference=moved[:2],
+        )  # fmt: skip
 
 
 def test_seeds() -> None:
