@@ -10,9 +10,10 @@ setup:
 demo *ARGS:
     {{venv}}/bin/cnp-convert demo {{ARGS}}
 
-# The test suite (the README's test command runs this).
+# The test suite (the README's test command runs this). worksteal hands each worker a contiguous
+# half of the suite (so a module's fixtures are built once) and rebalances only at the end.
 test *ARGS:
-    {{py}} -m pytest -q -n auto --maxprocesses=4 {{ARGS}}
+    {{py}} -m pytest -q -n auto --maxprocesses=4 --dist worksteal {{ARGS}}
 
 lint:
     {{venv}}/bin/ruff check converter tests golden benchmarks training
