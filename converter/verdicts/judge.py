@@ -275,6 +275,7 @@ def run_pose_verdicts(
     batches: Sequence[int],
     *,
     precision: str,
+    torch_device: torch.device,
     references: Sequence[np.ndarray] | None = None,
     **kwargs,
 ) -> tuple[PoseChange, ...]:
@@ -284,7 +285,7 @@ def run_pose_verdicts(
     references: pose_reference of each crop set, when the caller keeps them for several graphs;
     else each is computed here once, for all batch sizes."""
     if references is None:
-        references = [pose_reference(model, crops, kwargs["torch_device"]) for crops in crop_sets]
+        references = [pose_reference(model, crops, torch_device) for crops in crop_sets]
     return tuple(
         run_pose_verdict(
             model,
@@ -293,6 +294,7 @@ def run_pose_verdicts(
             batch,
             precision=precision,
             budget=pose_budget(precision, drawn=crops.drawn),
+            torch_device=torch_device,
             reference=reference,
             **kwargs,
         )
