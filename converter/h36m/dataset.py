@@ -19,6 +19,7 @@ Every image is checked for existence before any inference runs.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -280,7 +281,7 @@ def load_bbox_root(path: str | Path) -> dict[int, RootNetEntry]:
     table: dict[int, RootNetEntry] = {}
     for position, entry in enumerate(data):
         try:
-            image_id = int(entry["image_id"])
+            image_id = whole_number(entry["image_id"])
             bbox = tuple(float(v) for v in entry["bbox"])
             root = tuple(float(v) for v in entry.get("root_cam", entry.get("root")))
         except (KeyError, TypeError, ValueError, OverflowError):  # int(1e400) overflows
@@ -421,7 +422,7 @@ def _subject_samples(
     if not isinstance(data, Mapping) or "images" not in data or "annotations" not in data:
         raise DatasetError(f"{data_path}: expected a COCO-style object with images, annotations")
     try:
-        images = {int(image["id"]): image for image in data["images"]}
+        images = {whole_number(image["id"]): image for image in data["images"]}
     except (KeyError, TypeError, ValueError, OverflowError):  # int(Infinity) overflows
         raise DatasetError(f"{data_path}: an images entry has no integer id") from None
 
@@ -430,8 +431,10 @@ def _subject_samples(
     missing_roots: list[int] = []
     for annotation in data["annotations"]:  # annotation order is the reference's test order
         try:
-            image = images[int(annotation["image_id"])]
-            if int(image["subject"]) != subject or int(image["frame_idx"]) % TEST_SAMPLING:
+            image = images[whole_number(annotation["image_id"])]
+            if _image_index(image, "subject") != subject:
+                continue
+            if _image_index(image, "frame_idx") % TEST_SAMPLING:
                 continue
             sample = _make_sample(layout, image, annotation, cameras, joints, input_aspect)
         except _BadRecord as bad:
@@ -464,6 +467,24 @@ class _BadRecord(Exception):
         self.in_joints = in_joints
 
 
+def whole_number(value: object) -> int:
+    """A JSON id or index as an int: an integer, or a float that holds one (7.0). Anything else
+    raises ValueError: int() would read "7" and truncate 7.5 to 7, taking one record for another."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{str(value)[:40]!r} is not a number")
+    if isinstance(value, float) and not (math.isfinite(value) and value == math.floor(value)):
+        raise ValueError(f"{value:.6g} is not a whole number")
+    return int(value)
+
+
+def _image_index(image: Mapping, name: str) -> int:
+    """An images entry's id field (subject, frame_idx, cam_idx, ...) as a whole number."""
+    try:
+        return whole_number(image[name])
+    except ValueError as bad:
+        raise _BadRecord(f"{name} {bad}") from None
+
+
 def _image_side(image: Mapping, name: str) -> int:
     value = image[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -493,9 +514,9 @@ def _relative_file_name(value: object) -> str:
 
 def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sample:
     """A Sample with the processed GT box (None when process_bbox rejects it) and GT root."""
-    subject, frame = int(image["subject"]), int(image["frame_idx"])
-    action, subaction = int(image["action_idx"]), int(image["subaction_idx"])
-    camera = cameras[int(image["cam_idx"])]
+    subject, frame = _image_index(image, "subject"), _image_index(image, "frame_idx")
+    action, subaction = _image_index(image, "action_idx"), _image_index(image, "subaction_idx")
+    camera = cameras[_image_index(image, "cam_idx")]
     world = np.asarray(joints[str(action)][str(subaction)][str(frame)], dtype=np.float64)
     if world.shape != (17, 3):
         raise ValueError(f"3D joints of frame {frame}: shape {world.shape}, expected (17, 3)")
@@ -512,13 +533,13 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
         raise _BadRecord(f"bbox {_numbers(box.ravel())} is not 4 finite numbers")
     file_name = _relative_file_name(image["file_name"])
     return Sample(
-        image_id=int(image["id"]),
+        image_id=whole_number(image["id"]),
         file_name=file_name,
         image_path=layout.image_path(file_name, subject),
         subject=subject,
         action_index=action_index_from_file_name(file_name),
         subaction=subaction,
-        camera_index=int(image["cam_idx"]),
+        camera_index=_image_index(image, "cam_idx"),
         frame_index=frame,
         image_size=(width, height),
         bbox=process_bbox(box, width, height, input_aspect),

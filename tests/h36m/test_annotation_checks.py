@@ -19,6 +19,7 @@ from converter.h36m.dataset import (
     camera_problem,
     load_bbox_root,
     load_dataset,
+    whole_number,
 )
 from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
 
@@ -244,18 +245,84 @@ def test_bad_rootnet_entries(synthetic_root, tmp_path, field, index, value, expe
     assert expected in message, message
 
 
-@pytest.mark.parametrize("image_id", ["1e400", "-Infinity", "NaN", '"x"', "null"])
+@pytest.mark.parametrize(
+    "image_id", ["1e400", "-Infinity", "NaN", '"x"', "null", "true", "IDP5", "IDM", '"IDQ"']
+)
 def test_a_rootnet_image_id_that_is_no_integer_is_one_line(synthetic_root, tmp_path, image_id):
     # Found by the fuzzer: 1e400 parses as inf, and int(inf) raised OverflowError (a traceback).
     text = (synthetic_root / BBOX_ROOT_FILE).read_text()
     first = json.loads(text)[0]["image_id"]
     path = tmp_path / "bbox_root.json"
+    image_id = image_id.replace("IDP", f"{first}.").replace("IDM", f"{first - 1}.5")
+    image_id = image_id.replace("IDQ", str(first))  # "7": a string, however it reads
     path.write_text(text.replace(f'"image_id": {first},', f'"image_id": {image_id},', 1))
     assert path.read_text() != text
     with pytest.raises(
         DatasetError, match=r"entry 0 is not \{image_id, bbox\[4\], root_cam\[3\]\}"
     ):
         load_bbox_root(path)
+
+
+def test_a_rootnet_image_id_written_as_a_whole_float_is_that_id(synthetic_root, tmp_path) -> None:
+    text = (synthetic_root / BBOX_ROOT_FILE).read_text()
+    first = json.loads(text)[0]["image_id"]
+    path = tmp_path / "bbox_root.json"
+    path.write_text(text.replace(f'"image_id": {first},', f'"image_id": {first}.0,', 1))
+    assert first in load_bbox_root(path) and path.read_text() != text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(7, 7), (7.0, 7), (-3, -3), (0.0, 0), (2**70, 2**70)],
+)
+def test_whole_numbers_by_hand(value, expected) -> None:
+    assert whole_number(value) == expected and type(whole_number(value)) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (7.5, "7.5 is not a whole number"),
+        (7.000001, "7 is not a whole number"),  # shown to 6 digits, refused all the same
+        (float("inf"), "inf is not a whole number"),
+        (float("nan"), "nan is not a whole number"),
+        ("7", "'7' is not a number"),
+        (True, "'True' is not a number"),
+        (None, "'None' is not a number"),
+        ([7], "'[7]' is not a number"),
+    ],
+)
+def test_what_is_not_a_whole_number(value, message) -> None:
+    with pytest.raises(ValueError) as info:
+        whole_number(value)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    "field", ["subject", "frame_idx", "action_idx", "subaction_idx", "cam_idx"]
+)
+def test_an_image_index_that_is_not_whole_is_refused(synthetic_root, tmp_path, field) -> None:
+    def edit(data) -> None:
+        image_id = _first_test_image_id(data)
+        image = next(image for image in data["images"] if image["id"] == image_id)
+        image[field] = image[field] + 0.5
+
+    root, path = _edited(synthetic_root, tmp_path, DATA, edit)
+    _refused(root, synthetic_root, path, f"{field} ", "is not a whole number")
+
+
+def test_image_indices_written_as_whole_floats_read_the_same(synthetic_root, tmp_path) -> None:
+    def edit(data) -> None:
+        for image in data["images"]:
+            for field in ("id", "subject", "frame_idx", "action_idx", "subaction_idx", "cam_idx"):
+                image[field] = float(image[field])
+        for annotation in data["annotations"]:
+            annotation["image_id"] = float(annotation["image_id"])
+
+    root, _ = _edited(synthetic_root, tmp_path, DATA, edit)
+    floats, ints = _load(root, synthetic_root), load_dataset(synthetic_root, 2)
+    assert [s.image_id for s in floats.samples] == [s.image_id for s in ints.samples]
+    assert [s.camera_index for s in floats.samples] == [s.camera_index for s in ints.samples]
 
 
 def test_a_rootnet_box_left_of_the_image_is_real_data(synthetic_root, tmp_path) -> None:
