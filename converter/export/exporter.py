@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -534,9 +533,10 @@ class _Verdict:
         self.divided_by_mass = divided_by_mass  # the graph's coords come out of a Div
         crops = None if reference is not None else synthetic_crops(spec, POSE_FRAMES, seed)
         self.crop_sets = () if crops is None else pose_crop_sets(spec, crops)
-        # PyTorch's coords on the crop sets, made at the first graph's verdict and kept for the
-        # next (the .ort file is judged on the same crops).
-        self._pose_references: list[np.ndarray] | None = None
+        # PyTorch's coords on the crop sets, made once for every graph judged here (the .ort
+        # file is judged on the same crops).
+        cpu = torch.device("cpu")
+        self.pose_references = [pose_reference(model, c, cpu) for c in self.crop_sets]
 
     def __call__(
         self, candidate: Session
@@ -550,17 +550,13 @@ class _Verdict:
                 self.model, candidate, self.reference.images(), batches, limits,
                 torch_device=cpu, spec=self.spec, float64_outputs=self.reference.float64_outputs,
             ), ()  # fmt: skip
-        if self._pose_references is None:
-            self._pose_references = [
-                pose_reference(self.model, crops, cpu) for crops in self.crop_sets
-            ]
         return (), run_pose_verdicts(
             self.model,
             candidate,
             self.crop_sets,
             batches,
             precision=self.options.precision,
-            references=self._pose_references,
+            references=self.pose_references,
             torch_device=cpu,
             spec=self.spec,
         )

@@ -516,7 +516,8 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
     """A Sample with the processed GT box (None when process_bbox rejects it) and GT root."""
     subject, frame = _image_index(image, "subject"), _image_index(image, "frame_idx")
     action, subaction = _image_index(image, "action_idx"), _image_index(image, "subaction_idx")
-    camera = cameras[_image_index(image, "cam_idx")]
+    camera_index = _image_index(image, "cam_idx")
+    camera = cameras[camera_index]
     world = np.asarray(joints[str(action)][str(subaction)][str(frame)], dtype=np.float64)
     if world.shape != (17, 3):
         raise ValueError(f"3D joints of frame {frame}: shape {world.shape}, expected (17, 3)")
@@ -539,7 +540,7 @@ def _make_sample(layout, image, annotation, cameras, joints, input_aspect) -> Sa
         subject=subject,
         action_index=action_index_from_file_name(file_name),
         subaction=subaction,
-        camera_index=_image_index(image, "cam_idx"),
+        camera_index=camera_index,
         frame_index=frame,
         image_size=(width, height),
         bbox=process_bbox(box, width, height, input_aspect),
