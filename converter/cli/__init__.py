@@ -1,10 +1,10 @@
 """The command line: a Typer app and one thin module per command group.
 
 Before any command module imports torch: unless the user chose otherwise, OpenMP threads wait
-passively. With the default (spinning) policy, torch's two threads on a 2-core machine that is
-also running something else made every PyTorch forward 10-20x slower (the float64 reference of
-an export's verdict: 7.2 s instead of 0.6 s), and `cnp-convert onnx --variant XS` took about
-19 s instead of 10 s. On an idle machine the policy changes little.
+passively. With the default (spinning) policy, torch's threads on a machine whose cores are also
+busy with something else made every PyTorch forward many times slower; on an idle machine the
+policy changes little (figures: docs/precision_and_speed.md, "What was tried on the onnxruntime
+session").
 """
 
 import os

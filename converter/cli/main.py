@@ -64,9 +64,10 @@ def __getattr__(name: str) -> object:
 def _leave(code: object) -> NoReturn:
     """Exit with code (SystemExit's: None, an int or a message) without finalizing the runtime.
 
-    Tearing torch, onnxruntime and some 1,500 modules down takes 0.4-0.6 s here and does nothing
-    a user needs: by now outputs are published and temporary files removed (context managers),
-    stdio is flushed below and the atexit handlers (weakref finalizers among them) still run.
+    Tearing torch, onnxruntime and the modules they load down takes a noticeable part of a
+    second (docs/flow.md) and does nothing a user needs: by now outputs are published and
+    temporary files removed (context managers), stdio is flushed below and the atexit handlers
+    (weakref finalizers among them) still run.
     """
     if isinstance(code, str):
         print(code, file=sys.stderr)

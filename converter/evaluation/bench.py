@@ -7,10 +7,10 @@ excludes host copies), PyTorch's input is on the GPU too and it is synchronized 
 is read; TF32 is off on both sides (onnxruntime is asked for strict fp32, so PyTorch is too).
 
 onnxruntime's idle worker threads spin between runs by default. Interleaved with PyTorch that
-spinning steals the cores PyTorch needs right after an onnxruntime run (measured here on XS:
-PyTorch eager 2.1x slower at batch 1, 1.5x at batch 8), so the benchmark turns it off by default.
-Alone, onnxruntime is 17% faster on XS at batch 1 with it on (3% on L), so the ratio is a bit
-conservative; ``spinning=True`` measures it anyway. Every timed run follows an untimed run of the
+spinning steals the cores PyTorch needs right after an onnxruntime run, so the benchmark turns it
+off by default; alone, onnxruntime is a little faster with it on, so the ratio is a bit
+conservative, and ``spinning=True`` measures it anyway (figures: docs/precision_and_speed.md,
+"What was tried on the onnxruntime session"). Every timed run follows an untimed run of the
 same backend, which absorbs the other library's spin-down (PyTorch's OpenMP threads spin too).
 """
 

@@ -190,7 +190,7 @@ class ExportReport:
         if self.ort_path:
             out.append(f"  onnxruntime format: {self.ort_path}")
             if self.precision == "fp16":
-                # Measured: the XS .ort is 14.2 MB, like fp32, against 7.1 MB for the .onnx.
+                # The .ort is the size of an fp32 file (docs/precision_and_speed.md, --ort-format).
                 out.append(
                     "  note: this onnxruntime's CPU provider has no fp16 kernels, so the .ort "
                     "holds the graph converted to fp32; give the .onnx to an fp16-capable runtime"

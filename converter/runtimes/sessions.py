@@ -271,8 +271,8 @@ def open_onnx_session(
     """An onnxruntime session on the device asked for, checked against what really runs.
 
     ort_format: the file is an onnxruntime .ort file (needed when its name does not end .ort).
-    spinning: let idle intra-op threads spin for the next run (onnxruntime's default; measured
-    17% faster on XS at batch 1, 3% on L); off when something else needs the cores between runs.
+    spinning: let idle intra-op threads spin for the next run (onnxruntime's default, a little
+    faster: docs/precision_and_speed.md); off when something else needs the cores between runs.
     time_limit_s: seconds each run may take (None: run_time_limit's default for its cost).
     """
     name = check_device(device)
