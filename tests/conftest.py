@@ -20,9 +20,18 @@ from converter.export.exporter import ExportReport, export_onnx
 from converter.export.options import ExportOptions
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One process per core (just test runs pytest -n 2): each keeps to one PyTorch thread, or
-    # two workers' OpenMP pools would contend for the same cores.
+    # One process per core (just test runs pytest -n 2): each keeps to one PyTorch thread and one
+    # onnxruntime intra-op thread, or two workers' thread pools (onnxruntime's spin between runs)
+    # would contend for the same cores. A session given threads= still gets what it asks for.
+    import onnxruntime
+
+    class _OneThreadSessionOptions(onnxruntime.SessionOptions):
+        def __init__(self) -> None:
+            super().__init__()
+            self.intra_op_num_threads = 1
+
     torch.set_num_threads(1)
+    onnxruntime.SessionOptions = _OneThreadSessionOptions
 
 
 def _cuda_usable() -> bool:
