@@ -468,7 +468,8 @@ def _check_pickle_size(path: Path, source: io.BytesIO, container: str) -> None:
     is unpickled: 100,000 keys of equal hash take minutes to insert (each probes all the others)."""
     try:
         if container == CONTAINER_LEGACY:
-            entries = _dict_entries(source.getbuffer().tobytes(), pickles=4)
+            # magic number, protocol version, sys_info, the object, its storage keys
+            entries = _dict_entries(source.getbuffer().tobytes(), pickles=5)
         else:
             with zipfile.ZipFile(source) as archive:
                 name = next(n for n in archive.namelist() if n.endswith("data.pkl"))

@@ -347,6 +347,9 @@ def test_metadata_strings_format(xs) -> None:
     assert strings["source_name"] == "x.pth" and strings["weights"] == "trained"
     back = CheckpointMetadata.from_strings(strings)
     assert back == meta and back.epoch is None and back.prefixes_stripped == ()
+    # Only booleans are lowercased: a header's other text comes back exactly as it was read.
+    mixed_case = CheckpointMetadata.from_strings(dict(strings, prefixes_stripped="Wrapper."))
+    assert mixed_case.to_strings()["prefixes_stripped"] == "Wrapper."
     without_version = {k: v for k, v in strings.items() if k != "converter_version"}
     assert CheckpointMetadata.from_strings(without_version).converter_version == "unknown"
     with pytest.raises(CheckpointError) as info:
@@ -451,3 +454,18 @@ def test_four_unexpected_tensors_show_three_and_missing_counters_are_zero(xs) ->
         checked[k].dtype == torch.int64 and checked[k].shape == () and int(checked[k]) == 0
         for k in counters
     )
+
+
+def test_a_zero_variance_is_a_statistic_and_a_negative_one_is_not(xs) -> None:
+    spec = get_variant("XS")
+    key = "backbone.norm.running_var"
+    for value, refused in ((0.0, False), (-1e-30, True)):  # a constant channel has variance 0
+        state = dict(xs)
+        state[key] = xs[key].clone()
+        state[key][5] = value
+        if refused:
+            assert _message(CheckpointError, check_against_model, state, spec) == (
+                f"{key} holds a negative variance (-1e-30): not a statistic"
+            )
+        else:
+            assert check_against_model(state, spec)[key][5] == 0.0

@@ -117,9 +117,26 @@ def test_huge_sparse_file_is_refused_by_its_size(tmp_path: Path) -> None:
     _refused(hostile.sparse_huge(tmp_path), "over the", seconds=2.0)
 
 
+ODD_TENSOR_PROBLEMS = {
+    "meta": "is a tensor on the meta device, with no data",
+    "sparse": "is a sparse_coo tensor, not a dense one",
+    "quantized": "is a quantized tensor",
+    "zero_stride": (
+        "is a view of 4,294,967,296 elements over a storage of 1 (shape [65536, 65536], "
+        "strides [0, 0])"
+    ),
+    "float8": "is a float8_e4m3fn tensor, not a weight's dtype",
+    "uint16": "is a uint16 tensor, not a weight's dtype",
+    "float64_huge": "holds 1e+300, beyond float32's range (3.4e+38) that the network runs in",
+}
+
+
 @pytest.mark.parametrize("kind", hostile.ODD_TENSORS)
 def test_odd_tensors_are_named(tmp_path: Path, kind: str) -> None:
-    _refused(hostile.odd_tensor(tmp_path, kind), "backbone.norm.weight", seconds=5.0)
+    path = hostile.odd_tensor(tmp_path, kind)
+    line = _refused(path, seconds=5.0)
+    problem = ODD_TENSOR_PROBLEMS[kind]
+    assert line == f"error: {path}: the 'network' entry: 'backbone.norm.weight' {problem}"
 
 
 def test_a_zero_stride_view_is_refused_by_its_shape(tmp_path: Path) -> None:
@@ -127,13 +144,27 @@ def test_a_zero_stride_view_is_refused_by_its_shape(tmp_path: Path) -> None:
     assert "storage of 1" in line and "strides [0, 0]" in line
 
 
+ODD_EPOCH_MESSAGES = {
+    "digits": "'epoch' is a huge int, not a count of training epochs",
+    "complex": "'epoch' is a complex, expected an integer",
+    "meta": "'epoch' is a Tensor, expected an integer",
+    "complex_tensor": "'epoch' is a Tensor, expected an integer",
+    "float_huge": "'epoch' is 1e+300, expected an integer",
+}
+
+
 @pytest.mark.parametrize("kind", hostile.ODD_EPOCHS)
 def test_odd_epochs_are_one_line(tmp_path: Path, kind: str) -> None:
-    _refused(hostile.odd_epoch(tmp_path, kind), "'epoch' is")
+    path = hostile.odd_epoch(tmp_path, kind)
+    assert _refused(path) == f"error: {path}: {ODD_EPOCH_MESSAGES[kind]}"
 
 
 def test_a_deeply_nested_safetensors_header_is_one_line(tmp_path: Path) -> None:
-    _refused(hostile.deep_safetensors_header(tmp_path), "nested too deeply")
+    path = hostile.deep_safetensors_header(tmp_path)
+    assert _refused(path) == (
+        f"error: {path}: truncated or corrupt safetensors file (its JSON header is nested too "
+        "deeply)"
+    )
 
 
 def test_a_negative_variance_is_named_before_anything_is_written(tmp_path: Path) -> None:

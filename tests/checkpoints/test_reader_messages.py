@@ -923,3 +923,167 @@ def test_a_folder_that_grows_while_read(tmp_path: Path, monkeypatch) -> None:
 def test_only_the_first_4096_bytes_decide_text(tmp_path: Path) -> None:
     path = _write(tmp_path, "notes.pth", b"a" * 4096 + b"\xff not UTF-8 from here")
     assert _refusal(path) == f"{path}: is a text file, not a checkpoint"
+
+
+# --- bounds on hostile pickles, epochs, values and views -----------------------------------------
+
+WITH_OPTIMIZER = {"network": NET, "optimizer": {"lr": 1, "m": 2}}
+
+
+@pytest.mark.parametrize(
+    ("form", "entries"),
+    # By hand: 2 top-level entries, 2 in NET, 2 in the optimizer; torch's pre-1.6 format pickles
+    # its sys_info dict first (3 entries, and 3 in its type_sizes).
+    [("zip", 6), ("folder", 6), ("legacy", 12)],
+)
+def test_dict_entry_bound_just_inside_and_outside(tmp_path: Path, monkeypatch, form, entries):
+    path = _save(tmp_path, WITH_OPTIMIZER, _use_new_zipfile_serialization=form != "legacy")
+    if form == "folder":
+        path = _unzip(path, tmp_path / "out")
+    monkeypatch.setattr(reader, "MAX_DICT_ENTRIES", entries)
+    assert read_checkpoint(path).wrapper == "epoch/network/optimizer"
+    monkeypatch.setattr(reader, "MAX_DICT_ENTRIES", entries - 1)
+    assert _refusal(path) == (
+        f"{path}: its pickle would fill dicts with over {entries - 1} entries (a released "
+        "checkpoint, optimizer state included, has under 3,000); refused before unpickling"
+    )
+
+
+def test_dict_entries_follow_the_stack_through_nested_values() -> None:
+    import pickle
+
+    # Lists and tuples inside the dict move the stack (APPENDS, TUPLE2): 3 entries outside, 2 in.
+    nested = pickle.dumps({"a": [1, 2], "b": (3, 4), "c": {"x": 5, "y": 6}}, protocol=2)
+    assert reader._dict_entries(nested) == 5
+    # PROTO 2, EMPTY_DICT, MARK, three ints, SETITEMS, STOP: an odd item is no whole entry.
+    odd = b"\x80\x02}(K\x01K\x02K\x03u."
+    assert reader._dict_entries(odd) == 1
+
+
+def test_the_environment_cannot_turn_weights_only_off(tmp_path: Path, monkeypatch) -> None:
+    # torch obeys this variable wherever a call leaves weights_only unset.
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    path = _save(tmp_path, {"network": {"w": torch.zeros(1), "x": _Call()}})
+    assert _refusal(path, UnsafeCheckpointError) == (
+        f"{path}: refused: the pickle references print, a callable/global that is not "
+        "allowed in a weights-only load; it was not executed"
+    )
+
+
+@pytest.mark.parametrize("epoch", [10**9, -(10**9), 1e9])
+def test_epoch_bound_just_inside(tmp_path: Path, epoch: object) -> None:
+    raw = read_checkpoint(_save(tmp_path, {"epoch": epoch, "model": NET}))
+    assert raw.epoch == int(epoch) and type(raw.epoch) is int
+
+
+@pytest.mark.parametrize(
+    ("epoch", "message"),
+    [
+        (10**9 + 1, "'epoch' is 1000000001, not a count of training epochs"),
+        (-(10**9) - 1, "'epoch' is -1000000001, not a count of training epochs"),
+        (1e9 + 1, "'epoch' is 1000000001.0, expected an integer"),
+    ],
+)
+def test_epoch_bound_just_outside(tmp_path: Path, epoch: object, message: str) -> None:
+    path = _save(tmp_path, {"epoch": epoch, "model": NET})
+    assert _refusal(path) == f"{path}: {message}"
+
+
+def test_float64_values_just_inside_and_outside_float32s_range(tmp_path: Path) -> None:
+    import numpy as np
+
+    largest = float(np.finfo(np.float32).max)
+    inside = {
+        "w": torch.tensor([-largest, 1.0], dtype=torch.float64),
+        "empty": torch.zeros(0, dtype=torch.float64),  # no value to check
+    }
+    raw = read_checkpoint(_save(tmp_path, inside, "inside.pth"))
+    assert raw.tensors["w"].tolist() == [-largest, 1.0] and raw.tensors["empty"].numel() == 0
+    beyond = float(np.nextafter(largest, np.inf))
+    outside = _save(tmp_path, {"w": torch.tensor([1.0, -beyond], dtype=torch.float64)}, "o.pth")
+    assert _refusal(outside) == (
+        f"{outside}: the top-level dict: 'w' holds 3.4e+38, beyond float32's range (3.4e+38) "
+        "that the network runs in"
+    )
+
+
+def test_a_view_reaching_past_its_storage_is_named() -> None:
+    base = torch.arange(4.0)
+    view = base[2:]  # the storage's elements 2 and 3
+    assert reader._tensor_problem(view) is None  # ends on the storage's last element
+    base.untyped_storage().resize_(3 * 4)  # the storage now holds 3 floats: element 3 is gone
+    assert reader._tensor_problem(view) == (
+        "a view of 2 elements over a storage of 3 (shape [2], strides [1])"
+    )
+
+
+def test_a_linked_record_folder_is_named(tmp_path: Path) -> None:
+    records = _unzip(_save(tmp_path, NET, "elsewhere.pth"), tmp_path / "elsewhere")
+    holder = tmp_path / "holder"
+    holder.mkdir()
+    (holder / "linked").symlink_to(records)
+    assert _refusal(holder) == f"{holder}: 'linked' is a symbolic link; refused"
+
+
+def test_a_reason_keeps_its_last_letter() -> None:
+    assert reader._reason(ValueError("no record named X.")) == "no record named X"
+
+
+class _EndlessFile(io.RawIOBase):
+    """A file that never ends (a device or a growing file behind a regular one's name): a bounded
+    read gets all it asks for; an unbounded one could never return."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            raise AssertionError("an unbounded read of an endless file")
+        return bytes(size)
+
+
+def test_an_endless_file_is_read_only_up_to_the_bound(tmp_path: Path, monkeypatch) -> None:
+    path = _write(tmp_path, "endless.pth", b"PK\x03\x04")
+    monkeypatch.setattr(reader, "_CHUNK", 64)
+    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(Path, "open", lambda self, *args, **kwargs: _EndlessFile())
+    assert _refusal(path) == f"{path}: grew past the 100-byte limit while read"
+    assert reader._read_bounded(path, 100) is None
+
+
+def test_the_dict_entry_bound_holds_for_a_legacy_file_cut_after_its_object(tmp_path, monkeypatch):
+    import pickletools
+
+    whole = _save(tmp_path, WITH_OPTIMIZER, "old.pth", _use_new_zipfile_serialization=False)
+    stream = io.BytesIO(whole.read_bytes())
+    for _ in range(4):  # magic number, protocol version, sys_info, the object (torch's order)
+        for _opcode in pickletools.genops(stream):
+            pass
+    cut = _write(tmp_path, "cut.pth", whole.read_bytes()[: stream.tell()])  # no storage keys
+    monkeypatch.setattr(reader, "MAX_DICT_ENTRIES", 11)  # 12 entries, as counted above
+    assert _refusal(cut) == (
+        f"{cut}: its pickle would fill dicts with over 11 entries (a released checkpoint, "
+        "optimizer state included, has under 3,000); refused before unpickling"
+    )
+
+
+def test_the_dict_entry_bound_counts_a_legacy_files_storage_keys(tmp_path, monkeypatch):
+    """The fifth pickle (the storage keys, a list) is unpickled too: a dict there is counted."""
+    import pickle
+    import pickletools
+
+    data = _save(tmp_path, WITH_OPTIMIZER, "old.pth", _use_new_zipfile_serialization=False)
+    stream = io.BytesIO(data.read_bytes())
+    ends = []
+    for _ in range(5):  # magic number, protocol version, sys_info, the object, storage keys
+        for _opcode in pickletools.genops(stream):
+            pass
+        ends.append(stream.tell())
+    whole = data.read_bytes()
+    keys = pickle.dumps({"k": 1}, protocol=2)  # one dict entry where a list should be
+    path = _write(tmp_path, "keys.pth", whole[: ends[3]] + keys + whole[ends[4] :])
+    monkeypatch.setattr(reader, "MAX_DICT_ENTRIES", 12)  # what the first four pickles hold
+    assert _refusal(path) == (
+        f"{path}: its pickle would fill dicts with over 12 entries (a released checkpoint, "
+        "optimizer state included, has under 3,000); refused before unpickling"
+    )
