@@ -112,3 +112,115 @@ def test_graph_facts_carry_the_precision_the_graph_computes_in() -> None:
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     facts = graph_facts(_model(nodes, [_image()], [out], [scale, zero]))
     assert facts.precision == "int8" and facts.to_dict()["precision"] == "int8"
+
+
+def _weighted_conv(chain: list[str]) -> onnx.ModelProto:
+    """One Conv whose 576-channel weight reaches it through the given ops, in order."""
+    weight = numpy_helper.from_array(np.zeros((576, 3, 1, 1), np.float32), "w")
+    scale = numpy_helper.from_array(np.array(0.5, np.float32), "s")
+    zero = numpy_helper.from_array(np.array(0, np.int8), "z")
+    nodes, name = [], "w"
+    for i, op in enumerate(chain):
+        inputs = [name] if op == "Cast" else [name, "s", "z"]
+        attrs = {"to": TensorProto.FLOAT} if op == "Cast" else {}
+        nodes.append(helper.make_node(op, inputs, [f"w{i}"], **attrs))
+        name = f"w{i}"
+    nodes.append(helper.make_node("Conv", ["image", name], ["coords"]))
+    out = helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)
+    return _model(nodes, [_image()], [out], [weight, scale, zero])
+
+
+def test_conv_channels_are_read_through_quantization_and_casts() -> None:
+    # An int8 graph's weight comes through Q -> DQ, an fp16 graph's through a Cast.
+    for chain in (["Cast"], ["DequantizeLinear"], ["QuantizeLinear", "DequantizeLinear", "Cast"]):
+        facts = graph_facts(_weighted_conv(chain))
+        assert (facts.stem_channels, facts.final_conv_channels) == (576, 576), chain
+
+
+def test_the_walk_to_a_conv_weight_is_bounded() -> None:
+    # Four pass-through ops (one more than the three kinds) are seen through, a fifth is not.
+    assert graph_facts(_weighted_conv(["Cast"] * 4)).final_conv_channels == 576
+    assert graph_facts(_weighted_conv(["Cast"] * 5)).final_conv_channels is None
+
+
+def test_a_conv_without_a_readable_weight_has_unknown_channels() -> None:
+    # a weight fed as a graph input (nothing to read its shape from), or no weight at all
+    weight = helper.make_tensor_value_info("w", TensorProto.FLOAT, [576, 3, 1, 1])
+    nodes = [helper.make_node("Conv", ["image", "w"], ["coords"])]
+    out = helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)
+    assert graph_facts(_model(nodes, [_image(), weight], [out])).final_conv_channels is None
+    bare = [helper.make_node("Conv", ["image"], ["coords"])]
+    facts = graph_facts(_model(bare, [_image()], [out]))
+    assert facts.stem_channels is None and facts.final_conv_channels is None
+
+
+def _upsampled_conv(casts: int) -> onnx.ModelProto:
+    """Final Conv -> `casts` Casts -> Resize to 16x16: the conv moved before the upsampling."""
+    weight = numpy_helper.from_array(np.zeros((576, 3, 1, 1), np.float32), "w")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes, name = [helper.make_node("Conv", ["image", "w"], ["c"])], "c"
+    for i in range(casts):
+        nodes.append(helper.make_node("Cast", [name], [f"c{i}"], to=TensorProto.FLOAT))
+        name = f"c{i}"
+    nodes.append(helper.make_node("Resize", [name, "", "scales"], ["up"], mode="linear"))
+    out = helper.make_tensor_value_info("up", TensorProto.FLOAT, [1, 576, 16, 16])
+    return _model(nodes, [_image()], [out], [weight, scales])
+
+
+def test_the_walk_to_the_upsampling_resize_is_bounded() -> None:
+    # seven pass-through ops between the conv and its Resize are seen through, an eighth is not
+    assert graph_facts(_upsampled_conv(7)).upsampled_hw == (16, 16)
+    assert graph_facts(_upsampled_conv(8)).upsampled_hw is None
+
+
+def test_a_resize_reading_the_conv_as_its_scales_is_not_its_upsampling() -> None:
+    weight = numpy_helper.from_array(np.zeros((4, 3, 1, 1), np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["image", "w"], ["c"]),
+        helper.make_node("Resize", ["image", "", "c"], ["up"]),  # c as the scales input
+    ]
+    out = helper.make_tensor_value_info("up", TensorProto.FLOAT, [1, 3, 16, 16])
+    facts = graph_facts(_model(nodes, [_image()], [out], [weight]))
+    assert facts.resize_count == 1 and facts.upsampled_hw is None
+
+
+def test_a_mode_that_is_not_text_is_shown_cut_to_forty_characters() -> None:
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Resize", ["image", "", "scales"], ["up"], mode=[1.0] * 20)]
+    out = helper.make_tensor_value_info("up", TensorProto.FLOAT, None)
+    facts = graph_facts(_model(nodes, [_image()], [out], [scales]))
+    # repr "[1.0, 1.0, ..." : 5 characters for the first value, 5 more for each next one
+    assert facts.resize_modes == ("[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,/half_pixel",)
+
+
+def _ending_in(ops_after_div: list[str], extra_outputs: bool = False) -> onnx.ModelProto:
+    """coords = Div(image, mass) followed by the given Identity/Cast ops."""
+    mass = numpy_helper.from_array(np.array(2.0, np.float32), "mass")
+    nodes, name = [helper.make_node("Div", ["image", "mass"], ["d"])], "d"
+    for i, op in enumerate(ops_after_div):
+        attrs = {"to": TensorProto.FLOAT} if op == "Cast" else {}
+        nodes.append(helper.make_node(op, [name], [f"t{i}"], **attrs))
+        name = f"t{i}"
+    nodes.append(helper.make_node("Identity", [name], ["coords"]))
+    outputs = [helper.make_tensor_value_info("coords", TensorProto.FLOAT, None)]
+    if extra_outputs:
+        nodes.append(helper.make_node("Relu", ["image"], ["relu"]))
+        nodes.append(helper.make_node("Identity", ["image"], ["copy"]))
+        outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                    for n in ("relu", "copy", "image")]  # fmt: skip
+    return _model(nodes, [_image()], outputs, [mass])
+
+
+def test_output_ops_are_read_through_identity_and_cast() -> None:
+    facts = graph_facts(_ending_in(["Cast", "Identity"], extra_outputs=True))
+    # an output that is the graph input itself, directly or through Identity, comes from "input"
+    expected = {"coords": "Div", "relu": "Relu", "copy": "input", "image": "input"}
+    assert facts.output_ops == expected and facts.to_dict()["output_ops"] == expected
+    assert facts.divides_by_mass("coords") and not facts.divides_by_mass("relu")
+    assert not facts.divides_by_mass("copy") and not facts.divides_by_mass("missing")
+
+
+def test_the_walk_to_an_output_op_is_bounded() -> None:
+    # eight Identity/Cast hops are seen through (seven here plus the output's own), a ninth not
+    assert graph_facts(_ending_in(["Identity"] * 7)).output_ops == {"coords": "Div"}
+    assert graph_facts(_ending_in(["Identity"] * 8)).output_ops == {"coords": "Identity"}

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -169,3 +172,158 @@ def test_an_image_is_held_to_its_annotated_size_before_decoding(tmp_path: Path) 
     bomb.write_bytes(_png_header(30000, 30000))
     with pytest.raises(DatasetError, match="declares 30000 x 30000 pixels, its annotation says"):
         load_input(bomb, (0, 0, 10, 10), get_variant("XS"), (1000, 1002))
+
+
+# Headers written by hand from each format's spec, at the edges where a parser reads past the
+# end of the file or a signed read turns a large size negative.
+
+
+def _sof(width: int, height: int) -> bytes:
+    """A baseline start-of-frame segment (ITU T.81 B.2.2) for one 8-bit component."""
+    return b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+
+
+def _bmp(header_size: int, sizes: bytes) -> bytes:
+    """A BITMAPFILEHEADER (14 bytes) then the info header's size field and the sizes."""
+    return b"BM" + b"\x00" * 12 + struct.pack("<I", header_size) + sizes
+
+
+def _webp(chunk: bytes, payload: bytes) -> bytes:
+    """RIFF, a size, WEBP, then a chunk tag, its size and its first bytes."""
+    return b"RIFF" + b"\x00" * 4 + b"WEBP" + chunk + b"\x00" * 4 + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # PNG: signature, IHDR length and tag, then the two sizes end at byte 24 (PNG spec 11.2.2).
+        (_png_header(37, 21)[:24], ("PNG", (37, 21))),
+        (_png_header(37, 21)[:23], ("PNG", None)),
+        (_png_header(2**31, 1), ("PNG", (2**31, 1))),  # unsigned 32-bit sizes
+        (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0d" + b"IDAT" + b"\x00" * 12, ("PNG", None)),
+        # JPEG: a marker's 0xFF must follow SOI directly.
+        (b"\xff\xd8\x00" + _sof(37, 21), ("JPEG", None)),
+        (b"\xff\xd8\xff\xff", ("JPEG", None)),  # fill bytes, then the end of the file
+        (b"\xff\xd8\xff", ("JPEG", None)),
+        (b"\xff\xd8\xff\xd0" + _sof(37, 21), ("JPEG", (37, 21))),  # RST0 has no length
+        (b"\xff\xd8\xff\xe0\x00", ("JPEG", None)),  # half a length field
+        (b"\xff\xd8" + _sof(37, 21)[:8], ("JPEG", None)),  # the frame header cut before the width
+        (b"\xff\xd8" + _sof(37, 21)[:9], ("JPEG", (37, 21))),  # ... and just after it
+        (b"\xff\xd8" + _sof(50000, 40000), ("JPEG", (50000, 40000))),  # unsigned 16-bit sizes
+        (b"\xff\xd8\xff\xe0\x00\x02" + _sof(37, 21), ("JPEG", (37, 21))),  # an empty segment
+        (b"\xff\xd8\xff\xda\x00\x08" + b"\x01" * 6 + _sof(37, 21), ("JPEG", None)),  # scan first
+        # A 36 KiB APP1 (an ICC profile or EXIF block), over a signed 16-bit length.
+        (
+            b"\xff\xd8\xff\xe1" + struct.pack(">H", 0x9000) + b"\x01" * (0x9000 - 2) + _sof(37, 21),
+            ("JPEG", (37, 21)),
+        ),
+        # BMP: the BITMAPINFOHEADER's signed 32-bit sizes end at byte 26.
+        (_bmp(40, struct.pack("<ii", 37, 21)), ("BMP", (37, 21))),
+        (_bmp(40, struct.pack("<ii", 37, 21))[:25], ("BMP", None)),
+        (_bmp(40, struct.pack("<ii", 37, -21)), ("BMP", (37, 21))),  # top-down rows
+        # OS/2 BITMAPCOREHEADER: unsigned 16-bit sizes.
+        (_bmp(12, struct.pack("<HH", 40000, 30000) + b"\x01" * 4), ("BMP", (40000, 30000))),
+        # WebP VP8X: 24-bit canvas width and height minus one at bytes 24 and 27, to byte 30.
+        (
+            _webp(b"VP8X", b"\x00" * 4 + b"\x03\x02\x01" + b"\x06\x05\x04"),
+            ("WebP", (1 + 0x010203, 1 + 0x040506)),
+        ),
+        (
+            _webp(b"VP8X", b"\x00" * 4 + b"\x03\x02\x01" + b"\x06\x05\x04" + b"ICCP"),
+            ("WebP", (1 + 0x010203, 1 + 0x040506)),
+        ),
+        (_webp(b"VP8X", b"\x00" * 4 + b"\x03\x02\x01" + b"\x06\x05")[:29], ("WebP", None)),
+        # A RIFF file that is not WebP, or a chunk that is neither VP8, VP8L nor VP8X.
+        (b"RIFF" + b"\x00" * 4 + b"WAVEVP8X" + b"\x00" * 8 + b"\x01" * 6, ("WebP", None)),
+        (_webp(b"ALPH", b"\x2f" + b"\x01" * 9), ("WebP", None)),
+        (_webp(b"ALPH", b"\x00" * 3 + b"\x9d\x01\x2a" + b"\x01" * 4), ("WebP", None)),
+    ],
+)
+def test_declared_size_at_the_edges_of_each_header(data: bytes, expected) -> None:
+    assert declared_size(data) == expected
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "edge.png") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_one_pixel_sides_are_images_and_zero_sides_are_not(tmp_path: Path) -> None:
+    _, data = cv2.imencode(".png", PICTURE[:1, :1])
+    assert read_bgr(_write(tmp_path, data.tobytes())).shape == (1, 1, 3)
+    with pytest.raises(DatasetError, match=r"a PNG image of 10 x 0 pixels"):
+        read_bgr(_write(tmp_path, _png_header(10, 0)))
+
+
+def test_the_pixel_bound_is_named_in_megapixels(tmp_path: Path) -> None:
+    # 64 * 2**20 pixels is 64 Mpx; 8193 x 8192 is just over it.
+    with pytest.raises(
+        DatasetError, match=r"declares 8193 x 8192 pixels, over the 64 Mpx read here"
+    ):
+        read_bgr(_write(tmp_path, _png_header(8193, 8192)))
+
+
+def test_only_zero_bytes_may_follow_the_end_marker(tmp_path: Path) -> None:
+    _, data = cv2.imencode(".jpg", PICTURE)
+    with pytest.raises(DatasetError, match=r"a truncated JPEG file"):
+        read_bgr(_write(tmp_path, data.tobytes() + b"XX", "x.jpg"))
+
+
+@pytest.mark.parametrize(("junk", "refused"), [(4, False), (5, True)])
+def test_the_png_end_chunk_is_looked_for_in_the_last_12_bytes(
+    tmp_path: Path, junk: int, refused: bool
+) -> None:
+    # IEND's tag and CRC are the last 8 bytes: 4 more keep the tag within the last 12.
+    _, data = cv2.imencode(".png", PICTURE)
+    path = _write(tmp_path, data.tobytes() + b"\x01" * junk)
+    if refused:
+        with pytest.raises(DatasetError, match=r"a truncated PNG file"):
+            read_bgr(path)
+    else:
+        assert read_bgr(path).shape == PICTURE.shape
+
+
+def test_an_end_tag_inside_the_file_does_not_make_it_whole(tmp_path: Path) -> None:
+    path = _write(tmp_path, _png_header(37, 21) + b"IEND" + b"\x01" * 16)
+    with pytest.raises(DatasetError, match=r"a truncated PNG file"):
+        read_bgr(path)
+
+
+def test_a_decoder_disagreeing_with_the_header_is_named_with_both_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data = cv2.imencode(".png", PICTURE)
+    path = _write(tmp_path, data.tobytes())
+    monkeypatch.setattr(image_files.cv2, "imdecode", lambda *a: np.zeros((20, 36, 3), np.uint8))
+    with pytest.raises(
+        DatasetError, match=r"edge\.png: decodes to 36 x 20 pixels, not the 37 x 21 its header"
+    ):
+        read_bgr(path)
+
+
+class _GrowingFile:
+    """A path whose size, when asked, is smaller than what it then reads: a file still being
+    written."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def stat(self):
+        return os.stat_result((0,) * 6 + (1, 0, 0, 0))
+
+    def open(self, mode: str):
+        return io.BytesIO(self.content)
+
+
+def test_a_file_growing_after_its_size_was_read_is_read_only_to_one_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(image_files, "MAX_IMAGE_BYTES", 10)
+    assert image_files.read_image_bytes(_GrowingFile(b"\x01" * 100)) == b"\x01" * 11
+
+
+def test_an_unreadable_path_names_the_reason_not_the_exception(tmp_path: Path) -> None:
+    reason = os.strerror(errno.ENOENT)
+    with pytest.raises(DatasetError, match=rf"missing\.jpg: cannot be read \({reason}\)$"):
+        read_bgr(tmp_path / "missing.jpg")

@@ -396,3 +396,97 @@ def test_background_reference_returns_at_once_and_works_on_one_named_thread() ->
         _RELEASE.set()
     outputs = background.float64_outputs()
     np.testing.assert_allclose(outputs["coords"], coords_by_hand(images), rtol=0, atol=1e-12)
+
+
+class MomentsPose(TinyPose):
+    """TinyPose whose moment forward (the floor's) is a quarter off the heatmap forward."""
+
+    def forward_moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        coords, maps = self.forward_heatmaps(image)
+        return coords + 0.25, maps
+
+
+def test_the_floor_runs_the_moment_forward_and_the_pose_reference_the_heatmap_one() -> None:
+    images = _images(2)
+    floor = judge.floor_outputs(MomentsPose(), images, CPU, heatmaps=False)
+    np.testing.assert_array_equal(floor["coords"], coords_by_hand(images) + 0.25)
+    crops = _crops(2)
+    reference = pose_reference(MomentsPose(), crops, CPU)
+    np.testing.assert_array_equal(reference, coords_by_hand(crops.images))
+
+
+def test_pytorch_fp32_runs_in_the_model_dtype_whatever_the_images() -> None:
+    # float64 images are narrowed to the model's float32 before its forward
+    images = _images(1).astype(np.float64) + 0.1
+    floor = judge.floor_outputs(TinyPose(), images, CPU, heatmaps=True)
+    assert floor["coords"].dtype == np.float32 and floor["heatmaps"].dtype == np.float32
+    np.testing.assert_array_equal(floor["heatmaps"], images[:, :1].astype(np.float32) * 2)
+
+
+def test_the_reference_sum_terms_reach_the_coords_limit_in_batch_order() -> None:
+    # Both fp32 sides are exact (floor 0, limit 0): only image 1's sum bound leaves room. Its
+    # joint 5 terms: mass 2**-10, no cell above u; z there is 19.5 x 2 + 5 = 44 (see _images), so
+    # the allowance is 2 x 2**-10 x 44 = 0.0859375, exact. Batch 2 runs images [0, 1], [2, 0].
+    images = _images(3)
+    terms = np.zeros((3, 18, 2))
+    terms[1, 5, 0] = 2.0**-10
+
+    def verdict(error: float):
+        def off(chunk, coords):
+            coords = coords.copy()
+            coords[chunk[:, 0, 0, 0] == 16.0, 5, 2] += error  # image 1
+            return coords
+
+        (report,) = run_fp32_verdict(
+            TinyPose(), FakeSession(off), images, (2,), {"coords": Limit(4.0, 0.0, None, 3.0)},
+            torch_device=CPU, spec=XS,
+            float64_outputs=lambda: {"coords": coords_by_hand(images), "sum_terms": terms},
+        )  # fmt: skip
+        return report.outputs[0]
+
+    inside = verdict(0.0859375)
+    assert inside.passed and inside.max_error == 0.0859375 and inside.floor == 0.0
+    outside = verdict(0.0859375 + 2.0**-30)
+    assert not outside.passed and outside.worst_index == (1, 5, 2)
+    assert (outside.limit, outside.allowance) == (0.0859375, 0.0859375)
+
+
+def test_drawn_crops_get_the_drawn_budget_and_photos_the_photo_one() -> None:
+    from dataclasses import replace
+
+    from converter.verdicts.tolerances import DRAWN_POSE_BUDGETS, POSE_BUDGETS
+
+    photos = _crops(2)
+    drawn = replace(photos, drawn=True)
+    changes = run_pose_verdicts(
+        TinyPose(), FakeSession(), (drawn, photos), (2,), precision="int8", torch_device=CPU,
+        spec=XS,
+    )  # fmt: skip
+    assert [c.budget for c in changes] == [DRAWN_POSE_BUDGETS["int8"], POSE_BUDGETS["int8"]]
+    assert DRAWN_POSE_BUDGETS["int8"] != POSE_BUDGETS["int8"]  # else this test could not fail
+    with pytest.raises(ValueError):  # one reference per crop set, no more, no fewer
+        run_pose_verdicts(
+            TinyPose(), FakeSession(), (drawn, photos), (2,), precision="int8", torch_device=CPU,
+            spec=XS, references=[coords_by_hand(photos.images)],
+        )  # fmt: skip
+
+
+def test_fresh_seeds_are_drawn_below_two_to_the_31_minus_one(monkeypatch) -> None:
+    # randbelow(n) draws 0 .. n - 1: the largest fresh seed is 2**31 - 2
+    monkeypatch.setattr(judge.secrets, "randbelow", lambda n: n - 1)
+    assert resolve_seed(None) == 2**31 - 2
+
+
+def test_depth_in_millimetres_follows_the_variant_box() -> None:
+    from dataclasses import replace
+
+    # one depth bin is the box depth / depth_dim: 4000 / 32 = 125 mm on a 4 m deep box
+    deep = replace(XS, bbox_3d_shape_mm=(2000, 2000, 4000))
+    crops = _crops(1)
+    coords = np.zeros((1, 18, 3))
+    coords[0, :, 0:2] = 16.0  # the box centre: (u, v) = (132, 82)
+    farther = coords.copy()
+    farther[0, :, 2] += 1.0
+    moved = judge.crops_to_mm(farther, crops, deep) - judge.crops_to_mm(coords, crops, deep)
+    ray = np.array([(132 - 500) / 1000, (82 - 400) / 1200, 1.0])  # X, Y scale with Z
+    np.testing.assert_allclose(moved[0, 0], 125.0 * ray, rtol=1e-12)

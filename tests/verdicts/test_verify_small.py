@@ -621,3 +621,148 @@ def test_openvino_gets_the_device_and_precision_asked(monkeypatch: pytest.Monkey
         ((Path("g.onnx"), "openvino", "cpu"), {"ov_precision": "bf16", "time_limit_s": 7.5})
     ]
     assert (chosen, torch_device.type, note) == ("ov", "cpu", None)
+
+
+# --- more of the options, the contract and the wiring --------------------------------------------
+
+
+def test_option_values_are_normalized_and_atol_checked_when_made() -> None:
+    timeout = VerifyOptions(timeout="2.5").timeout
+    assert timeout == 2.5 and isinstance(timeout, float)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(OptionError, match="atol must be a positive finite number"):
+            VerifyOptions(atol=bad)
+    with pytest.raises(OptionError, match="atol must be a positive finite number"):
+        VerifyOptions(atol={"heatmaps": 0.0})
+    assert VerifyOptions(atol=0.5).atol == 0.5
+
+
+def test_no_options_means_the_defaults(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.onnx"
+    with pytest.raises(OnnxModelError, match=r"missing\.onnx"):
+        verify_onnx(missing, _checkpoint())
+
+
+def test_heading_lists_every_provider() -> None:
+    report = VerifyReport(
+        onnx_path="g.onnx", variant="XS", checkpoint="tiny.pth", weights="random",
+        weights_sha256=SHA, metadata_present=True, onnx_device="cuda",
+        providers=("CUDAExecutionProvider", "CPUExecutionProvider"), torch_device="cuda",
+        device_note=None, samples=1, crops=4, batches=(1,), seed=1, precision="fp32", limits={},
+        results=(), pose=(), warnings=(), seconds=0.0,
+    )  # fmt: skip
+    assert report.heading()[1].startswith(
+        "  onnxruntime on cuda (CUDAExecutionProvider, CPUExecutionProvider), PyTorch on cuda;"
+    )
+
+
+def test_the_variant_asked_for_is_checked_against_the_metadata_first(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata(variant="S"))
+    assert _refused(VariantMismatchError, path, variant="XS") == (
+        f"{path}: variant XS was asked for, but the graph's metadata says S"
+    )
+
+
+def test_openvino_precision_defaults_to_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(verify, "open_session", lambda *a, **k: calls.append(k) or "ov")
+    verify._choose_devices(Path("g.onnx"), "cpu", "openvino")
+    assert calls == [{"ov_precision": "auto", "time_limit_s": None}]
+
+
+def test_every_contract_problem_is_named(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", resizes=1, meta=_metadata())
+    model = onnx.load(str(path))
+    for i, tensor in enumerate(model.graph.initializer):
+        if tensor.name == "w_final":
+            wide = numpy_helper.from_array(np.zeros((1152, 40, 1, 1), np.float32), "w_final")
+            model.graph.initializer[i].CopyFrom(wide)
+    onnx.save(model, str(path))
+    assert _refused(VariantMismatchError, path) == (
+        f"{path}: the graph does not fit ConvNeXtPose-XS: final conv has 1152 channels, XS has "
+        "576 = 18 x depth_dim 32; 1 Resize nodes, XS has 2 upsampling blocks"
+    )
+
+
+def _renamed_outputs(path: Path, coords: str, heatmaps: str | None = None) -> Path:
+    """The graph's coords output renamed; with heatmaps, a second output: the first channel."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        node.output[:] = [coords if o == "coords" else o for o in node.output]
+    model.graph.output[0].name = coords
+    if heatmaps is not None:
+        for name, value in (("c0", 0), ("c1", 1), ("ax1", 1)):
+            model.graph.initializer.append(numpy_helper.from_array(np.array([value]), name))
+        model.graph.node.append(helper.make_node("Slice", ["image", "c0", "c1", "ax1"], [heatmaps]))
+        model.graph.output.append(
+            helper.make_tensor_value_info(heatmaps, TensorProto.FLOAT, ["N", 1, 256, 256])
+        )
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_bare_graph_outputs_are_coords_then_heatmaps_by_position(tmp_path: Path) -> None:
+    path = _renamed_outputs(_graph(tmp_path / "bare.onnx"), "out0", "out1")
+    report = _run(path, variant="XS")
+    assert [o.name for o in report.results[0].outputs] == ["coords", "heatmaps"]
+    assert report.passed and report.results[0].outputs[1].shape == (5, 1, 256, 256)
+    assert set(report.limits) == {"coords", "heatmaps"}
+
+
+def test_a_bare_half_graph_is_judged_on_its_first_output(tmp_path: Path) -> None:
+    path = _renamed_outputs(_graph(tmp_path / "bare.onnx", half=True), "pose")
+    report = _run(path, variant="XS", frames=2)
+    assert report.precision == "fp16" and len(report.pose) == 2 and report.passed
+
+
+def test_coords_divided_by_their_mass_get_no_sum_bound(tmp_path: Path) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        node.output[:] = ["summed" if o == "coords" else o for o in node.output]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), "mass"))
+    model.graph.node.append(helper.make_node("Div", ["summed", "mass"], ["coords"]))
+    onnx.save(model, str(path))
+    report = _run(path)
+    assert report.limits == {"coords": "max(40 x floor, 2 x its max) + 0.0002"} and report.passed
+
+
+def test_the_time_limit_and_the_checkpoint_reach_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    opened, built = [], []
+    real_open = verify.open_onnx_session
+
+    def open_recorded(path, device, time_limit_s=None):
+        opened.append(time_limit_s)
+        return real_open(path, device, time_limit_s=time_limit_s)
+
+    monkeypatch.setattr(verify, "open_onnx_session", open_recorded)
+    monkeypatch.setattr(verify, "build_loaded_model", lambda ckpt: built.append(ckpt) or TinyPose())
+    ckpt = _checkpoint()
+    assert _run(path, timeout=30, ckpt=ckpt).passed
+    assert opened == [30.0] and built == [ckpt]
+
+
+class _ExecutesInBf16:
+    device, providers, fallback_reason, execution_precision = "cpu", ("fake",), None, "bf16"
+
+
+def test_atol_is_refused_where_the_runtime_computes_in_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _graph(tmp_path / "g.onnx", meta=_metadata())
+    monkeypatch.setattr(
+        verify, "_choose_devices", lambda *args: (_ExecutesInBf16(), torch.device("cpu"), None)
+    )
+    assert _refused(OptionError, path, atol=0.1) == (
+        f"atol applies to fp32 runs; {path} runs in bf16 here, judged by its budget"
+    )
+
+
+def test_dataset_crops_are_made_at_the_variant_input_size(tmp_path: Path) -> None:
+    root = _h36m_tree(tmp_path / "h36m")
+    small = replace(XS, input_hw=(128, 128))
+    crops = verify._pose_crops(small, 3, 2, root)
+    assert crops.images.shape == (2, 3, 128, 128)
