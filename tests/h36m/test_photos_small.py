@@ -1,6 +1,7 @@
-"""The augmented crop matrix of the photos, against the rotation and scaling written out by hand:
-a point turned by the rotation about the box centre lands on the patch centre plus its offset
-scaled by the patch-to-box ratio."""
+"""The shipped photos as network inputs, without running a model: the augmented crop matrix
+against the rotation and scaling written out by hand and against OpenCV's (a point turned about
+the box centre lands on the patch centre plus its offset scaled by the patch-to-box ratio), the
+patches, the fixed crops and the seeded random draws."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from converter.h36m.photos import (
     random_photo_inputs,
 )
 from converter.h36m.preprocess import normalize_patch, read_bgr
+
+XS = get_variant("XS")
 
 
 @pytest.mark.parametrize(("scale", "rotation_deg"), [(1.0, 0.0), (0.8, 30.0), (1.2, -15.0)])
@@ -60,7 +63,7 @@ def test_a_zoomed_out_patch_is_black_around_the_picture() -> None:
 
 
 def test_the_fixed_photo_crops_in_order_with_one_box_and_camera() -> None:
-    spec = get_variant("XS")
+    spec = XS
     crops = photo_crops(spec)
     count = 4 * 2 * len(AUGMENTATIONS)
     side = spec.input_hw[1]
@@ -86,7 +89,7 @@ def test_the_fixed_photo_crops_in_order_with_one_box_and_camera() -> None:
 def test_random_inputs_are_the_reference_training_draws() -> None:
     """The draws written out again in the order the docstring gives them (scale, whether to
     rotate, rotation, mirror, colour gain per crop), the crop built with OpenCV's rotation."""
-    spec = get_variant("XS")
+    spec = XS
     side = spec.input_hw[1]
     # Five crops: the fifth is the first photo again; seed 0 draws scales past both clips, a
     # mirror, rotated and unrotated crops.
@@ -112,3 +115,37 @@ def test_random_inputs_are_the_reference_training_draws() -> None:
         patch = np.clip(patch.astype(np.float32) * gain, 0, 255).astype(np.uint8)
         expected = normalize_patch(patch, spec)
         assert np.abs(image - expected).mean() < 0.01 * np.abs(expected).mean()
+
+
+def test_the_photos_are_the_official_sample_crops() -> None:
+    pictures = [read_bgr(p) for p in photo_paths()]
+    assert [p.shape for p in pictures] == [(256, 256, 3)] * 3 + [(225, 225, 3)]
+    crops = photo_crops(XS)
+    assert len(crops) == 4 * 2 * len(AUGMENTATIONS) == 56 and crops.images.shape[1:] == (
+        3,
+        256,
+        256,
+    )
+    # One heatmap unit is the same number of mm on every axis: the box spans 2000 mm.
+    assert np.allclose(crops.root_depths * 256 / crops.focals[:, 0], 2000.0)
+    assert not crops.drawn
+
+
+def test_the_augmented_crop_maps_like_opencv_rotation() -> None:
+    """The training crop (scale, rotation about the box centre) against OpenCV's own rotation
+    matrix for the same turn and zoom, an independent construction."""
+    matrix = augmented_transform((0.0, 0.0, 200.0, 200.0), (256, 256), 1.25, 30.0)
+    # The reference turns its source points by +rotation (rotate_2d: x cos - y sin, x sin +
+    # y cos), so source -> patch is OpenCV's rotation by the same angle about the box centre,
+    # with zoom 256 / (200 * 1.25), then the centre moved to the patch centre.
+    expected = cv2.getRotationMatrix2D((100.0, 100.0), 30.0, 256 / 250)
+    expected[:, 2] += np.array([128.0, 128.0]) - np.array([100.0, 100.0])
+    assert np.allclose(matrix, expected, atol=1e-4)
+
+
+def test_random_inputs_follow_their_seed() -> None:
+    first, again = (
+        random_photo_inputs(XS, 6, 3),
+        random_photo_inputs(XS, 6, 3),
+    )
+    assert np.array_equal(first, again) and not np.array_equal(first, random_photo_inputs(XS, 6, 4))
