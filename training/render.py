@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 
 from cnp_convert.core.variants import VariantSpec
-from cnp_convert.h36m.dataset import process_bbox
-from cnp_convert.h36m.preprocess import crop_patch, normalize_patch
+from cnp_convert.h36m.preprocess import crop_patch, normalize_patch, process_bbox
 from cnp_convert.h36m.synthetic import FigureStyle, draw_figure
 
 IMAGE_SIZE = (1000, 1002)  # (width, height), as the Human3.6M frames

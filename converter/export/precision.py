@@ -114,8 +114,7 @@ def _human36m_crops(root: Path, spec: VariantSpec, count: int) -> np.ndarray:
 
 def _directory_crops(directory: Path, spec: VariantSpec, count: int) -> np.ndarray:
     """Whole images as boxes (aspect fixed and enlarged as the reference does for a person box)."""
-    from ..h36m.dataset import process_bbox
-    from ..h36m.preprocess import crop_patch, normalize_patch, read_bgr
+    from ..h36m.preprocess import crop_patch, normalize_patch, process_bbox, read_bgr
 
     files = sorted(
         p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..core.errors import DatasetError
+from .preprocess import process_bbox
 
 # Action index in file names is 2..16; index - 2 selects the name (facts §4.6).
 ACTION_NAMES: tuple[str, ...] = (
@@ -91,34 +92,6 @@ def _checked_action(index: int, file_name: str) -> int:
 
 def action_name_from_file_name(file_name: str) -> str:
     return ACTION_NAMES[action_index_from_file_name(file_name)]
-
-
-def process_bbox(
-    bbox: Sequence[float], img_width: int, img_height: int, aspect_ratio: float = 1.0
-) -> tuple[float, float, float, float] | None:
-    """Sanitise, fix the aspect ratio and enlarge ×1.25 (facts §4.3); None drops the sample.
-
-    aspect_ratio is the network input's width / height (1.0 for 256×256).
-    """
-    x, y, w, h = (float(v) for v in bbox)
-    x1, y1 = max(0.0, x), max(0.0, y)
-    # x2/y2 are built from the clipped corner, as in the reference.
-    x2 = min(img_width - 1.0, x1 + max(0.0, w - 1.0))
-    y2 = min(img_height - 1.0, y1 + max(0.0, h - 1.0))
-    if w * h <= 0 or x2 < x1 or y2 < y1:
-        return None
-    x, y, w, h = x1, y1, x2 - x1, y2 - y1
-    cx, cy = x + w / 2.0, y + h / 2.0
-    if w > aspect_ratio * h:
-        h = w / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    w, h = w * 1.25, h * 1.25
-    if w <= 0 or h <= 0:
-        # A one-pixel box collapses to zero size; the reference would build a singular affine
-        # transform from it. Dropping it is the only sane reading.
-        return None
-    return (cx - w / 2.0, cy - h / 2.0, w, h)
 
 
 def world_to_camera(joints_world: np.ndarray, rotation: np.ndarray, translation: np.ndarray):

@@ -17,6 +17,34 @@ from ..core.variants import VariantSpec
 from .image_files import read_bgr
 
 
+def process_bbox(
+    bbox: Sequence[float], img_width: int, img_height: int, aspect_ratio: float = 1.0
+) -> tuple[float, float, float, float] | None:
+    """Sanitise, fix the aspect ratio and enlarge ×1.25 (facts §4.3); None drops the sample.
+
+    aspect_ratio is the network input's width / height (1.0 for 256×256).
+    """
+    x, y, w, h = (float(v) for v in bbox)
+    x1, y1 = max(0.0, x), max(0.0, y)
+    # x2/y2 are built from the clipped corner, as in the reference.
+    x2 = min(img_width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(img_height - 1.0, y1 + max(0.0, h - 1.0))
+    if w * h <= 0 or x2 < x1 or y2 < y1:
+        return None
+    x, y, w, h = x1, y1, x2 - x1, y2 - y1
+    cx, cy = x + w / 2.0, y + h / 2.0
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    w, h = w * 1.25, h * 1.25
+    if w <= 0 or h <= 0:
+        # A one-pixel box collapses to zero size; the reference would build a singular affine
+        # transform from it. Dropping it is the only sane reading.
+        return None
+    return (cx - w / 2.0, cy - h / 2.0, w, h)
+
+
 def crop_transform(bbox: Sequence[float], out_hw: tuple[int, int]) -> np.ndarray:
     """2×3 matrix mapping the box onto the patch: centre, half-height down, half-width right."""
     x, y, w, h = (float(v) for v in bbox)

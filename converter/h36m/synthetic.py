@@ -35,9 +35,8 @@ from .dataset import (
     KAGGLE_ANNOTATIONS,
     KAGGLE_SUBJECT_DIRS,
     TEST_SAMPLING,
-    process_bbox,
 )
-from .preprocess import crop_patch, normalize_patch
+from .preprocess import crop_patch, normalize_patch, process_bbox
 
 SUBJECTS = (9, 11)
 ACTIONS = (2, 14)  # Directions, Walking (action_idx, 2..16)

@@ -1,7 +1,7 @@
 """A verified graph on people's pictures: boxes -> crops -> the graph -> joints in pixels and mm.
 
 Each step is the reference's (the official demo's): a person box is given the network's aspect
-ratio and enlarged 1.25x (h36m.dataset.process_bbox), the crop is the reference affine warp and
+ratio and enlarged 1.25x (h36m.preprocess.process_bbox), the crop is the reference affine warp and
 the one normalization (h36m.preprocess), and the graph's coords go back to image pixels through
 the box (the inverse of that unrotated warp). Depth follows the reference: z in heatmap units
 spans the 2000 mm 3D box around the root, and a root depth in camera mm (RootNet's, in the
@@ -27,10 +27,9 @@ from ..evaluation.evaluate import OnnxBackend
 from ..evaluation.visualize import heatmap_to_pixels
 from ..graphs.facts import graph_facts, variant_disagreements
 from ..graphs.metadata import load_onnx_model, read_onnx_metadata
-from ..h36m.dataset import process_bbox
 from ..h36m.image_files import read_bgr
 from ..h36m.metrics import back_project
-from ..h36m.preprocess import crop_patch, normalize_patch
+from ..h36m.preprocess import crop_patch, normalize_patch, process_bbox
 from ..runtimes.sessions import Session, open_session
 from ..verdicts.verify import check_variant_option
 

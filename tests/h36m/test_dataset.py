@@ -1,4 +1,4 @@
-"""Human3.6M reading: actions, process_bbox, layouts, missing images, RootNet files, protocols."""
+"""Human3.6M reading: actions, layouts, missing images, RootNet files, protocols."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from converter.h36m.dataset import (
     detect_layout,
     load_bbox_root,
     load_dataset,
-    process_bbox,
     spread_subset,
 )
+from converter.h36m.preprocess import process_bbox
 from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
 
 # The real RootNet boxes and root depths (public, MIT, from the ConvNeXtPose release): test data.
@@ -75,49 +75,6 @@ def test_dataset_actions_ignore_act_in_absolute_path(reference_root: Path) -> No
     assert {s.action for s in dataset.samples} == {"Directions", "Walking"}
     for sample in dataset.samples:
         assert sample.action_index == int(sample.file_name.split("_act_")[1][:2]) - 2
-
-
-# --- process_bbox -------------------------------------------------------------------------
-
-
-def test_process_bbox_tall_box_is_widened_and_enlarged() -> None:
-    x, y, w, h = process_bbox([100, 200, 51, 201], 1000, 1000)
-    # sanitised to (100, 200, 50, 200); centre (125, 300); square 200 then x1.25
-    assert (w, h) == pytest.approx((250.0, 250.0))
-    assert (x + w / 2, y + h / 2) == pytest.approx((125.0, 300.0))
-
-
-def test_process_bbox_wide_box_and_input_aspect() -> None:
-    _, _, w, h = process_bbox([0, 0, 401, 101], 1000, 1000)
-    assert (w, h) == pytest.approx((500.0, 500.0))
-    # a 192x256 (w/h = 0.75) input keeps that aspect
-    _, _, w, h = process_bbox([10, 10, 101, 101], 1000, 1000, aspect_ratio=0.75)
-    assert w / h == pytest.approx(0.75)
-    assert h == pytest.approx(100 / 0.75 * 1.25)
-
-
-def test_process_bbox_clips_to_the_image_from_the_clipped_corner() -> None:
-    # x < 0: x1 = 0 and x2 = min(W-1, 0 + w-1): the width is not reduced by the overhang
-    x, y, w, h = process_bbox([-50, -20, 101, 101], 640, 480)
-    assert (x + w / 2, y + h / 2) == pytest.approx((50.0, 50.0))
-    assert w == pytest.approx(125.0)
-    # the right/bottom edge is clipped to W-1 / H-1
-    x, y, w, h = process_bbox([600, 400, 101, 101], 640, 480)
-    assert (x + w / 2, y + h / 2) == pytest.approx(((600 + 639) / 2, (400 + 479) / 2))
-
-
-@pytest.mark.parametrize(
-    "bbox",
-    [
-        [10, 10, 0, 50],  # no width
-        [10, 10, 50, -5],  # negative height
-        [700, 10, 50, 50],  # entirely right of a 640-wide image
-        [10, 500, 50, 50],  # entirely below a 480-high image
-        [10, 10, 1, 1],  # one pixel: collapses to zero size
-    ],
-)
-def test_process_bbox_drops_degenerate_boxes(bbox: list[float]) -> None:
-    assert process_bbox(bbox, 640, 480) is None
 
 
 # --- layouts ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from converter.h36m import dataset as ds
+from converter.h36m.preprocess import process_bbox
 
 IDENTITY = np.eye(3)
 FOCAL = [1000.0, 1000.0]
@@ -88,7 +89,7 @@ def test_huge_rotation_entries_are_refused_without_float_warnings() -> None:
     ],
 )
 def test_zero_area_boxes_are_dropped(bbox: list[float]) -> None:
-    assert ds.process_bbox(bbox, 100, 100) is None
+    assert process_bbox(bbox, 100, 100) is None
 
 
 @pytest.mark.parametrize(
@@ -105,12 +106,12 @@ def test_zero_area_boxes_are_dropped(bbox: list[float]) -> None:
     ],
 )
 def test_thin_and_tiny_boxes_are_kept(bbox: list[float], expected: tuple) -> None:
-    assert ds.process_bbox(bbox, 100, 100) == pytest.approx(expected, abs=1e-12)
+    assert process_bbox(bbox, 100, 100) == pytest.approx(expected, abs=1e-12)
 
 
 def test_tall_box_is_widened_by_the_input_aspect() -> None:
     # 10 x 20 (after -1) with width/height 0.75 -> 15 x 20, x1.25 -> 18.75 x 25, centre (5, 10).
-    box = ds.process_bbox([0.0, 0.0, 11.0, 21.0], 100, 100, aspect_ratio=0.75)
+    box = process_bbox([0.0, 0.0, 11.0, 21.0], 100, 100, aspect_ratio=0.75)
     assert box == pytest.approx((5 - 9.375, 10 - 12.5, 18.75, 25.0))
 
 

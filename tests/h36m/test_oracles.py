@@ -13,9 +13,9 @@ from scipy.spatial.transform import Rotation
 
 from converter.core.variants import FLIP_PAIRS, JOINT_NAMES, get_variant
 from converter.evaluation.evaluate import predict
-from converter.h36m.dataset import camera_to_pixel, load_dataset, process_bbox, world_to_camera
+from converter.h36m.dataset import camera_to_pixel, load_dataset, world_to_camera
 from converter.h36m.metrics import joint_errors, scored_poses
-from converter.h36m.preprocess import crop_patch, normalize_patch
+from converter.h36m.preprocess import crop_patch, normalize_patch, process_bbox
 from converter.h36m.synthetic import make_synthetic_h36m
 
 XS = get_variant("XS")

@@ -1,4 +1,5 @@
-"""Preprocessing: EXIF-blind BGR read, the affine crop, RGB order, no division by 255."""
+"""Preprocessing: EXIF-blind BGR read, the box (process_bbox), the affine crop, RGB order, no
+division by 255."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from converter.h36m.preprocess import (
     load_input,
     normalize_images,
     normalize_patch,
+    process_bbox,
     read_bgr,
     seeded_images,
 )
@@ -159,3 +161,46 @@ def _seeded_by_loops(count: int, seed: int, h: int, w: int) -> np.ndarray:
 def test_seeded_images_follow_their_recipe_by_hand() -> None:
     images = seeded_images(2, 11, (13, 17))
     np.testing.assert_allclose(images, _seeded_by_loops(2, 11, 13, 17), atol=1e-3)
+
+
+# --- process_bbox -------------------------------------------------------------------------
+
+
+def test_process_bbox_tall_box_is_widened_and_enlarged() -> None:
+    x, y, w, h = process_bbox([100, 200, 51, 201], 1000, 1000)
+    # sanitised to (100, 200, 50, 200); centre (125, 300); square 200 then x1.25
+    assert (w, h) == pytest.approx((250.0, 250.0))
+    assert (x + w / 2, y + h / 2) == pytest.approx((125.0, 300.0))
+
+
+def test_process_bbox_wide_box_and_input_aspect() -> None:
+    _, _, w, h = process_bbox([0, 0, 401, 101], 1000, 1000)
+    assert (w, h) == pytest.approx((500.0, 500.0))
+    # a 192x256 (w/h = 0.75) input keeps that aspect
+    _, _, w, h = process_bbox([10, 10, 101, 101], 1000, 1000, aspect_ratio=0.75)
+    assert w / h == pytest.approx(0.75)
+    assert h == pytest.approx(100 / 0.75 * 1.25)
+
+
+def test_process_bbox_clips_to_the_image_from_the_clipped_corner() -> None:
+    # x < 0: x1 = 0 and x2 = min(W-1, 0 + w-1): the width is not reduced by the overhang
+    x, y, w, h = process_bbox([-50, -20, 101, 101], 640, 480)
+    assert (x + w / 2, y + h / 2) == pytest.approx((50.0, 50.0))
+    assert w == pytest.approx(125.0)
+    # the right/bottom edge is clipped to W-1 / H-1
+    x, y, w, h = process_bbox([600, 400, 101, 101], 640, 480)
+    assert (x + w / 2, y + h / 2) == pytest.approx(((600 + 639) / 2, (400 + 479) / 2))
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        [10, 10, 0, 50],  # no width
+        [10, 10, 50, -5],  # negative height
+        [700, 10, 50, 50],  # entirely right of a 640-wide image
+        [10, 500, 50, 50],  # entirely below a 480-high image
+        [10, 10, 1, 1],  # one pixel: collapses to zero size
+    ],
+)
+def test_process_bbox_drops_degenerate_boxes(bbox: list[float]) -> None:
+    assert process_bbox(bbox, 640, 480) is None
