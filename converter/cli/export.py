@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Protocol
 import typer
 
 if TYPE_CHECKING:
-    from ..checkpoints.canonical import CanonicalCheckpoint
     from ..verdicts.verify import (
         VerifyReport,
     )
@@ -201,7 +200,7 @@ def onnx_command(
     as_json: bool = json_option(),
 ) -> None:
     """Export a checkpoint to ONNX, then prove it matches PyTorch on onnxruntime CPU."""
-    from ..export.exporter import export_onnx
+    from ..export.exporter import default_onnx_name, export_onnx
     from ..export.options import ExportOptions
     from ..verdicts.verify import ParityFailedError
 
@@ -234,13 +233,6 @@ def onnx_command(
     if report.simplify_error:
         warn(f"{out}: kept the unsimplified graph: {report.simplify_error}")
     _print(report, as_json)
-
-
-def default_onnx_name(ckpt: CanonicalCheckpoint, precision: str) -> str:
-    """ConvNeXtPose_<V>[_random][_<precision>].onnx: the real variant, whatever the file's name."""
-    suffix = "_random" if ckpt.metadata.weights == "random" else ""
-    suffix += f"_{precision}" if precision != "fp32" else ""
-    return f"ConvNeXtPose_{ckpt.spec.name}{suffix}.onnx"
 
 
 @app.command("verify")

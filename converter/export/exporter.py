@@ -562,6 +562,13 @@ class _Verdict:
         )
 
 
+def default_onnx_name(ckpt: CanonicalCheckpoint, precision: str) -> str:
+    """ConvNeXtPose_<V>[_random][_<precision>].onnx: the real variant, whatever the file's name."""
+    suffix = "_random" if ckpt.metadata.weights == "random" else ""
+    suffix += f"_{precision}" if precision != "fp32" else ""
+    return f"ConvNeXtPose_{ckpt.spec.name}{suffix}.onnx"
+
+
 def export_onnx(
     ckpt: CanonicalCheckpoint,
     out: str | Path,

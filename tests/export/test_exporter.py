@@ -358,3 +358,12 @@ def test_the_graph_and_its_ort_file_are_published_together(
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
     assert out.read_bytes() == b"another process's file"
+
+
+def test_the_default_name_says_the_real_variant_the_weights_and_the_precision(onnx_cache) -> None:
+    # A fabricated release reads as released weights; the seeded stand-in is "random" weights:
+    # the name says so, and a precision other than fp32.
+    release, seeded = onnx_cache.release_checkpoint("XS"), onnx_cache.seeded_checkpoint("XS", 0)
+    assert export_module.default_onnx_name(release, "fp32") == "ConvNeXtPose_XS.onnx"
+    assert export_module.default_onnx_name(release, "int8") == "ConvNeXtPose_XS_int8.onnx"
+    assert export_module.default_onnx_name(seeded, "fp16") == "ConvNeXtPose_XS_random_fp16.onnx"
