@@ -339,6 +339,9 @@ def _parse_cameras(path: Path, data: object) -> dict[int, Camera]:
             center = tuple(float(v) for v in value["c"])
         except (KeyError, TypeError, ValueError):
             raise DatasetError(f"{path}: camera {key} is not {{R 3x3, t 3, f 2, c 2}}") from None
+        except OverflowError:  # JSON integers have no size limit; a float64 does
+            too_large = "holds a number too large for a float"
+            raise DatasetError(f"{path}: camera {key} {too_large}") from None
         if len(focal) != 2 or len(center) != 2:
             raise DatasetError(f"{path}: camera {key} needs f and c with two values each")
         problem = camera_problem(rotation, translation, focal, center)

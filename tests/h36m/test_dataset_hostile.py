@@ -4,10 +4,12 @@ refuses them: image paths, camera parameters, boxes that collapse, batched joint
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from converter.core.errors import DatasetError
 from converter.h36m import dataset as ds
 from converter.h36m.preprocess import process_bbox
 
@@ -128,3 +130,25 @@ def test_world_to_camera_takes_a_column_translation() -> None:
     points = np.array([[1.0, 2.0, 3.0]])
     moved = ds.world_to_camera(points, IDENTITY, np.array([[10.0], [20.0], [30.0]]))
     np.testing.assert_allclose(moved, [[11.0, 22.0, 33.0]])
+
+
+@pytest.mark.parametrize("field", ["R", "t", "f", "c"])
+def test_a_camera_number_too_large_for_a_float_is_one_line(field: str) -> None:
+    # json reads 1 followed by 400 zeros as a Python int; no float64 holds it (10**308 is near
+    # the largest), so each conversion to float overflows instead of giving inf.
+    camera = {"R": IDENTITY.tolist(), "t": [1.0, 2.0, 3.0], "f": list(FOCAL), "c": list(CENTER)}
+    huge = 10**400
+    if field == "R":
+        camera["R"] = [[huge, 0, 0], [0, 1, 0], [0, 0, 1]]
+    else:
+        camera[field] = [huge, *camera[field][1:]]
+    with pytest.raises(DatasetError) as refused:
+        ds._parse_cameras(Path("camera.json"), {"1": camera})
+    assert str(refused.value) == "camera.json: camera 1 holds a number too large for a float"
+
+
+def test_a_camera_number_just_inside_a_float_is_read() -> None:
+    camera = {"R": IDENTITY.tolist(), "t": [10**300, 0, 0], "f": list(FOCAL), "c": list(CENTER)}
+    with pytest.raises(DatasetError) as refused:  # read as 1e300, then refused as no camera
+        ds._parse_cameras(Path("camera.json"), {"1": camera})
+    assert "is beyond 100,000: not a camera of this capture" in str(refused.value)
