@@ -286,6 +286,8 @@ def run_pose_verdicts(
     else each is computed here once, for all batch sizes."""
     if references is None:
         references = [pose_reference(model, crops, torch_device) for crops in crop_sets]
+    if len(references) != len(crop_sets):
+        raise ValueError(f"{len(references)} pose references for {len(crop_sets)} crop sets")
     return tuple(
         run_pose_verdict(
             model,

@@ -933,7 +933,7 @@ WITH_OPTIMIZER = {"network": NET, "optimizer": {"lr": 1, "m": 2}}
 @pytest.mark.parametrize(
     ("form", "entries"),
     # By hand: 2 top-level entries, 2 in NET, 2 in the optimizer; torch's pre-1.6 format pickles
-    # its sys_info dict first (3 entries, and 3 in its type_sizes).
+    # a sys_info dict before the object (3 entries, and 3 in its type_sizes).
     [("zip", 6), ("folder", 6), ("legacy", 12)],
 )
 def test_dict_entry_bound_just_inside_and_outside(tmp_path: Path, monkeypatch, form, entries):

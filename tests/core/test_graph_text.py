@@ -14,7 +14,8 @@ from converter.core.graph_text import check_graph_text, first_undecoded_name
 
 
 def _model() -> onnx.ModelProto:
-    """One node with a marker (four capitals, each unique in the file) in every text field."""
+    """One node with a marker (four capitals) in every text field; each marker a test edits is
+    unique in the file (checked in _undecoded)."""
     node = helper.make_node("OPXX", ["INPT"], ["OUTP"], name="NNAM", domain="NDOM", ATTR=1)
     graph = helper.make_graph(
         [node],

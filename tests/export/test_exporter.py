@@ -360,7 +360,7 @@ def test_the_graph_and_its_ort_file_are_published_together(
     assert out.read_bytes() == b"another process's file"
 
 
-def test_the_default_name_says_the_real_variant_the_weights_and_the_precision(onnx_cache) -> None:
+def test_the_default_name_says_the_variant_the_weights_and_the_precision(onnx_cache) -> None:
     # A fabricated release reads as released weights; the seeded stand-in is "random" weights:
     # the name says so, and a precision other than fp32.
     release, seeded = onnx_cache.release_checkpoint("XS"), onnx_cache.seeded_checkpoint("XS", 0)

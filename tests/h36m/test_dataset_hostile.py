@@ -1,5 +1,5 @@
 """Hostile values for single fields of the annotation files, checked at the function that
-refuses them: image paths, camera parameters, boxes that collapse, batched joints."""
+refuses them (image paths, camera parameters), and the joint helpers' batched shapes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from converter.core.errors import DatasetError
 from converter.h36m import dataset as ds
-from converter.h36m.preprocess import process_bbox
 
 IDENTITY = np.eye(3)
 FOCAL = [1000.0, 1000.0]
@@ -83,40 +82,6 @@ def test_huge_rotation_entries_are_refused_without_float_warnings() -> None:
     assert problem.startswith("R is not a rotation")
 
 
-@pytest.mark.parametrize(
-    "bbox",
-    [
-        [0.0, 0.0, 10.0, 0.0],  # zero height: dropped, not a division by zero
-        [0.0, 0.0, 0.0, 10.0],
-    ],
-)
-def test_zero_area_boxes_are_dropped(bbox: list[float]) -> None:
-    assert process_bbox(bbox, 100, 100) is None
-
-
-@pytest.mark.parametrize(
-    ("bbox", "expected"),
-    [
-        # w 2, h 0.5 (area 1) -> 1 x 0 after the -1 -> squared to 1 x 1, x1.25, centre (0.5, 0).
-        ([0.0, 0.0, 2.0, 0.5], (-0.125, -0.625, 1.25, 1.25)),
-        # One pixel wide (x2 == x1) but 10 tall: widened to 9 x 9, x1.25, centre (20, 24.5).
-        ([20.0, 20.0, 1.0, 10.0], (14.375, 18.875, 11.25, 11.25)),
-        # Same with one pixel tall (y2 == y1).
-        ([20.0, 20.0, 10.0, 1.0], (18.875, 14.375, 11.25, 11.25)),
-        # Sub-pixel box: 0.5 x 0.5 -> 0.625 x 0.625, still a box.
-        ([10.0, 10.0, 1.5, 1.5], (10.25 - 0.3125, 10.25 - 0.3125, 0.625, 0.625)),
-    ],
-)
-def test_thin_and_tiny_boxes_are_kept(bbox: list[float], expected: tuple) -> None:
-    assert process_bbox(bbox, 100, 100) == pytest.approx(expected, abs=1e-12)
-
-
-def test_tall_box_is_widened_by_the_input_aspect() -> None:
-    # 10 x 20 (after -1) with width/height 0.75 -> 15 x 20, x1.25 -> 18.75 x 25, centre (5, 10).
-    box = process_bbox([0.0, 0.0, 11.0, 21.0], 100, 100, aspect_ratio=0.75)
-    assert box == pytest.approx((5 - 9.375, 10 - 12.5, 18.75, 25.0))
-
-
 def test_thorax_is_added_to_batched_joints() -> None:
     joints = np.zeros((2, 17, 3))
     joints[:, 11] = [[2.0, 4.0, 6.0], [1.0, 1.0, 1.0]]  # shoulders (H36M order 11, 14)
@@ -134,10 +99,10 @@ def test_world_to_camera_takes_a_column_translation() -> None:
 
 @pytest.mark.parametrize("field", ["R", "t", "f", "c"])
 def test_a_camera_number_too_large_for_a_float_is_one_line(field: str) -> None:
-    # json reads 1 followed by 400 zeros as a Python int; no float64 holds it (10**308 is near
-    # the largest), so each conversion to float overflows instead of giving inf.
+    # json reads a long integer as a Python int of any size. 2**1024 - 2**970 is the smallest
+    # that no float64 holds (it would round up to 2**1024): the conversion overflows.
     camera = {"R": IDENTITY.tolist(), "t": [1.0, 2.0, 3.0], "f": list(FOCAL), "c": list(CENTER)}
-    huge = 10**400
+    huge = 2**1024 - 2**970
     if field == "R":
         camera["R"] = [[huge, 0, 0], [0, 1, 0], [0, 0, 1]]
     else:
@@ -147,8 +112,9 @@ def test_a_camera_number_too_large_for_a_float_is_one_line(field: str) -> None:
     assert str(refused.value) == "camera.json: camera 1 holds a number too large for a float"
 
 
-def test_a_camera_number_just_inside_a_float_is_read() -> None:
-    camera = {"R": IDENTITY.tolist(), "t": [10**300, 0, 0], "f": list(FOCAL), "c": list(CENTER)}
-    with pytest.raises(DatasetError) as refused:  # read as 1e300, then refused as no camera
+def test_a_camera_number_just_inside_a_float_converts_then_fails_the_camera_bound() -> None:
+    largest = 2**1024 - 2**970 - 1  # rounds down to the largest float64
+    camera = {"R": IDENTITY.tolist(), "t": [largest, 0, 0], "f": list(FOCAL), "c": list(CENTER)}
+    with pytest.raises(DatasetError) as refused:
         ds._parse_cameras(Path("camera.json"), {"1": camera})
     assert "is beyond 100,000: not a camera of this capture" in str(refused.value)

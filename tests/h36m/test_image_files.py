@@ -207,7 +207,7 @@ def _webp(chunk: bytes, payload: bytes) -> bytes:
         (b"\xff\xd8\xff", ("JPEG", None)),
         (b"\xff\xd8\xff\xd0" + _sof(37, 21), ("JPEG", (37, 21))),  # RST0 has no length
         (b"\xff\xd8\xff\xe0\x00", ("JPEG", None)),  # half a length field
-        (b"\xff\xd8" + _sof(37, 21)[:8], ("JPEG", None)),  # the frame header cut before the width
+        (b"\xff\xd8" + _sof(37, 21)[:8], ("JPEG", None)),  # the frame header cut inside the width
         (b"\xff\xd8" + _sof(37, 21)[:9], ("JPEG", (37, 21))),  # ... and just after it
         (b"\xff\xd8" + _sof(50000, 40000), ("JPEG", (50000, 40000))),  # unsigned 16-bit sizes
         (b"\xff\xd8\xff\xe0\x00\x02" + _sof(37, 21), ("JPEG", (37, 21))),  # an empty segment

@@ -131,8 +131,8 @@ def test_affine_crop_against_an_explicit_warp() -> None:
 
 
 def test_process_bbox_by_hand() -> None:
-    # 100x50 box at (10, 20) in a 1000x1000 image: widened to square 100x100 about its centre
-    # (60, 45) after clipping to x2 = 10 + 99, y2 = 20 + 49, then x1.25.
+    # 100x50 box at (10, 20) in a 1000x1000 image: x2 = 10 + 99, y2 = 20 + 49 (the reference's
+    # w - 1), so 99x49 centred at (59.5, 44.5), widened to a 99x99 square there, then x1.25.
     x, y, w, h = process_bbox([10, 20, 100, 50], 1000, 1000)
     assert (w, h) == pytest.approx((99 * 1.25, 99 * 1.25))
     assert (x + w / 2, y + h / 2) == pytest.approx((10 + 99 / 2, 20 + 49 / 2))

@@ -204,3 +204,36 @@ def test_process_bbox_clips_to_the_image_from_the_clipped_corner() -> None:
 )
 def test_process_bbox_drops_degenerate_boxes(bbox: list[float]) -> None:
     assert process_bbox(bbox, 640, 480) is None
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        [0.0, 0.0, 10.0, 0.0],  # zero height: dropped, not a division by zero
+    ],
+)
+def test_zero_area_boxes_are_dropped(bbox: list[float]) -> None:
+    assert process_bbox(bbox, 100, 100) is None
+
+
+@pytest.mark.parametrize(
+    ("bbox", "expected"),
+    [
+        # w 2, h 0.5 (area 1) -> 1 x 0 after the -1 -> squared to 1 x 1, x1.25, centre (0.5, 0).
+        ([0.0, 0.0, 2.0, 0.5], (-0.125, -0.625, 1.25, 1.25)),
+        # One pixel wide (x2 == x1) but 10 tall: widened to 9 x 9, x1.25, centre (20, 24.5).
+        ([20.0, 20.0, 1.0, 10.0], (14.375, 18.875, 11.25, 11.25)),
+        # Same with one pixel tall (y2 == y1).
+        ([20.0, 20.0, 10.0, 1.0], (18.875, 14.375, 11.25, 11.25)),
+        # Sub-pixel box: 0.5 x 0.5 -> 0.625 x 0.625, still a box.
+        ([10.0, 10.0, 1.5, 1.5], (10.25 - 0.3125, 10.25 - 0.3125, 0.625, 0.625)),
+    ],
+)
+def test_thin_and_tiny_boxes_are_kept(bbox: list[float], expected: tuple) -> None:
+    assert process_bbox(bbox, 100, 100) == pytest.approx(expected, abs=1e-12)
+
+
+def test_tall_box_is_widened_by_the_input_aspect() -> None:
+    # 10 x 20 (after -1) with width/height 0.75 -> 15 x 20, x1.25 -> 18.75 x 25, centre (5, 10).
+    box = process_bbox([0.0, 0.0, 11.0, 21.0], 100, 100, aspect_ratio=0.75)
+    assert box == pytest.approx((5 - 9.375, 10 - 12.5, 18.75, 25.0))

@@ -464,7 +464,7 @@ def test_drawn_crops_get_the_drawn_budget_and_photos_the_photo_one() -> None:
     )  # fmt: skip
     assert [c.budget for c in changes] == [DRAWN_POSE_BUDGETS["int8"], POSE_BUDGETS["int8"]]
     assert DRAWN_POSE_BUDGETS["int8"] != POSE_BUDGETS["int8"]  # else this test could not fail
-    with pytest.raises(ValueError):  # one reference per crop set, no more, no fewer
+    with pytest.raises(ValueError, match=r"^1 pose references for 2 crop sets$"):
         run_pose_verdicts(
             TinyPose(), FakeSession(), (drawn, photos), (2,), precision="int8", torch_device=CPU,
             spec=XS, references=[coords_by_hand(photos.images)],

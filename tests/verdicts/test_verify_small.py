@@ -637,7 +637,7 @@ def test_option_values_are_normalized_and_atol_checked_when_made() -> None:
     assert VerifyOptions(atol=0.5).atol == 0.5
 
 
-def test_no_options_means_the_defaults(tmp_path: Path) -> None:
+def test_options_may_be_left_out(tmp_path: Path) -> None:
     missing = tmp_path / "missing.onnx"
     with pytest.raises(OnnxModelError, match=r"missing\.onnx"):
         verify_onnx(missing, _checkpoint())
