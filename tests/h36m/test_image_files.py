@@ -57,11 +57,15 @@ def _png_header(width: int, height: int) -> bytes:
     )
 
 
+def _sof(width: int, height: int) -> bytes:
+    """A baseline start-of-frame segment (ITU T.81 B.2.2) for one 8-bit component."""
+    return b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+
+
 def _jpeg_header(width: int, height: int) -> bytes:
     """SOI, an APP0 segment, then SOF0 declaring width x height."""
     app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9
-    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8" + app0 + sof + b"\x00" * 16
+    return b"\xff\xd8" + app0 + _sof(width, height) + b"\x00" * 16
 
 
 @pytest.mark.parametrize("header", [_png_header, _jpeg_header])
@@ -176,11 +180,6 @@ def test_an_image_is_held_to_its_annotated_size_before_decoding(tmp_path: Path) 
 
 # Headers written by hand from each format's spec, at the edges where a parser reads past the
 # end of the file or a signed read turns a large size negative.
-
-
-def _sof(width: int, height: int) -> bytes:
-    """A baseline start-of-frame segment (ITU T.81 B.2.2) for one 8-bit component."""
-    return b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
 
 
 def _bmp(header_size: int, sizes: bytes) -> bytes:
