@@ -47,6 +47,42 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("needs torch CUDA and onnxruntime's CUDAExecutionProvider")
 
 
+def _needs_a_shared_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses one of this suite's fixtures built once per module or per run."""
+    definitions = item._fixtureinfo.name2fixturedefs  # pytest lists a test's fixtures only here
+    return any(d.scope != "function" and d.baseid for defs in definitions.values() for d in defs)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `just test` (xdist worksteal) each worker gets one contiguous share of the items, and
+    one that runs out steals the last half of the busiest one's queue. Shares are laid out so
+    that a stolen test never needs a module fixture its victim builds or has built (an int8
+    export: seconds): the modules whose tests use shared fixtures are dealt to the shares in
+    turn, whole, at the front of each; the tests without such fixtures fill the shares after them
+    and are what a steal takes. Every worker computes the same order, as xdist requires."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    by_module: dict[str, list[pytest.Item]] = {}
+    free: list[pytest.Item] = []
+    for item in items:
+        if _needs_a_shared_fixture(item):
+            by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+        else:
+            free.append(item)
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for turn, module in enumerate(by_module.values()):
+        shares[turn % workers].extend(module)
+    # xdist's shares: the first worker gets len // workers items, the next of what is left, ...
+    ordered: list[pytest.Item] = []
+    for share, held in enumerate(shares):
+        size = (len(items) - len(ordered)) // (workers - share)
+        fill = len(free) if share == workers - 1 else max(0, size - len(held))
+        ordered += held + free[:fill]
+        del free[:fill]
+    items[:] = ordered
+
+
 @pytest.fixture(scope="session")
 def release_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """release_file("L") -> path of a fabricated ConvNeXtPose_L.tar (built once, read-only use)."""

@@ -112,7 +112,7 @@ def handle_errors(command: F) -> F:
         # Provider loading failures are reported by the tool in one honest line; onnxruntime's
         # own coloured log of the same failure would only add noise (and reach stdout under
         # --json). Set here, when a command runs: --help and completion import no runtime.
-        from ..runtimes.sessions import quiet_onnxruntime
+        from ..runtimes.onnxruntime_log import quiet_onnxruntime
 
         quiet_onnxruntime(SETTINGS.verbose)
         try:

@@ -59,12 +59,6 @@ def resolve_torch_device(device: str) -> torch.device:
     raise ProviderError(f"CUDA asked for: {why}")
 
 
-def quiet_onnxruntime(verbose: bool = False) -> None:
-    """onnxruntime's own process-wide logger: fatal only (our messages say what failed and why),
-    or warnings with verbose. SessionOptions.log_severity_level does not reach provider loading."""
-    ort.set_default_logger_severity(2 if verbose else 4)
-
-
 def onnxruntime_cuda_version() -> str | None:
     """The CUDA version this onnxruntime-gpu was built for ("13.0"), or None (CPU build)."""
     try:

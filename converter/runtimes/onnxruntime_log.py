@@ -1,0 +1,14 @@
+"""onnxruntime's process-wide logger, set by the command line before each command runs.
+
+Apart from sessions (which imports PyTorch and onnx): a command that never opens a graph
+(variants, demo-data, inspect) pays for onnxruntime's import only."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+
+
+def quiet_onnxruntime(verbose: bool = False) -> None:
+    """onnxruntime's own process-wide logger: fatal only (our messages say what failed and why),
+    or warnings with verbose. SessionOptions.log_severity_level does not reach provider loading."""
+    ort.set_default_logger_severity(2 if verbose else 4)
