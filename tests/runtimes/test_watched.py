@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hostile_graphs import slow_after_coords
+from typer.testing import CliRunner
 
 from converter.checkpoints.released import load_released
+from converter.cli.main import app
 from converter.core.errors import OnnxModelError, OptionError
 from converter.h36m.photos import photo_paths
 from converter.runtimes.sessions import open_onnx_session
@@ -30,7 +30,6 @@ from converter.runtimes.watched import (
 
 # softmaxes: with the export, 15.4 G operations by the shapes with their factor at 1 (limit 16 G)
 STEPS = 50
-UNDERSTATED = "import cnp_convert.runtimes.graph_cost as g; g.SOFTMAX_NOT_LAST_AXIS = 1; "
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +143,12 @@ def test_ctrl_c_lands_while_the_runtime_is_in_native_code(
 
 
 def test_timeout_is_one_line_and_exit_2_from_the_command_line(
-    slow_graph: Path, tmp_path: Path
+    slow_graph: Path, tmp_path: Path, understated: None
 ) -> None:
-    main = UNDERSTATED + "from cnp_convert.cli.main import main; main()"
-    command = [sys.executable, "-c", main, "predict", str(slow_graph),
-               str(photo_paths()[0]), "--timeout", "1", "--threads", "1",
-               "-o", str(tmp_path / "o")]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
+    args = ["predict", str(slow_graph), str(photo_paths()[0]), "--timeout", "1",
+            "--threads", "1", "-o", str(tmp_path / "o")]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 2, done.output
     (line,) = done.stderr.strip().splitlines()[-1:]
     assert "ran past its time limit of 1 s and was stopped; pass --timeout SECONDS" in line
     assert "Traceback" not in done.stderr
