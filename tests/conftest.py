@@ -97,6 +97,24 @@ def release_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
     return get
 
 
+@pytest.fixture(scope="session")
+def synthetic_set(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """synthetic_set("reference" | "kaggle") -> the synthetic Human3.6M set in that layout,
+    written once per worker (93 frames: about a second). Read-only: copy what a test edits."""
+    from converter.h36m.synthetic import make_synthetic_h36m
+
+    cache: dict[str, Path] = {}
+
+    def get(layout: str) -> Path:
+        if layout not in cache:
+            root = tmp_path_factory.mktemp(f"h36m_{layout}") / "h36m"
+            make_synthetic_h36m(root, layout)
+            cache[layout] = root
+        return cache[layout]
+
+    return get
+
+
 def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of this test run that every xdist worker sees (each has its own basetemp inside
     the run's): what one worker built there, another reads instead of building it again."""

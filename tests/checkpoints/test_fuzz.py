@@ -233,12 +233,9 @@ def test_mutated_boxes_files_are_read_or_refused(edits, cut) -> None:
 
 
 @pytest.fixture(scope="module")
-def dataset_seed(tmp_path_factory) -> Path:
+def dataset_seed(tmp_path_factory, synthetic_set) -> Path:
     """The synthetic set's annotation files and RootNet boxes (images: the image family)."""
-    from converter.h36m.synthetic import make_synthetic_h36m
-
-    full = tmp_path_factory.mktemp("fuzz_h36m")
-    make_synthetic_h36m(full)
+    full = synthetic_set("reference")
     seed = tmp_path_factory.mktemp("fuzz_h36m_seed")
     for folder in ("annotations", "bbox_root"):
         shutil.copytree(full / folder, seed / folder)

@@ -161,15 +161,13 @@ def test_progress_is_drawn_only_on_a_terminal_and_never_under_json_or_quiet() ->
             setattr(SETTINGS, flag, False)
 
 
-def test_eval_draws_no_progress_into_redirected_stderr(tmp_path: Path) -> None:
+def test_eval_draws_no_progress_into_redirected_stderr(tmp_path: Path, synthetic_set) -> None:
     """CliRunner's stderr is not a terminal: the old bar wrote '\\r eval [###...' there."""
     from converter.checkpoints.released import released_release
-    from converter.h36m.synthetic import make_synthetic_h36m
 
-    make_synthetic_h36m(tmp_path / "data")
     release = released_release(tmp_path)
     result = invoke(
-        "eval", "--data", tmp_path / "data", "--checkpoint", release, "--backend", "torch",
+        "eval", "--data", synthetic_set("reference"), "--checkpoint", release, "--backend", "torch",
         "--limit", 2, "--device", "cpu", "--no-flip",
     )  # fmt: skip
     assert result.exit_code == 0, result.output

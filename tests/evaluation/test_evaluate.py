@@ -28,19 +28,15 @@ from converter.evaluation.evaluate import (
 from converter.evaluation.visualize import write_visualisations
 from converter.h36m.dataset import load_dataset
 from converter.h36m.preprocess import load_input
-from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
+from converter.h36m.synthetic import BBOX_ROOT_FILE
 from converter.runtimes.sessions import open_onnx_session
 
 SPEC = get_variant("XS")
 
 
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    roots = {}
-    for layout in ("reference", "kaggle"):
-        roots[layout] = tmp_path_factory.mktemp(f"h36m_{layout}")
-        make_synthetic_h36m(roots[layout], layout)
-    return roots
+def layouts(synthetic_set) -> dict[str, Path]:
+    return {layout: synthetic_set(layout) for layout in ("reference", "kaggle")}
 
 
 @pytest.fixture(scope="module")

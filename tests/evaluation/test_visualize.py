@@ -28,7 +28,6 @@ from converter.evaluation.visualize import (
     write_visualisations,
 )
 from converter.h36m.dataset import load_dataset
-from converter.h36m.synthetic import make_synthetic_h36m
 
 SPEC = get_variant("XS")
 FRAMES = 10
@@ -49,10 +48,8 @@ class SeededBackend:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("h36m_vis")
-    make_synthetic_h36m(root)
-    dataset = load_dataset(root, 2, limit=FRAMES)
+def evaluated(synthetic_set):
+    dataset = load_dataset(synthetic_set("reference"), 2, limit=FRAMES)
     rng = np.random.default_rng(7)
     h, w = SPEC.heatmap_hw
     base = rng.uniform([8, 4, 12], [w - 8, h - 4, SPEC.depth_dim - 12], (FRAMES, 18, 3))

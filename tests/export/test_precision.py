@@ -380,15 +380,13 @@ def test_cli_verify_reports_the_precision(fp16_export) -> None:
 
 
 def test_eval_reports_the_int8_change_with_its_default_limit(
-    int8_export, trained, tmp_path: Path
+    int8_export, trained, tmp_path: Path, synthetic_set
 ) -> None:
     from converter.checkpoints.writer import write_canonical
-    from converter.h36m.synthetic import make_synthetic_h36m
 
-    make_synthetic_h36m(tmp_path / "h36m")
     weights = tmp_path / "xs.safetensors"
     write_canonical(trained, weights)
-    args = ["eval", "--data", tmp_path / "h36m", "--checkpoint", weights]
+    args = ["eval", "--data", synthetic_set("reference"), "--checkpoint", weights]
     result = invoke(*args, "--onnx", int8_export[0], "--limit", "8", "--no-progress", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

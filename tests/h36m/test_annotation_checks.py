@@ -21,17 +21,15 @@ from converter.h36m.dataset import (
     load_dataset,
     whole_number,
 )
-from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
+from converter.h36m.synthetic import BBOX_ROOT_FILE
 
 ROOTNET_DIR = Path(__file__).resolve().parents[1] / "data" / "h36m_bbox_root"
 DATA, CAMERA, JOINTS = (f"Human36M_subject9_{kind}.json" for kind in ("data", "camera", "joint_3d"))
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("annotations") / "h36m"
-    make_synthetic_h36m(root, "reference")
-    return root
+def synthetic_root(synthetic_set) -> Path:
+    return synthetic_set("reference")
 
 
 def _edited(

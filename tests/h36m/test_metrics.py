@@ -22,14 +22,12 @@ from converter.h36m.metrics import (
     summarize,
     to_heatmap_units,
 )
-from converter.h36m.synthetic import BBOX_ROOT_FILE, make_synthetic_h36m
+from converter.h36m.synthetic import BBOX_ROOT_FILE
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("h36m")
-    make_synthetic_h36m(root, "reference")
-    return root
+def synthetic_root(synthetic_set) -> Path:
+    return synthetic_set("reference")
 
 
 def _oracle_coords(dataset, spec) -> np.ndarray:

@@ -136,13 +136,10 @@ def test_a_loop_after_coords_is_refused_by_every_command(
     ],
 )
 def test_eval_refuses_graphs_whose_coords_are_not_joints(
-    released: Path, tmp_path: Path, make, expected: str
+    released: Path, tmp_path: Path, synthetic_set, make, expected: str
 ) -> None:
     """Each used to end in NaN figures with exit 0, or a traceback."""
-    from converter.h36m.synthetic import make_synthetic_h36m
-
-    data = tmp_path / "h36m"
-    make_synthetic_h36m(data, "reference")
+    data = synthetic_set("reference")
     graph = make(released, tmp_path)
     result = _cli("eval", "--data", data, "--onnx", graph, "--backend", "onnx",
                   "--limit", 2, "--batch", 2, "--no-flip", "--device", "cpu")  # fmt: skip
