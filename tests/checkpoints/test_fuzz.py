@@ -4,88 +4,79 @@ boxes files, Human3.6M annotations and ONNX graphs.
 Inputs are real fixtures (a release zip, a canonical safetensors file, an unzipped folder, a
 photo in each image format, a boxes file, the synthetic set's annotations, an exported graph) with
 their bytes or structure mutated. Each example is read in a forked child under a memory cap
-(RLIMIT_AS) and a time cap (alarm): it must end in success or in a CheckpointError (exit 2 at the
-command line), never another exception, never past the caps. CI runs a fixed small budget;
+(RLIMIT_AS) and a time cap (alarm), forked from a lean process of its own (reader_server.py): it
+must end in success or in a CheckpointError (exit 2 at the command line), never another
+exception, never past the caps. CI runs a fixed small budget;
 `just fuzz` runs a long one (CNP_FUZZ_EXAMPLES).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import resource
 import shutil
-import signal
+import subprocess
+import sys
 import tempfile
-import traceback
-import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reader_server import CRASHED, OK, REFUSED
 
 from converter.checkpoints.canonical import canonicalize
 from converter.checkpoints.fabricate import unzip_release
 from converter.checkpoints.reader import read_checkpoint
 from converter.checkpoints.writer import write_canonical
-from converter.core.errors import ConverterError
 
 EXAMPLES = int(os.environ.get("CNP_FUZZ_EXAMPLES", "25"))
-# Bytes of address space an example may add to what its worker already maps (torch maps ~1.5 GB;
-# a worker that ran the OpenVINO or LiteRT tests maps more): a fixed cap would fail on those.
-MEMORY_HEADROOM = 1536 * 1024**2
-TIME_CAP = 20  # seconds per example
-
-OK, REFUSED, CRASHED, KILLED = 0, 2, 3, -1
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _read_checkpoint(path: Path) -> None:
-    canonicalize(read_checkpoint(path))
+class Reader:
+    """reader_server.py in its own process, one per module: read(name, path) -> (outcome,
+    detail), the outcome one of reader_server's OK, REFUSED, CRASHED, KILLED."""
+
+    def __init__(self, log: Path) -> None:
+        self._log = log
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        with log.open("wb") as stderr:
+            self._process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("reader_server.py"))],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                cwd=ROOT, env=env,
+            )  # fmt: skip
+
+    def __call__(self, read: str, path: Path) -> tuple[int, str]:
+        assert self._process.stdin and self._process.stdout
+        self._process.stdin.write(json.dumps({"read": read, "path": str(path)}) + "\n")
+        self._process.stdin.flush()
+        answer = self._process.stdout.readline()
+        if not answer:
+            raise AssertionError(f"the reader process ended: {self._log.read_text()[-4000:]}")
+        decoded = json.loads(answer)
+        return decoded["outcome"], decoded["detail"]
+
+    def close(self) -> None:
+        assert self._process.stdin
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
 
 
-def _mapped_bytes() -> int:
-    """This process's address space now (VmSize in /proc/self/status)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmSize in /proc/self/status")
-
-
-def _read_in_child(path: Path, read=_read_checkpoint) -> tuple[int, str]:
-    """(outcome, detail): read(path) run in a forked child with memory and time caps."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(read_end)
-        code, detail = OK, ""
-        try:
-            cap = _mapped_bytes() + MEMORY_HEADROOM
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            signal.alarm(TIME_CAP)
-            # numpy's overflow and invalid-value warnings would reach the user's terminal
-            warnings.simplefilter("error", RuntimeWarning)
-            read(path)
-        except ConverterError as exc:
-            code, detail = REFUSED, str(exc)
-        except BaseException:  # anything else is a finding
-            code, detail = CRASHED, traceback.format_exc()
-        os.write(write_end, detail.encode()[:4000])
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        detail = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return KILLED, f"killed by signal {os.WTERMSIG(status)} (time or memory cap)"
-    return os.WEXITSTATUS(status), detail
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory) -> Iterator[Reader]:
+    server = Reader(tmp_path_factory.mktemp("fuzz_reader") / "stderr.log")
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")
 def seeds(release_file, tmp_path_factory) -> dict[str, bytes | Path]:
-    torch.set_num_threads(1)  # fork-safe: no intra-op thread pool to inherit
     folder = tmp_path_factory.mktemp("fuzz_seeds")
     release = release_file("XS")
     canonical = folder / "xs.safetensors"
@@ -124,14 +115,14 @@ FUZZ = settings(
 
 @FUZZ
 @given(kind=st.sampled_from(["zip", "safetensors"]), edits=EDITS, cut=CUTS)
-def test_mutated_bytes_are_read_or_refused(seeds, kind, edits, cut) -> None:
+def test_mutated_bytes_are_read_or_refused(reader, seeds, kind, edits, cut) -> None:
     # Most checkpoints are tensor bytes; _mutated edits the structured head and tail more often.
     data = _mutated(seeds[kind].read_bytes(), edits, cut)
     # One example's files at a time: a long run would otherwise keep thousands of copies.
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / f"case.{'pth' if kind == 'zip' else 'safetensors'}"
         path.write_bytes(bytes(data))
-        _assert_contained(*_read_in_child(path))
+        _assert_contained(*reader("read_checkpoint", path))
 
 
 @FUZZ
@@ -140,14 +131,14 @@ def test_mutated_bytes_are_read_or_refused(seeds, kind, edits, cut) -> None:
     pick=st.integers(0, 10_000),
     payload=st.binary(max_size=64),
 )
-def test_mutated_folders_are_read_or_refused(seeds, action, pick, payload) -> None:
+def test_mutated_folders_are_read_or_refused(reader, seeds, action, pick, payload) -> None:
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         folder = Path(tmp) / "snapshot"
         # Linked, not copied (tens of MB per example): _mutate_folder replaces a file it
         # changes, so the seed's own files are never written.
         shutil.copytree(seeds["folder"], folder, copy_function=os.link)
         _mutate_folder(folder, action, pick, payload)
-        _assert_contained(*_read_in_child(folder))
+        _assert_contained(*reader("read_checkpoint", folder))
 
 
 def _mutate_folder(folder: Path, action: str, pick: int, payload: bytes) -> None:
@@ -194,34 +185,22 @@ def image_seeds() -> dict[str, bytes]:
     }
 
 
-def _read_image(path: Path) -> None:
-    from converter.h36m.image_files import read_bgr
-
-    read_bgr(path)
-
-
 @FUZZ
 @given(suffix=st.sampled_from([".png", ".jpg", ".bmp", ".webp"]), edits=EDITS, cut=CUTS)
-def test_mutated_images_are_read_or_refused(image_seeds, suffix, edits, cut) -> None:
+def test_mutated_images_are_read_or_refused(reader, image_seeds, suffix, edits, cut) -> None:
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / f"case{suffix}"
         path.write_bytes(_mutated(image_seeds[suffix], edits, cut))
-        _assert_contained(*_read_in_child(path, _read_image))
+        _assert_contained(*reader("read_image", path))
 
 
 BOXES = '{"a.jpg": [[10, 20, 100, 200], {"box": [1.5, 2, 30, 40], "root_depth_mm": 5000}]}'
 
 
-def _read_boxes(path: Path) -> None:
-    from converter.prediction.run import read_boxes_file
-
-    read_boxes_file(path)
-
-
 @FUZZ
 @given(edits=st.lists(st.tuples(st.integers(0, 200), st.sampled_from('[]{}",:0-9.eE-+ atrue')),
                       min_size=1, max_size=6), cut=CUTS)  # fmt: skip
-def test_mutated_boxes_files_are_read_or_refused(edits, cut) -> None:
+def test_mutated_boxes_files_are_read_or_refused(reader, edits, cut) -> None:
     text = list(BOXES)
     for where, char in edits:
         text[where % len(text)] = char
@@ -229,7 +208,7 @@ def test_mutated_boxes_files_are_read_or_refused(edits, cut) -> None:
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / "boxes.json"
         path.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
-        _assert_contained(*_read_in_child(path, _read_boxes))
+        _assert_contained(*reader("read_boxes", path))
 
 
 @pytest.fixture(scope="module")
@@ -241,14 +220,6 @@ def dataset_seed(tmp_path_factory, synthetic_set) -> Path:
         shutil.copytree(full / folder, seed / folder)
     (seed / "images").mkdir()  # the layout is read from the folders; the frames are not read
     return seed
-
-
-def _read_dataset(root: Path) -> None:
-    from converter.h36m.dataset import load_dataset
-
-    bbox_root = root / "bbox_root" / "bbox_root_human36m_output.json"
-    for protocol in (1, 2):
-        load_dataset(root, protocol, bbox_root=bbox_root, require_images=False)
 
 
 JSON_CHARS = st.sampled_from('[]{}",:0-9.eE-+ atrue/\\n')
@@ -286,7 +257,7 @@ JSON_EDITS = st.lists(
 
 @FUZZ
 @given(pick=st.integers(0, 10_000), edits=JSON_EDITS, cut=CUTS)
-def test_mutated_annotations_are_read_or_refused(dataset_seed, pick, edits, cut) -> None:
+def test_mutated_annotations_are_read_or_refused(reader, dataset_seed, pick, edits, cut) -> None:
     # One file of the set (annotation data, cameras, 3D joints or RootNet boxes) edited.
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         root = Path(tmp) / "h36m"
@@ -295,7 +266,7 @@ def test_mutated_annotations_are_read_or_refused(dataset_seed, pick, edits, cut)
         target = files[pick % len(files)]
         data = _edited_json(target.read_text(), edits).encode()
         target.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
-        _assert_contained(*_read_in_child(root, _read_dataset))
+        _assert_contained(*reader("read_dataset", root))
 
 
 @pytest.fixture(scope="module")
@@ -303,21 +274,13 @@ def graph_seed(onnx_cache) -> bytes:
     return onnx_cache.exported(onnx_cache.seeded_checkpoint("XS", 0))[0].read_bytes()
 
 
-def _run_graph(path: Path) -> None:
-    import numpy as np
-
-    from converter.prediction.predictor import PosePredictor
-
-    PosePredictor(path, device="cpu").predict(np.zeros((64, 48, 3), np.uint8))
-
-
 @FUZZ
 @given(edits=EDITS, cut=CUTS)
-def test_mutated_graphs_are_run_or_refused(graph_seed, edits, cut) -> None:
+def test_mutated_graphs_are_run_or_refused(reader, graph_seed, edits, cut) -> None:
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / "case.onnx"
         path.write_bytes(_mutated(graph_seed, edits, cut))
-        _assert_contained(*_read_in_child(path, _run_graph))
+        _assert_contained(*reader("run_graph", path))
 
 
 _SIZES = st.sampled_from([-(2**62), -2, -1, 0, 1, 2, 3, 7, 64, 1000, 2**20, 2**31, 2**40, 2**62])
@@ -373,30 +336,22 @@ def _edited_graph(data: bytes, edits) -> bytes:
 
 @FUZZ
 @given(edits=GRAPH_EDITS)
-def test_structurally_edited_graphs_are_run_or_refused(graph_seed, edits) -> None:
+def test_structurally_edited_graphs_are_run_or_refused(reader, graph_seed, edits) -> None:
     """Shapes, axes, operators and wiring changed: the cost read from the shapes must refuse
     what would not fit (memory, time) before a runtime runs it, in one line."""
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / "case.onnx"
         path.write_bytes(_edited_graph(graph_seed, edits))
-        _assert_contained(*_read_in_child(path, _run_graph))
+        _assert_contained(*reader("run_graph", path))
 
 
-def test_the_harness_sees_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(path):
-        raise KeyError("not a ConverterError")
-
-    monkeypatch.setattr(f"{__name__}.read_checkpoint", broken)
-    outcome, detail = _read_in_child(tmp_path / "any")
+def test_the_harness_sees_a_crash(reader, tmp_path: Path) -> None:
+    outcome, detail = reader("crash", tmp_path / "any")
     assert outcome == CRASHED and "KeyError" in detail
 
 
-def test_the_harness_enforces_the_memory_cap(tmp_path: Path, monkeypatch) -> None:
-    def hungry(path):
-        return bytearray(MEMORY_HEADROOM * 2)
-
-    monkeypatch.setattr(f"{__name__}.read_checkpoint", hungry)
-    outcome, detail = _read_in_child(tmp_path / "any")
+def test_the_harness_enforces_the_memory_cap(reader, tmp_path: Path) -> None:
+    outcome, detail = reader("hungry", tmp_path / "any")
     assert outcome == CRASHED and "MemoryError" in detail
 
 
