@@ -11,7 +11,8 @@ demo *ARGS:
     {{venv}}/bin/cnp-convert demo {{ARGS}}
 
 # The test suite (the README's test command runs this). worksteal hands each worker a contiguous
-# half of the suite (so a module's fixtures are built once) and rebalances only at the end.
+# share of the suite and rebalances only at the end; tests/conftest.py lays the shares out so that
+# what a steal takes never needs another worker's module fixtures.
 test *ARGS:
     {{py}} -m pytest -q -n auto --maxprocesses=4 --dist worksteal {{ARGS}}
 
