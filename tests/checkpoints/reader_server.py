@@ -1,9 +1,9 @@
 """The fuzz harness's reader: a lean process that reads each fuzzed file in a forked child under a
 memory cap (RLIMIT_AS) and a time cap (alarm), and says how the read ended.
 
-Forking the test worker itself would copy a heap that grows through the run (PyTorch, OpenVINO,
-LiteRT, every module's objects): late in a run each fork and exit cost more than the read. This
-process imports only what the readers need, once, and forks from that.
+A test worker maps more with every runtime it loads (PyTorch, OpenVINO, LiteRT): forked from one
+late in a run, an example's fork and exit cost more than its read (docs/development.md). This
+process imports only what the reads need, once, and forks from that.
 
 Protocol, one JSON line each way: {"read": NAME, "path": PATH} in, {"outcome", "detail"} out.
 """
