@@ -12,7 +12,7 @@ demo *ARGS:
 
 # The test suite (the README's test command runs this). worksteal hands each worker a contiguous
 # share of the suite and rebalances only at the end; tests/conftest.py lays the shares out so that
-# what a steal takes never needs another worker's module fixtures.
+# what a steal takes first needs no module fixture that another worker builds.
 test *ARGS:
     {{py}} -m pytest -q -n auto --maxprocesses=4 --dist worksteal {{ARGS}}
 

@@ -47,22 +47,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("needs torch CUDA and onnxruntime's CUDAExecutionProvider")
 
 
+TESTS = Path(__file__).resolve().parent
+
+
 def _needs_a_shared_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses one of this suite's fixtures built once per module or per run."""
-    definitions = item._fixtureinfo.name2fixturedefs  # pytest lists a test's fixtures only here
-    return any(d.scope != "function" and d.baseid for defs in definitions.values() for d in defs)
+    """Whether the test uses a fixture of this suite that is built once per module or per run."""
+    info = getattr(item, "_fixtureinfo", None)  # pytest keeps a test's fixture definitions here
+    if info is None:
+        return False
+    used = [defs[-1] for defs in info.name2fixturedefs.values() if defs]  # the last overrides
+    return any(d.scope != "function" and TESTS in Path(d.func.__code__.co_filename).parents
+               for d in used)  # fmt: skip
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
     """Under `just test` (xdist worksteal) each worker gets one contiguous share of the items, and
-    one that runs out steals the last half of the busiest one's queue. Shares are laid out so
-    that a stolen test never needs a module fixture its victim builds or has built (an int8
-    export: seconds): the modules whose tests use shared fixtures are dealt to the shares in
-    turn, whole, at the front of each; the tests without such fixtures fill the shares after them
-    and are what a steal takes. Every worker computes the same order, as xdist requires."""
+    one that runs out steals the last half of the busiest one's queue, again as it runs out. The
+    shares are laid out so that what a steal takes first are tests that need no module fixture
+    its victim builds (an int8 export: seconds): the modules whose tests use shared fixtures go
+    whole to the front of the share with the fewest such tests so far (largest module first);
+    the tests without them fill each share after them. After every other plugin has selected
+    and ordered the items (-k, -m, --deselect, --lf), and the same on every worker, as xdist
+    requires. A share whose modules outnumber its size ends inside a module (whose fixtures are
+    then built on both workers, as without this layout)."""
+    result = yield
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers < 2:
-        return
+        return result
     by_module: dict[str, list[pytest.Item]] = {}
     free: list[pytest.Item] = []
     for item in items:
@@ -70,17 +82,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
         else:
             free.append(item)
-    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    for turn, module in enumerate(by_module.values()):
-        shares[turn % workers].extend(module)
+    share_of: dict[str, int] = {}
+    held_counts = [0] * workers
+    for module in sorted(by_module, key=lambda name: -len(by_module[name])):
+        share_of[module] = held_counts.index(min(held_counts))
+        held_counts[share_of[module]] += len(by_module[module])
     # xdist's shares: the first worker gets len // workers items, the next of what is left, ...
     ordered: list[pytest.Item] = []
-    for share, held in enumerate(shares):
+    for share in range(workers):
+        held = [item for module in by_module if share_of[module] == share
+                for item in by_module[module]]  # fmt: skip
         size = (len(items) - len(ordered)) // (workers - share)
         fill = len(free) if share == workers - 1 else max(0, size - len(held))
         ordered += held + free[:fill]
         del free[:fill]
     items[:] = ordered
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """onnxruntime's process-wide logger, set by the command line before each command runs.
 
-Apart from sessions (which imports PyTorch and onnx): a command that never opens a graph
-(variants, demo-data, inspect) pays for onnxruntime's import only."""
+Apart from sessions (which imports onnx, PyTorch and the graph checks): a command that never
+opens a graph (variants, inspect, demo-data) does not import them for this."""
 
 from __future__ import annotations
 

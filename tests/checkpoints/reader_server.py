@@ -5,7 +5,8 @@ A test worker maps more with every runtime it loads (PyTorch, OpenVINO, LiteRT):
 late in a run, an example's fork and exit cost more than its read (docs/development.md). This
 process imports only what the reads need, once, and forks from that.
 
-Protocol, one JSON line each way: {"read": NAME, "path": PATH} in, {"outcome", "detail"} out.
+Protocol, one JSON line each way: {"read": NAME, "path": PATH} in (NAME: a function below),
+{"outcome", "detail"} out.
 """
 
 from __future__ import annotations
@@ -26,26 +27,26 @@ TIME_CAP = 20  # seconds per read
 OK, REFUSED, CRASHED, KILLED = 0, 2, 3, -1
 
 
-def read_checkpoint(path: Path) -> None:
+def checkpoint(path: Path) -> None:
     from converter.checkpoints.canonical import canonicalize
     from converter.checkpoints.reader import read_checkpoint
 
     canonicalize(read_checkpoint(path))
 
 
-def read_image(path: Path) -> None:
+def image(path: Path) -> None:
     from converter.h36m.image_files import read_bgr
 
     read_bgr(path)
 
 
-def read_boxes(path: Path) -> None:
+def boxes_file(path: Path) -> None:
     from converter.prediction.run import read_boxes_file
 
     read_boxes_file(path)
 
 
-def read_dataset(root: Path) -> None:
+def dataset(root: Path) -> None:
     from converter.h36m.dataset import load_dataset
 
     bbox_root = root / "bbox_root" / "bbox_root_human36m_output.json"
@@ -53,7 +54,7 @@ def read_dataset(root: Path) -> None:
         load_dataset(root, protocol, bbox_root=bbox_root, require_images=False)
 
 
-def run_graph(path: Path) -> None:
+def graph(path: Path) -> None:
     import numpy as np
 
     from converter.prediction.predictor import PosePredictor
@@ -71,8 +72,7 @@ def hungry(path: Path) -> None:
     bytearray(MEMORY_HEADROOM * 2)
 
 
-READS = {f.__name__: f for f in (read_checkpoint, read_image, read_boxes, read_dataset, run_graph)}
-READS.update(crash=crash, hungry=hungry)
+READS = {f.__name__: f for f in (checkpoint, image, boxes_file, dataset, graph, crash, hungry)}
 
 
 def _mapped_bytes() -> int:
@@ -115,6 +115,8 @@ def read_in_child(read, path: Path) -> tuple[int, str]:
 
 
 def serve() -> None:
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # what an import or a read prints goes to stderr, never into the answers
     import torch
 
     torch.set_num_threads(1)  # fork-safe: no intra-op thread pool to inherit
@@ -125,8 +127,6 @@ def serve() -> None:
     import converter.prediction.predictor
     import converter.prediction.run  # noqa: F401
 
-    answers = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # what a read prints goes to stderr, never into the answers
     for line in sys.stdin:
         request = json.loads(line)
         outcome, detail = read_in_child(READS[request["read"]], Path(request["path"]))

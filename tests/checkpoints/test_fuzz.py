@@ -20,10 +20,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import reader_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reader_server import CRASHED, OK, REFUSED
@@ -38,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Reader:
-    """reader_server.py in its own process, one per module: read(name, path) -> (outcome,
-    detail), the outcome one of reader_server's OK, REFUSED, CRASHED, KILLED."""
+    """reader_server.py in its own process, one per module: reader(read, path) -> (outcome,
+    detail) of reader_server's function read on path, the outcome one of its OK, REFUSED,
+    CRASHED, KILLED."""
 
     def __init__(self, log: Path) -> None:
         self._log = log
@@ -47,25 +49,34 @@ class Reader:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         with log.open("wb") as stderr:
             self._process = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("reader_server.py"))],
+                [sys.executable, reader_server.__file__],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
                 cwd=ROOT, env=env,
             )  # fmt: skip
 
-    def __call__(self, read: str, path: Path) -> tuple[int, str]:
+    def __call__(self, read: Callable[[Path], None], path: Path) -> tuple[int, str]:
         assert self._process.stdin and self._process.stdout
-        self._process.stdin.write(json.dumps({"read": read, "path": str(path)}) + "\n")
-        self._process.stdin.flush()
-        answer = self._process.stdout.readline()
+        try:
+            self._process.stdin.write(json.dumps({"read": read.__name__, "path": str(path)}))
+            self._process.stdin.write("\n")
+            self._process.stdin.flush()
+            answer = self._process.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
         if not answer:
             raise AssertionError(f"the reader process ended: {self._log.read_text()[-4000:]}")
         decoded = json.loads(answer)
         return decoded["outcome"], decoded["detail"]
 
     def close(self) -> None:
-        assert self._process.stdin
+        assert self._process.stdin and self._process.stdout
         self._process.stdin.close()
-        self._process.wait(timeout=60)
+        try:
+            self._process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +133,7 @@ def test_mutated_bytes_are_read_or_refused(reader, seeds, kind, edits, cut) -> N
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / f"case.{'pth' if kind == 'zip' else 'safetensors'}"
         path.write_bytes(bytes(data))
-        _assert_contained(*reader("read_checkpoint", path))
+        _assert_contained(*reader(reader_server.checkpoint, path))
 
 
 @FUZZ
@@ -138,7 +149,7 @@ def test_mutated_folders_are_read_or_refused(reader, seeds, action, pick, payloa
         # changes, so the seed's own files are never written.
         shutil.copytree(seeds["folder"], folder, copy_function=os.link)
         _mutate_folder(folder, action, pick, payload)
-        _assert_contained(*reader("read_checkpoint", folder))
+        _assert_contained(*reader(reader_server.checkpoint, folder))
 
 
 def _mutate_folder(folder: Path, action: str, pick: int, payload: bytes) -> None:
@@ -191,7 +202,7 @@ def test_mutated_images_are_read_or_refused(reader, image_seeds, suffix, edits, 
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / f"case{suffix}"
         path.write_bytes(_mutated(image_seeds[suffix], edits, cut))
-        _assert_contained(*reader("read_image", path))
+        _assert_contained(*reader(reader_server.image, path))
 
 
 BOXES = '{"a.jpg": [[10, 20, 100, 200], {"box": [1.5, 2, 30, 40], "root_depth_mm": 5000}]}'
@@ -208,7 +219,7 @@ def test_mutated_boxes_files_are_read_or_refused(reader, edits, cut) -> None:
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / "boxes.json"
         path.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
-        _assert_contained(*reader("read_boxes", path))
+        _assert_contained(*reader(reader_server.boxes_file, path))
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +277,7 @@ def test_mutated_annotations_are_read_or_refused(reader, dataset_seed, pick, edi
         target = files[pick % len(files)]
         data = _edited_json(target.read_text(), edits).encode()
         target.write_bytes(data[: int(cut * len(data))] if cut is not None else data)
-        _assert_contained(*reader("read_dataset", root))
+        _assert_contained(*reader(reader_server.dataset, root))
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +291,7 @@ def test_mutated_graphs_are_run_or_refused(reader, graph_seed, edits, cut) -> No
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / "case.onnx"
         path.write_bytes(_mutated(graph_seed, edits, cut))
-        _assert_contained(*reader("run_graph", path))
+        _assert_contained(*reader(reader_server.graph, path))
 
 
 _SIZES = st.sampled_from([-(2**62), -2, -1, 0, 1, 2, 3, 7, 64, 1000, 2**20, 2**31, 2**40, 2**62])
@@ -342,17 +353,38 @@ def test_structurally_edited_graphs_are_run_or_refused(reader, graph_seed, edits
     with tempfile.TemporaryDirectory(prefix="cnp-fuzz-") as tmp:
         path = Path(tmp) / "case.onnx"
         path.write_bytes(_edited_graph(graph_seed, edits))
-        _assert_contained(*reader("run_graph", path))
+        _assert_contained(*reader(reader_server.graph, path))
 
 
 def test_the_harness_sees_a_crash(reader, tmp_path: Path) -> None:
-    outcome, detail = reader("crash", tmp_path / "any")
+    outcome, detail = reader(reader_server.crash, tmp_path / "any")
     assert outcome == CRASHED and "KeyError" in detail
 
 
 def test_the_harness_enforces_the_memory_cap(reader, tmp_path: Path) -> None:
-    outcome, detail = reader("hungry", tmp_path / "any")
+    outcome, detail = reader(reader_server.hungry, tmp_path / "any")
     assert outcome == CRASHED and "MemoryError" in detail
+
+
+@pytest.mark.parametrize(
+    ("read", "name"),
+    [
+        (reader_server.checkpoint, "case.pth"),
+        (reader_server.image, "case.png"),
+        (reader_server.boxes_file, "boxes.json"),
+        (reader_server.dataset, "h36m"),
+        (reader_server.graph, "case.onnx"),
+    ],
+)
+def test_each_read_reaches_its_reader(reader, tmp_path: Path, read, name: str) -> None:
+    """A file no reader accepts is refused in one line naming it: the read is the tool's own."""
+    path = tmp_path / name
+    if name == "h36m":
+        path.mkdir()  # a folder with no annotations
+    else:
+        path.write_bytes(b"not a " + name.encode() + b" file")
+    outcome, detail = reader(read, path)
+    assert outcome == REFUSED and str(path) in detail and "\n" not in detail, detail
 
 
 def test_zip_fixture_is_what_the_fuzzer_mutates(seeds) -> None:

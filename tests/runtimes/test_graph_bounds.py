@@ -20,11 +20,9 @@ from hostile_graphs import (
     operator_not_utf8,
     resize_mode_not_utf8,
 )
-from typer.testing import CliRunner, Result
 
 from converter.checkpoints import released as released_module
 from converter.checkpoints.released import load_released
-from converter.cli.main import app
 from converter.core.errors import OnnxModelError
 from converter.h36m.photos import photo_paths
 from converter.runtimes.graph_bounds import unbounded_constructs
@@ -53,7 +51,7 @@ def test_sessions_refuse_unbounded_graphs(tmp_path: Path, make, problem: str) ->
     assert problem in str(refused.value)
 
 
-def test_a_constant_without_data_is_one_line(released: Path, tmp_path: Path) -> None:
+def test_a_constant_without_data_is_one_line(released: Path, tmp_path: Path, cli) -> None:
     """Reading the graph's facts decoded the Constant: a ValueError traceback, before the runtime
     could refuse it."""
     from converter.prediction.predictor import PosePredictor
@@ -62,11 +60,11 @@ def test_a_constant_without_data_is_one_line(released: Path, tmp_path: Path) -> 
     with pytest.raises(OnnxModelError) as refused:
         PosePredictor(graph, device="cpu")
     assert str(graph) in str(refused.value) and "\n" not in str(refused.value)
-    done = _cli("predict", graph, photo_paths()[0])
+    done = cli("predict", graph, photo_paths()[0])
     assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1, done.output
 
 
-def test_an_operator_name_that_is_not_utf8_is_one_line(released: Path, tmp_path: Path) -> None:
+def test_an_operator_name_that_is_not_utf8_is_one_line(released: Path, tmp_path: Path, cli) -> None:
     from converter.prediction.predictor import PosePredictor
 
     graph = operator_not_utf8(released, tmp_path)
@@ -74,7 +72,7 @@ def test_an_operator_name_that_is_not_utf8_is_one_line(released: Path, tmp_path:
         PosePredictor(graph, device="cpu")
     message = str(refused.value)
     assert message == f"{graph}: not a readable ONNX model (an operator is not UTF-8 text)"
-    done = _cli("verify", graph, "--checkpoint", RELEASED)
+    done = cli("verify", graph, "--checkpoint", RELEASED)
     assert done.exit_code == 2 and done.stderr.strip() == f"error: {message}", done.output
 
 
@@ -101,12 +99,6 @@ def test_exports_hold_nothing_unbounded(released: Path) -> None:
     assert unbounded_constructs(onnx.load(str(released))) == []
 
 
-def _cli(*args: object) -> Result:
-    """The command in this process: a graph that ran would be stopped by the run time limit
-    (runtimes.watched), so a refusal that regressed fails the test instead of hanging it."""
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
 @pytest.mark.parametrize(
     "command",
     [
@@ -116,12 +108,12 @@ def _cli(*args: object) -> Result:
     ],
 )
 def test_a_loop_after_coords_is_refused_by_every_command(
-    released: Path, tmp_path: Path, command: list[str]
+    released: Path, tmp_path: Path, cli, command: list[str]
 ) -> None:
     """Everything else about the graph fits (metadata, variant, shapes): before the bound, each of
     these ran it and never returned."""
     graph = loop_after_coords(released, tmp_path)
-    done = _cli(*(graph if part == "{graph}" else part for part in command))
+    done = cli(*(graph if part == "{graph}" else part for part in command))
     assert done.exit_code == 2, done.output
     (line,) = done.stderr.splitlines()[-1:]
     assert "control flow (Loop node 'forever')" in line and "refused before it runs" in line
@@ -136,12 +128,12 @@ def test_a_loop_after_coords_is_refused_by_every_command(
     ],
 )
 def test_eval_refuses_graphs_whose_coords_are_not_joints(
-    released: Path, tmp_path: Path, synthetic_set, make, expected: str
+    released: Path, tmp_path: Path, synthetic_set, cli, make, expected: str
 ) -> None:
     """Each used to end in NaN figures with exit 0, or a traceback."""
     data = synthetic_set("reference")
     graph = make(released, tmp_path)
-    result = _cli("eval", "--data", data, "--onnx", graph, "--backend", "onnx",
+    result = cli("eval", "--data", data, "--onnx", graph, "--backend", "onnx",
                   "--limit", 2, "--batch", 2, "--no-flip", "--device", "cpu")  # fmt: skip
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.strip().splitlines()
